@@ -1,0 +1,245 @@
+//! The command line: clap types, dispatch, and everything printed for people.
+//!
+//! Exit codes: 0 success, 1 the workflow (or a step) failed, 2 usage or configuration error.
+//! Human output goes to stdout (summaries) and stderr (progress, errors); `--json` prints one
+//! JSON document on stdout for scripts. Logs (`tracing`) go to stderr, set by `-v` or RUST_LOG.
+
+mod output;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::engine::{self, Event, RunOptions};
+use crate::plugin::{CompiledCache, Runtime};
+use crate::workflow;
+
+/// Exit code: the workflow or one of its steps failed.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: bad usage, configuration or input.
+pub const EXIT_USAGE: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(name = "wflow", version, about = "Run MLOps workflows of sandboxed WebAssembly steps", long_about = None)]
+struct Cli {
+    /// More logging (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Directory of the compiled-plugin cache [default: ~/.cache/wflow/compiled].
+    #[arg(long, global = true, env = "WFLOW_CACHE_DIR", value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile plugins every time instead of using the compiled-plugin cache.
+    #[arg(long, global = true)]
+    no_compile_cache: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Check a workflow and run it, printing live progress and a summary.
+    Run(RunArgs),
+    /// Check a workflow without running it: syntax, references, files, plugins, configuration.
+    Validate(ValidateArgs),
+    /// Inspect and list plugins.
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The workflow file (TOML).
+    file: PathBuf,
+    /// Steps running at once [default: the workflow's `concurrency`, else the number of CPUs].
+    #[arg(long, short = 'j')]
+    concurrency: Option<usize>,
+    /// Print the run report as JSON on stdout instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Print each step's log after the summary.
+    #[arg(long)]
+    logs: bool,
+}
+
+#[derive(Debug, Args)]
+struct ValidateArgs {
+    /// The workflow file (TOML).
+    file: PathBuf,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum PluginCommand {
+    /// Show what a plugin is: kind, name, version, contract version, configuration schema, capabilities.
+    Inspect {
+        /// A .wasm file, or the name of a built-in plugin.
+        plugin: String,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the built-in plugins.
+    List {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Parses the arguments, runs the command and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    match dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!(
+            "wflow={default},{}",
+            if verbose >= 3 { default } else { "warn" }
+        ))
+    });
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn runtime(cli: &Cli) -> anyhow::Result<Runtime> {
+    let cache = if cli.no_compile_cache {
+        None
+    } else {
+        cli.cache_dir
+            .clone()
+            .or_else(CompiledCache::default_dir)
+            .map(CompiledCache::new)
+    };
+    Runtime::new(cache).context("starting the plugin runtime")
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    match &cli.command {
+        Command::Run(args) => run(&cli, args),
+        Command::Validate(args) => validate(&cli, args),
+        Command::Plugin(PluginCommand::Inspect { plugin, json }) => {
+            let runtime = runtime(&cli)?;
+            let plugin = engine::plan::load_plugin(&runtime, plugin)?;
+            output::print_plugin(&plugin, *json);
+            Ok(0)
+        }
+        Command::Plugin(PluginCommand::List { json }) => {
+            let runtime = runtime(&cli)?;
+            let plugins = engine::builtin::names()
+                .map(|name| engine::plan::load_plugin(&runtime, name))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            output::print_plugin_list(&plugins, *json);
+            Ok(0)
+        }
+    }
+}
+
+/// Reads and parses a workflow, printing every diagnostic on failure.
+fn load_workflow(file: &Path) -> Result<workflow::Workflow, u8> {
+    let source = match std::fs::read_to_string(file) {
+        Ok(source) => source,
+        Err(err) => {
+            eprintln!("error: cannot read workflow {}: {err}", file.display());
+            return Err(EXIT_USAGE);
+        }
+    };
+    workflow::parse(file, &source).map_err(|diagnostics| {
+        eprintln!("{diagnostics}");
+        eprintln!(
+            "error: {} problem{} in {}",
+            diagnostics.items.len(),
+            plural(diagnostics.items.len()),
+            file.display()
+        );
+        EXIT_USAGE
+    })
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn plan(runtime: &Runtime, file: &Path) -> Result<engine::Plan, u8> {
+    let workflow = load_workflow(file)?;
+    engine::plan(workflow, runtime).map_err(|diagnostics| {
+        eprintln!("{diagnostics}");
+        eprintln!(
+            "error: {} problem{} in {}",
+            diagnostics.items.len(),
+            plural(diagnostics.items.len()),
+            file.display()
+        );
+        EXIT_USAGE
+    })
+}
+
+fn validate(cli: &Cli, args: &ValidateArgs) -> anyhow::Result<u8> {
+    let runtime = runtime(cli)?;
+    let plan = match plan(&runtime, &args.file) {
+        Ok(plan) => plan,
+        Err(code) => return Ok(code),
+    };
+    output::print_validated(&plan, args.json);
+    Ok(0)
+}
+
+fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<u8> {
+    let runtime = Arc::new(runtime(cli)?);
+    let plan = match plan(&runtime, &args.file) {
+        Ok(plan) => Arc::new(plan),
+        Err(code) => return Ok(code),
+    };
+    let concurrency = args
+        .concurrency
+        .or(plan.workflow.concurrency)
+        .unwrap_or_else(|| RunOptions::default().concurrency);
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let report = tokio.block_on(async {
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Event>();
+        let progress = output::Progress::new(&plan, args.json);
+        let printer = tokio::spawn(async move {
+            let mut progress = progress;
+            while let Some(event) = receiver.recv().await {
+                progress.event(&event);
+            }
+            progress.finish();
+        });
+        let report = engine::run(
+            plan.clone(),
+            runtime.clone(),
+            RunOptions { concurrency },
+            Some(sender),
+        )
+        .await;
+        // The sender is gone with the run: the printer drains what is left and stops.
+        let _ = printer.await;
+        report
+    });
+    output::print_report(&report, args.json, args.logs);
+    Ok(if report.succeeded() { 0 } else { EXIT_FAILED })
+}

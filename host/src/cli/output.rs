@@ -1,0 +1,470 @@
+//! Human and JSON renderings of runs, plans and plugins, and live progress lines.
+//!
+//! Progress goes to stderr as one line per event, so it reads the same on a terminal and in a
+//! CI log; the summary table and JSON documents go to stdout.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::engine::{Event, Plan, RunReport, StepReport, StepStatus};
+use crate::plugin::{Capability, Decision, Plugin, Severity, StepKind, kind_name};
+
+/// Metrics worth showing in the summary, by kind, in this order when present.
+const KEY_METRICS: &[&str] = &[
+    "accuracy",
+    "f1_macro",
+    "roc_auc",
+    "log_loss",
+    "rmse",
+    "mae",
+    "r2",
+    "train_accuracy",
+    "train_r2",
+    "cv_score",
+    "best_score",
+    "iterations",
+];
+
+fn millis(duration: Duration) -> String {
+    let ms = duration.as_secs_f64() * 1000.0;
+    if ms < 1.0 {
+        format!("{:.0} us", ms * 1000.0)
+    } else if ms < 1000.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{:.2} s", ms / 1000.0)
+    }
+}
+
+fn format_value(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e12 {
+        format!("{value:.0}")
+    } else {
+        format!("{value:.4}")
+    }
+}
+
+fn decision_text(decision: &Decision) -> String {
+    match decision {
+        Decision::Reject => "reject".into(),
+        Decision::Shadow => "shadow".into(),
+        Decision::Canary(percent) => format!("canary {percent}%"),
+        Decision::Promote => "promote".into(),
+    }
+}
+
+/// The one-line gist of a step: its key metrics, checks or decision.
+fn details(step: &StepReport) -> String {
+    if let Some(gate) = &step.decision {
+        return format!("decision: {}", decision_text(&gate.decision));
+    }
+    if let Some(drift) = &step.drift {
+        // The plugin lists each feature's primary method first; that entry decides the feature.
+        let mut seen = std::collections::HashSet::new();
+        let primary: Vec<_> = drift
+            .features
+            .iter()
+            .filter(|f| seen.insert(f.feature.as_str()))
+            .collect();
+        let drifted: Vec<&str> = primary
+            .iter()
+            .filter(|f| f.drifted)
+            .map(|f| f.feature.as_str())
+            .collect();
+        let listed = if drifted.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ": {}{}",
+                drifted
+                    .iter()
+                    .take(5)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if drifted.len() > 5 { ", ..." } else { "" }
+            )
+        };
+        return format!(
+            "drift: {} ({}/{} features drifted{listed})",
+            if drift.drifted { "yes" } else { "no" },
+            drifted.len(),
+            primary.len(),
+        );
+    }
+    let mut parts = Vec::new();
+    if step.kind == StepKind::Validator {
+        let passed = step.findings.iter().filter(|f| f.passed).count();
+        let warnings = step
+            .findings
+            .iter()
+            .filter(|f| !f.passed && f.severity == Severity::Warn)
+            .count();
+        parts.push(format!("{passed}/{} checks passed", step.findings.len()));
+        if warnings > 0 {
+            parts.push(format!(
+                "{warnings} warning{}",
+                if warnings == 1 { "" } else { "s" }
+            ));
+        }
+    }
+    if step.kind == StepKind::Transformer {
+        parts.extend(
+            step.metrics
+                .iter()
+                .filter(|(n, _)| n.ends_with(".rows"))
+                .map(|(n, v)| format!("{n}={}", format_value(*v))),
+        );
+    }
+    for key in KEY_METRICS {
+        if let Some((_, value)) = step.metrics.iter().rev().find(|(name, _)| name == key) {
+            parts.push(format!("{key}={}", format_value(*value)));
+        }
+    }
+    parts.join("  ")
+}
+
+/// Live progress, one line per event on stderr.
+pub struct Progress {
+    quiet: bool,
+    terminal: bool,
+}
+
+impl Progress {
+    pub fn new(_plan: &Plan, quiet: bool) -> Progress {
+        Progress {
+            quiet,
+            terminal: std::io::stderr().is_terminal(),
+        }
+    }
+
+    pub fn event(&mut self, event: &Event) {
+        if self.quiet {
+            return;
+        }
+        let (ok, failed, skipped, running) = if self.terminal {
+            (
+                "\x1b[32m✓\x1b[0m",
+                "\x1b[31m✗\x1b[0m",
+                "\x1b[33m-\x1b[0m",
+                "\x1b[36m▸\x1b[0m",
+            )
+        } else {
+            ("ok  ", "FAIL", "skip", "run ")
+        };
+        match event {
+            Event::StepStarted { step, attempt } => {
+                if *attempt == 1 {
+                    eprintln!("{running} {step}");
+                } else {
+                    eprintln!("{running} {step} (attempt {attempt})");
+                }
+            }
+            Event::StepRetrying {
+                step,
+                attempt,
+                failure,
+                delay,
+            } => {
+                eprintln!(
+                    "{failed} {step}: attempt {attempt} failed: {failure}; retrying in {}",
+                    millis(*delay)
+                );
+            }
+            Event::StepFinished { report } => match &report.status {
+                StepStatus::Succeeded => eprintln!(
+                    "{ok} {} ({})  {}",
+                    report.id,
+                    millis(report.duration),
+                    details(report)
+                ),
+                StepStatus::Failed(reason) => eprintln!(
+                    "{failed} {} ({}): {reason}",
+                    report.id,
+                    millis(report.duration)
+                ),
+                StepStatus::Skipped(reason) => {
+                    eprintln!("{skipped} {}: skipped, {reason}", report.id)
+                }
+            },
+        }
+    }
+
+    pub fn finish(&mut self) {}
+}
+
+fn pad(text: &str, width: usize) -> String {
+    let len = text.chars().count();
+    if len >= width {
+        text.to_string()
+    } else {
+        format!("{text}{}", " ".repeat(width - len))
+    }
+}
+
+pub fn print_report(report: &RunReport, as_json: bool, logs: bool) {
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report_json(report))
+                .expect("JSON values always serialise")
+        );
+        return;
+    }
+    let count = |label: &str| {
+        report
+            .steps
+            .iter()
+            .filter(|s| s.status.label() == label)
+            .count()
+    };
+    println!();
+    println!(
+        "workflow {}: {} ({} steps: {} ok, {} failed, {} skipped) in {}",
+        report.workflow,
+        if report.succeeded() {
+            "succeeded"
+        } else {
+            "failed"
+        },
+        report.steps.len(),
+        count("ok"),
+        count("failed"),
+        count("skipped"),
+        millis(report.duration)
+    );
+    let rows: Vec<[String; 5]> = report
+        .steps
+        .iter()
+        .map(|s| {
+            [
+                s.id.clone(),
+                s.plugin.clone(),
+                s.status.label().to_string(),
+                millis(s.duration),
+                details(s),
+            ]
+        })
+        .collect();
+    let headers = ["STEP", "PLUGIN", "STATUS", "TIME", "DETAILS"];
+    let widths: Vec<usize> = (0..4)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([headers[i].len()])
+                .max()
+                .unwrap_or(0)
+                + 2
+        })
+        .collect();
+    println!();
+    println!(
+        "{}{}{}{}{}",
+        pad(headers[0], widths[0]),
+        pad(headers[1], widths[1]),
+        pad(headers[2], widths[2]),
+        pad(headers[3], widths[3]),
+        headers[4]
+    );
+    for (row, step) in rows.iter().zip(&report.steps) {
+        println!(
+            "{}{}{}{}{}",
+            pad(&row[0], widths[0]),
+            pad(&row[1], widths[1]),
+            pad(&row[2], widths[2]),
+            pad(&row[3], widths[3]),
+            row[4]
+        );
+        match &step.status {
+            StepStatus::Failed(reason) => {
+                println!("    {}: {reason}", step.failure_kind.unwrap_or("failed"))
+            }
+            StepStatus::Skipped(reason) if !reason.is_empty() => println!("    {reason}"),
+            _ => {}
+        }
+        if let Some(gate) = &step.decision {
+            for finding in &gate.report.findings {
+                println!(
+                    "    {} {}: {}",
+                    if finding.passed { "+" } else { "-" },
+                    finding.check,
+                    finding.message
+                );
+            }
+        }
+    }
+    if logs {
+        for step in &report.steps {
+            if step.log.is_empty() {
+                continue;
+            }
+            println!();
+            println!("log of {}:", step.id);
+            for line in &step.log {
+                println!("  [{:>6} ms {:?}] {}", line.at_ms, line.level, line.message);
+            }
+        }
+    }
+}
+
+fn severity_name(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Info => "info",
+        Severity::Warn => "warn",
+        Severity::Fail => "fail",
+    }
+}
+
+fn report_json(report: &RunReport) -> serde_json::Value {
+    json!({
+        "workflow": report.workflow,
+        "succeeded": report.succeeded(),
+        "duration_ms": report.duration.as_secs_f64() * 1000.0,
+        "steps": report.steps.iter().map(|s| json!({
+            "id": s.id,
+            "plugin": s.plugin,
+            "kind": kind_name(s.kind),
+            "status": s.status.label(),
+            "reason": match &s.status { StepStatus::Succeeded => None, StepStatus::Failed(r) | StepStatus::Skipped(r) => Some(r) },
+            "failure_kind": s.failure_kind,
+            "attempts": s.attempts,
+            "duration_ms": s.duration.as_secs_f64() * 1000.0,
+            "metrics": s.metrics.iter().map(|(n, v)| json!({"name": n, "value": v})).collect::<Vec<_>>(),
+            "findings": s.findings.iter().map(|f| json!({
+                "check": f.check, "column": f.column, "severity": severity_name(f.severity),
+                "passed": f.passed, "message": f.message, "observed": f.observed, "expected": f.expected,
+            })).collect::<Vec<_>>(),
+            "decision": s.decision.as_ref().map(|g| decision_text(&g.decision)),
+            "outputs": s.outputs,
+            "log": s.log,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub fn print_validated(plan: &Plan, as_json: bool) {
+    if as_json {
+        let value = json!({
+            "workflow": plan.workflow.name,
+            "valid": true,
+            "datasets": plan.workflow.datasets.iter().map(|d| json!({
+                "name": d.name,
+                "path": d.path,
+                "rows": plan.datasets.get(&d.name).map(|t| t.row_count()),
+                "columns": plan.datasets.get(&d.name).map(|t| t.columns().len()),
+            })).collect::<Vec<_>>(),
+            "steps": plan.steps.iter().map(|s| json!({
+                "id": s.step.id,
+                "plugin": s.plugin.info.name,
+                "version": s.plugin.info.version,
+                "kind": kind_name(s.plugin.kind()),
+                "digest": s.plugin.digest,
+                "needs": s.step.needs,
+            })).collect::<Vec<_>>(),
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).expect("JSON values always serialise")
+        );
+        return;
+    }
+    println!("{}: valid", plan.workflow.file.display());
+    for dataset in &plan.workflow.datasets {
+        if let Some(table) = plan.datasets.get(&dataset.name) {
+            println!(
+                "  dataset {}: {} rows x {} columns",
+                dataset.name,
+                table.row_count(),
+                table.columns().len()
+            );
+        }
+    }
+    for step in &plan.steps {
+        let needs = if step.step.needs.is_empty() {
+            String::new()
+        } else {
+            format!(" (after {})", step.step.needs.join(", "))
+        };
+        println!(
+            "  step {}: {} {}@{}{needs}",
+            step.step.id,
+            kind_name(step.plugin.kind()),
+            step.plugin.info.name,
+            step.plugin.info.version
+        );
+    }
+}
+
+fn capability_text(capability: &Capability) -> String {
+    match capability {
+        Capability::ReadDir(path) => format!("read files under {path}"),
+        Capability::WriteDir(path) => format!("write files under {path}"),
+        Capability::Env(name) => format!("read the environment variable {name}"),
+        Capability::Network => "open network connections".into(),
+    }
+}
+
+fn plugin_json(plugin: &Plugin) -> serde_json::Value {
+    json!({
+        "name": plugin.info.name,
+        "version": plugin.info.version,
+        "kind": kind_name(plugin.kind()),
+        "description": plugin.info.description,
+        "contract": format!("wflow:plugin@{}", plugin.contract),
+        "digest": format!("sha256:{}", plugin.digest),
+        "config_schema": plugin.config_schema,
+        "capabilities": plugin.info.capabilities.iter().map(capability_text).collect::<Vec<_>>(),
+    })
+}
+
+pub fn print_plugin(plugin: &Plugin, as_json: bool) {
+    if as_json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&plugin_json(plugin))
+                .expect("JSON values always serialise")
+        );
+        return;
+    }
+    println!("name:         {}", plugin.info.name);
+    println!("version:      {}", plugin.info.version);
+    println!("kind:         {}", kind_name(plugin.kind()));
+    println!("description:  {}", plugin.info.description);
+    println!("contract:     wflow:plugin@{}", plugin.contract);
+    println!("digest:       sha256:{}", plugin.digest);
+    if plugin.info.capabilities.is_empty() {
+        println!("capabilities: none (fully sandboxed)");
+    } else {
+        println!("capabilities:");
+        for capability in &plugin.info.capabilities {
+            println!("  - {}", capability_text(capability));
+        }
+    }
+    println!("configuration schema:");
+    let schema =
+        serde_json::to_string_pretty(&plugin.config_schema).expect("JSON values always serialise");
+    for line in schema.lines() {
+        println!("  {line}");
+    }
+}
+
+pub fn print_plugin_list(plugins: &[std::sync::Arc<Plugin>], as_json: bool) {
+    if as_json {
+        let list: Vec<_> = plugins.iter().map(|p| plugin_json(p)).collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&list).expect("JSON values always serialise")
+        );
+        return;
+    }
+    let width = plugins.iter().map(|p| p.info.name.len()).max().unwrap_or(0) + 2;
+    for plugin in plugins {
+        println!(
+            "{}{:<13}{}",
+            pad(&plugin.info.name, width),
+            kind_name(plugin.kind()),
+            plugin.info.description
+        );
+    }
+}

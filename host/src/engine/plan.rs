@@ -1,0 +1,384 @@
+//! Turns a parsed workflow into a runnable plan, checking everything that needs IO or plugins
+//! before anything runs: dataset files readable as CSV, plugins found and loadable, each input
+//! of the right type for its plugin's kind, configurations valid against the plugins' schemas,
+//! requested capabilities granted. Every problem is reported at once, at its place in the file.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::plugin::{self, Capabilities, DirGrant, Limits, Plugin, Runtime, StepKind, kind_name};
+use crate::table::{self, Table};
+use crate::workflow::{self, Diagnostics, InputSource, PluginRef, Step, Workflow};
+
+/// The built-in plugins compiled into this binary.
+pub mod builtin {
+    include!(concat!(env!("OUT_DIR"), "/builtin_plugins.rs"));
+
+    /// The component bytes of a built-in plugin.
+    pub fn get(name: &str) -> Option<&'static [u8]> {
+        BUILTIN_PLUGINS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, bytes)| *bytes)
+    }
+
+    /// The names of the built-in plugins.
+    pub fn names() -> impl Iterator<Item = &'static str> {
+        BUILTIN_PLUGINS.iter().map(|(name, _)| *name)
+    }
+}
+
+/// What flows between steps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueType {
+    Table,
+    Report,
+    Model,
+    Evaluation,
+    Decision,
+    Drift,
+}
+
+impl std::fmt::Display for ValueType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ValueType::Table => "a table",
+            ValueType::Report => "a report",
+            ValueType::Model => "a model",
+            ValueType::Evaluation => "an evaluation",
+            ValueType::Decision => "a decision",
+            ValueType::Drift => "a drift result",
+        })
+    }
+}
+
+/// The fixed output of each kind; transformers name their outputs themselves (all tables).
+pub fn fixed_output(kind: StepKind) -> Option<(&'static str, ValueType)> {
+    match kind {
+        StepKind::Validator => Some(("report", ValueType::Report)),
+        StepKind::Transformer => None,
+        StepKind::Trainer => Some(("model", ValueType::Model)),
+        StepKind::Evaluator => Some(("evaluation", ValueType::Evaluation)),
+        StepKind::Deployer => Some(("decision", ValueType::Decision)),
+        StepKind::DriftCheck => Some(("drift", ValueType::Drift)),
+    }
+}
+
+/// The input slots of each kind: (name, type, required). Transformers take any named tables.
+pub fn input_slots(kind: StepKind) -> &'static [(&'static str, ValueType, bool)] {
+    match kind {
+        StepKind::Validator => &[("data", ValueType::Table, true)],
+        StepKind::Transformer => &[],
+        StepKind::Trainer => &[("data", ValueType::Table, true)],
+        StepKind::Evaluator => &[
+            ("model", ValueType::Model, true),
+            ("data", ValueType::Table, true),
+        ],
+        StepKind::Deployer => &[
+            ("candidate", ValueType::Evaluation, true),
+            ("champion", ValueType::Evaluation, false),
+        ],
+        StepKind::DriftCheck => &[
+            ("reference", ValueType::Table, true),
+            ("current", ValueType::Table, true),
+        ],
+    }
+}
+
+/// A step ready to run: its plugin loaded, limits and grants resolved.
+#[derive(Debug)]
+pub struct PlannedStep {
+    pub step: Step,
+    pub plugin: Arc<Plugin>,
+    pub limits: Limits,
+    pub capabilities: Capabilities,
+}
+
+/// A workflow whose every step can run.
+#[derive(Debug)]
+pub struct Plan {
+    pub workflow: Workflow,
+    pub datasets: HashMap<String, Table>,
+    /// In the workflow's topological order.
+    pub steps: Vec<PlannedStep>,
+}
+
+impl Plan {
+    pub fn step(&self, id: &str) -> Option<&PlannedStep> {
+        self.steps.iter().find(|s| s.step.id == id)
+    }
+}
+
+/// Reads a plugin's component bytes.
+fn plugin_bytes(reference: &PluginRef) -> Result<std::borrow::Cow<'static, [u8]>, String> {
+    match reference {
+        PluginRef::Builtin(name) => builtin::get(name)
+            .map(std::borrow::Cow::Borrowed)
+            .ok_or_else(|| {
+                format!(
+                    "unknown plugin `{name}` (built-in plugins: {})",
+                    builtin::names().collect::<Vec<_>>().join(", ")
+                )
+            }),
+        PluginRef::Path(path) => std::fs::read(path)
+            .map(std::borrow::Cow::Owned)
+            .map_err(|err| format!("cannot read plugin {}: {err}", path.display())),
+    }
+}
+
+/// Where a granted directory appears inside the sandbox: `/` plus its path relative to the
+/// workflow's directory (`data/extra` -> `/data/extra`), or its absolute path when outside it.
+fn guest_path(base_dir: &Path, host: &Path) -> String {
+    let relative = host.strip_prefix(base_dir).unwrap_or(host);
+    let text = relative.to_string_lossy().replace('\\', "/");
+    if text.starts_with('/') {
+        text
+    } else {
+        format!("/{text}")
+    }
+}
+
+fn capabilities(workflow: &Workflow, step: &Step) -> Capabilities {
+    let grants = &step.grants;
+    let mut dirs: Vec<DirGrant> = grants
+        .read
+        .iter()
+        .map(|host| DirGrant {
+            guest: guest_path(&workflow.base_dir, host),
+            host: host.clone(),
+            writable: false,
+        })
+        .collect();
+    dirs.extend(grants.write.iter().map(|host| DirGrant {
+        guest: guest_path(&workflow.base_dir, host),
+        host: host.clone(),
+        writable: true,
+    }));
+    let env = grants
+        .env
+        .iter()
+        .filter_map(|name| std::env::var(name).ok().map(|value| (name.clone(), value)))
+        .collect();
+    Capabilities {
+        dirs,
+        env,
+        network: grants.network,
+    }
+}
+
+/// The type of value an input reference yields, if it can be known before running.
+fn source_type(
+    source: &InputSource,
+    kinds: &BTreeMap<String, StepKind>,
+) -> Result<ValueType, String> {
+    match source {
+        InputSource::Dataset(_) => Ok(ValueType::Table),
+        InputSource::StepOutput { step, output } => {
+            let Some(&kind) = kinds.get(step) else {
+                // The producing step's plugin failed to load; that is reported on its own.
+                return Err(String::new());
+            };
+            match fixed_output(kind) {
+                None => Ok(ValueType::Table),
+                Some((name, ty)) if name == output => Ok(ty),
+                Some((name, _)) => Err(format!(
+                    "step `{step}` is a {} and has one output, `{step}.{name}`; it has no output `{output}`",
+                    kind_name(kind)
+                )),
+            }
+        }
+    }
+}
+
+fn column_type(kind: workflow::ColumnType) -> table::ColumnType {
+    match kind {
+        workflow::ColumnType::Float => table::ColumnType::Float,
+        workflow::ColumnType::Integer => table::ColumnType::Integer,
+        workflow::ColumnType::Text => table::ColumnType::Text,
+        workflow::ColumnType::Boolean => table::ColumnType::Boolean,
+    }
+}
+
+/// Checks `workflow` against the files and plugins it names and loads them.
+pub fn plan(workflow: Workflow, runtime: &Runtime) -> Result<Plan, Diagnostics> {
+    let mut diagnostics = workflow.diagnostics();
+
+    let mut datasets = HashMap::new();
+    for dataset in &workflow.datasets {
+        let types = dataset
+            .types
+            .iter()
+            .map(|(name, kind)| (name.clone(), column_type(*kind)))
+            .collect();
+        match table::csv::read(&dataset.path, &types) {
+            Ok(table) => {
+                datasets.insert(dataset.name.clone(), table);
+            }
+            Err(err) => diagnostics.push(
+                dataset.span.clone(),
+                format!("dataset `{}`: {err}", dataset.name),
+            ),
+        }
+    }
+
+    let mut plugins: BTreeMap<String, Arc<Plugin>> = BTreeMap::new();
+    for step in &workflow.steps {
+        let loaded = plugin_bytes(&step.uses)
+            .and_then(|bytes| runtime.load(&bytes).map_err(|err| err.to_string()));
+        match loaded {
+            Ok(plugin) => {
+                plugins.insert(step.id.clone(), plugin);
+            }
+            Err(err) => {
+                diagnostics.push(step.uses_span.clone(), format!("step `{}`: {err}", step.id))
+            }
+        }
+    }
+    let kinds: BTreeMap<String, StepKind> = plugins
+        .iter()
+        .map(|(id, p)| (id.clone(), p.kind()))
+        .collect();
+
+    let mut steps = Vec::new();
+    for step in &workflow.steps {
+        let Some(plugin) = plugins.get(&step.id) else {
+            continue;
+        };
+        let kind = plugin.kind();
+        let slots = input_slots(kind);
+        let id = &step.id;
+
+        for (slot, input) in &step.inputs {
+            let expected = if kind == StepKind::Transformer {
+                Some(ValueType::Table)
+            } else {
+                slots
+                    .iter()
+                    .find(|(name, _, _)| name == slot)
+                    .map(|(_, ty, _)| *ty)
+            };
+            let Some(expected) = expected else {
+                diagnostics.push(
+                    input.span.clone(),
+                    format!(
+                        "step `{id}`: a {} has no input `{slot}` (its inputs: {})",
+                        kind_name(kind),
+                        slots
+                            .iter()
+                            .map(|(n, _, _)| format!("`{n}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                );
+                continue;
+            };
+            match source_type(&input.source, &kinds) {
+                Ok(actual) if actual != expected => diagnostics.push(
+                    input.span.clone(),
+                    format!(
+                        "step `{id}`: input `{slot}` must be {expected}, but it is given {actual}"
+                    ),
+                ),
+                Err(message) if !message.is_empty() => {
+                    diagnostics.push(input.span.clone(), format!("step `{id}`: {message}"))
+                }
+                _ => {}
+            }
+        }
+        for (slot, _, required) in slots {
+            if *required && !step.inputs.contains_key(*slot) {
+                diagnostics.push(
+                    step.span.clone(),
+                    format!(
+                        "step `{id}`: the {} `{}` needs the input `{slot}`",
+                        kind_name(kind),
+                        plugin.info.name
+                    ),
+                );
+            }
+        }
+        if kind == StepKind::Transformer && step.inputs.is_empty() {
+            diagnostics.push(
+                step.span.clone(),
+                format!("step `{id}`: a transformer needs at least one input table"),
+            );
+        }
+        if kind == StepKind::Trainer && step.target.is_none() {
+            diagnostics.push(
+                step.span.clone(),
+                format!("step `{id}`: a trainer needs `target`, the column to predict"),
+            );
+        }
+
+        for problem in plugin.check_config(&step.config) {
+            let span = step
+                .config_key_spans
+                .get(&problem.pointer)
+                .cloned()
+                .unwrap_or_else(|| step.config_span.clone());
+            let place = if problem.pointer.is_empty() {
+                String::new()
+            } else {
+                format!(" at `{}`", problem.pointer)
+            };
+            diagnostics.push(
+                span,
+                format!("step `{id}`: configuration{place}: {}", problem.message),
+            );
+        }
+
+        let capabilities = capabilities(&workflow, step);
+        let missing = capabilities.missing(&plugin.info.capabilities);
+        if !missing.is_empty() {
+            diagnostics.push(
+                step.span.clone(),
+                format!(
+                    "step `{id}`: the plugin `{}` requests {}, which the step does not grant (add them to `grants`)",
+                    plugin.info.name,
+                    missing.join(", ")
+                ),
+            );
+        }
+        for name in &step.grants.env {
+            if std::env::var_os(name).is_none() {
+                tracing::warn!(step = %id, variable = %name, "granted environment variable is not set");
+            }
+        }
+
+        let limits = Limits {
+            memory: step.limits.memory,
+            timeout: step.limits.timeout,
+            max_output: step.limits.max_output,
+        };
+        steps.push(PlannedStep {
+            step: step.clone(),
+            plugin: plugin.clone(),
+            limits,
+            capabilities,
+        });
+    }
+
+    if diagnostics.is_empty() {
+        Ok(Plan {
+            workflow,
+            datasets,
+            steps,
+        })
+    } else {
+        Err(diagnostics)
+    }
+}
+
+/// Loads a plugin named like a workflow's `uses` (a built-in name or a .wasm path).
+pub fn load_plugin(runtime: &Runtime, uses: &str) -> anyhow::Result<Arc<Plugin>> {
+    let reference = if uses.ends_with(".wasm") || uses.contains('/') {
+        PluginRef::Path(uses.into())
+    } else {
+        PluginRef::Builtin(uses.to_string())
+    };
+    let bytes = plugin_bytes(&reference).map_err(anyhow::Error::msg)?;
+    runtime
+        .load(&bytes)
+        .map_err(|err: plugin::Error| anyhow::anyhow!("{uses}: {err}"))
+}

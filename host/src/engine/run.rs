@@ -1,0 +1,602 @@
+//! Runs a plan: starts every step whose dependencies succeeded, at most `concurrency` at once,
+//! each plugin call on a blocking thread; retries failed attempts with exponential backoff and
+//! jitter; skips the dependents of a failed step; passes tables, models, evaluations and
+//! reports between steps.
+//!
+//! It reports what happens through `Event`s (the CLI turns them into progress lines) and
+//! returns a `RunReport`. It does not print and does not persist anything.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::task::JoinSet;
+
+use super::plan::{Plan, PlannedStep};
+use crate::plugin::{
+    Call, DriftOutcome, Evaluation, Failure, Finding, GateOutcome, LogLine, Model, Output, Report,
+    Runtime, Severity, StepKind,
+};
+use crate::table::Table;
+use crate::workflow::InputSource;
+
+/// A value passed between steps.
+#[derive(Clone, Debug)]
+pub enum Value {
+    Table(Table),
+    Report(Report),
+    Model(Model),
+    Evaluation(Evaluation),
+    Decision(GateOutcome),
+    Drift(DriftOutcome),
+}
+
+/// How a step ended.
+#[derive(Clone, Debug, PartialEq)]
+pub enum StepStatus {
+    Succeeded,
+    /// The plugin call failed (after all retries), or its report failed a `fail` check.
+    Failed(String),
+    /// Not run because a step it depends on did not succeed.
+    Skipped(String),
+}
+
+impl StepStatus {
+    pub fn label(&self) -> &'static str {
+        match self {
+            StepStatus::Succeeded => "ok",
+            StepStatus::Failed(_) => "failed",
+            StepStatus::Skipped(_) => "skipped",
+        }
+    }
+}
+
+/// Everything known about one step after the run.
+#[derive(Clone, Debug)]
+pub struct StepReport {
+    pub id: String,
+    pub plugin: String,
+    pub kind: StepKind,
+    pub status: StepStatus,
+    /// The failure kind (`timeout`, `memory-limit`...) when the plugin call failed.
+    pub failure_kind: Option<&'static str>,
+    pub attempts: u32,
+    pub duration: Duration,
+    /// Metrics the plugin returned or emitted, in order.
+    pub metrics: Vec<(String, f64)>,
+    pub findings: Vec<Finding>,
+    pub decision: Option<GateOutcome>,
+    pub drift: Option<DriftOutcome>,
+    pub outputs: Vec<String>,
+    pub log: Vec<LogLine>,
+}
+
+/// The outcome of a whole run.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    pub workflow: String,
+    pub steps: Vec<StepReport>,
+    pub duration: Duration,
+}
+
+impl RunReport {
+    pub fn succeeded(&self) -> bool {
+        self.steps.iter().all(|s| s.status == StepStatus::Succeeded)
+    }
+}
+
+/// What the engine is doing, as it happens.
+#[derive(Clone, Debug)]
+pub enum Event {
+    StepStarted {
+        step: String,
+        attempt: u32,
+    },
+    StepRetrying {
+        step: String,
+        attempt: u32,
+        failure: String,
+        delay: Duration,
+    },
+    StepFinished {
+        report: Box<StepReport>,
+    },
+}
+
+/// Options of one run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Steps running at once.
+    pub concurrency: usize,
+}
+
+impl Default for RunOptions {
+    fn default() -> RunOptions {
+        RunOptions {
+            concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+struct Attempted {
+    outcome: Result<Output, Failure>,
+    log: Vec<LogLine>,
+    metrics: Vec<(String, f64)>,
+    attempts: u32,
+    duration: Duration,
+}
+
+/// Runs every step of `plan`.
+pub async fn run(
+    plan: Arc<Plan>,
+    runtime: Arc<Runtime>,
+    options: RunOptions,
+    events: Option<UnboundedSender<Event>>,
+) -> RunReport {
+    let started = Instant::now();
+    let emit = |event: Event| {
+        if let Some(events) = &events {
+            // The receiver going away (e.g. a closed terminal) must not stop the run.
+            let _ = events.send(event);
+        }
+    };
+    let concurrency = options.concurrency.max(1);
+    let mut values: HashMap<(String, String), Value> = HashMap::new();
+    let mut reports: BTreeMap<String, StepReport> = BTreeMap::new();
+    let mut running: HashSet<String> = HashSet::new();
+    let mut tasks: JoinSet<(String, Attempted)> = JoinSet::new();
+
+    loop {
+        // Settle steps that can no longer run, then start what is ready.
+        let mut progressed = false;
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for planned in &plan.steps {
+                let id = &planned.step.id;
+                if reports.contains_key(id) || running.contains(id) {
+                    continue;
+                }
+                if let Some(blocker) = planned.step.needs.iter().find(|need| {
+                    reports
+                        .get(*need)
+                        .is_some_and(|r| r.status != StepStatus::Succeeded)
+                }) {
+                    let report = skipped(planned, format!("`{blocker}` did not succeed"));
+                    emit(Event::StepFinished {
+                        report: Box::new(report.clone()),
+                    });
+                    reports.insert(id.clone(), report);
+                    changed = true;
+                    progressed = true;
+                }
+            }
+        }
+        for planned in &plan.steps {
+            if running.len() >= concurrency {
+                break;
+            }
+            let id = &planned.step.id;
+            if reports.contains_key(id) || running.contains(id) {
+                continue;
+            }
+            if !planned.step.needs.iter().all(|need| {
+                reports
+                    .get(need)
+                    .is_some_and(|r| r.status == StepStatus::Succeeded)
+            }) {
+                continue;
+            }
+            let call = match build_call(&plan, planned, &values) {
+                Ok(call) => call,
+                Err(message) => {
+                    let mut report = skipped(planned, String::new());
+                    report.status = StepStatus::Failed(message);
+                    emit(Event::StepFinished {
+                        report: Box::new(report.clone()),
+                    });
+                    reports.insert(id.clone(), report);
+                    progressed = true;
+                    continue;
+                }
+            };
+            running.insert(id.clone());
+            let runtime = runtime.clone();
+            let plan = plan.clone();
+            let id = id.clone();
+            let events = events.clone();
+            tasks.spawn(async move {
+                let planned = plan.step(&id).expect("the step comes from this plan");
+                let attempted = attempt(&runtime, planned, call, events).await;
+                (id, attempted)
+            });
+        }
+
+        if tasks.is_empty() {
+            if progressed {
+                continue;
+            }
+            break;
+        }
+        let Some(joined) = tasks.join_next().await else {
+            break;
+        };
+        let (id, attempted) = match joined {
+            Ok(done) => done,
+            // A panic in the host while running a step is a bug; the other steps still finish.
+            Err(err) => {
+                tracing::error!(error = %err, "a step task panicked");
+                continue;
+            }
+        };
+        running.remove(&id);
+        let planned = plan.step(&id).expect("the step comes from this plan");
+        let report = finish(planned, attempted, &mut values);
+        emit(Event::StepFinished {
+            report: Box::new(report.clone()),
+        });
+        reports.insert(id, report);
+    }
+
+    let steps = plan
+        .steps
+        .iter()
+        .map(|p| {
+            reports
+                .remove(&p.step.id)
+                .unwrap_or_else(|| skipped(p, "not reached".into()))
+        })
+        .collect();
+    RunReport {
+        workflow: plan.workflow.name.clone(),
+        steps,
+        duration: started.elapsed(),
+    }
+}
+
+fn skipped(planned: &PlannedStep, reason: String) -> StepReport {
+    StepReport {
+        id: planned.step.id.clone(),
+        plugin: format!(
+            "{}@{}",
+            planned.plugin.info.name, planned.plugin.info.version
+        ),
+        kind: planned.plugin.kind(),
+        status: StepStatus::Skipped(reason),
+        failure_kind: None,
+        attempts: 0,
+        duration: Duration::ZERO,
+        metrics: Vec::new(),
+        findings: Vec::new(),
+        decision: None,
+        drift: None,
+        outputs: Vec::new(),
+        log: Vec::new(),
+    }
+}
+
+fn resolve<'a>(
+    source: &InputSource,
+    plan: &'a Plan,
+    values: &'a HashMap<(String, String), Value>,
+) -> Result<Value, String> {
+    match source {
+        InputSource::Dataset(name) => plan
+            .datasets
+            .get(name)
+            .cloned()
+            .map(Value::Table)
+            .ok_or_else(|| format!("dataset `{name}` is not loaded")),
+        InputSource::StepOutput { step, output } => values
+            .get(&(step.clone(), output.clone()))
+            .cloned()
+            .ok_or_else(|| {
+                let produced: Vec<String> = values
+                    .keys()
+                    .filter(|(s, _)| s == step)
+                    .map(|(s, o)| format!("`{s}.{o}`"))
+                    .collect();
+                format!(
+                    "step `{step}` produced no output `{output}` (it produced {})",
+                    if produced.is_empty() {
+                        "none".to_string()
+                    } else {
+                        produced.join(", ")
+                    }
+                )
+            }),
+    }
+}
+
+/// Gathers a step's inputs into the call its plugin expects.
+fn build_call(
+    plan: &Plan,
+    planned: &PlannedStep,
+    values: &HashMap<(String, String), Value>,
+) -> Result<Call, String> {
+    let step = &planned.step;
+    let config = step.config.to_string();
+    let input = |slot: &str| -> Result<Option<Value>, String> {
+        step.inputs
+            .get(slot)
+            .map(|input| resolve(&input.source, plan, values))
+            .transpose()
+    };
+    let table = |slot: &str| -> Result<Table, String> {
+        match input(slot)? {
+            Some(Value::Table(table)) => Ok(table),
+            _ => Err(format!("input `{slot}` is not a table")),
+        }
+    };
+    let evaluation = |slot: &str| -> Result<Option<Evaluation>, String> {
+        match input(slot)? {
+            Some(Value::Evaluation(evaluation)) => Ok(Some(evaluation)),
+            None => Ok(None),
+            _ => Err(format!("input `{slot}` is not an evaluation")),
+        }
+    };
+    Ok(match planned.plugin.kind() {
+        StepKind::Validator => Call::Validate {
+            data: table("data")?,
+            config,
+        },
+        StepKind::Transformer => {
+            let inputs = step
+                .inputs
+                .keys()
+                .map(|slot| Ok((slot.clone(), table(slot)?)))
+                .collect::<Result<Vec<_>, String>>()?;
+            Call::Transform { inputs, config }
+        }
+        StepKind::Trainer => Call::Train {
+            data: table("data")?,
+            target: step.target.clone().ok_or("a trainer needs `target`")?,
+            config,
+        },
+        StepKind::Evaluator => {
+            let model = match input("model")? {
+                Some(Value::Model(model)) => model,
+                _ => return Err("input `model` is not a model".into()),
+            };
+            Call::Evaluate {
+                model,
+                data: table("data")?,
+                config,
+            }
+        }
+        StepKind::Deployer => Call::Decide {
+            candidate: evaluation("candidate")?.ok_or("input `candidate` is missing")?,
+            champion: evaluation("champion")?,
+            policy: config,
+        },
+        StepKind::DriftCheck => Call::Check {
+            reference: table("reference")?,
+            current: table("current")?,
+            config,
+        },
+    })
+}
+
+/// Runs the plugin call, retrying with exponential backoff and jitter while the failure is
+/// retryable and attempts remain.
+async fn attempt(
+    runtime: &Arc<Runtime>,
+    planned: &PlannedStep,
+    call: Call,
+    events: Option<UnboundedSender<Event>>,
+) -> Attempted {
+    let retries = &planned.step.retries;
+    let started = Instant::now();
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        if let Some(events) = &events {
+            let _ = events.send(Event::StepStarted {
+                step: planned.step.id.clone(),
+                attempt,
+            });
+        }
+        let runtime = runtime.clone();
+        let plugin = planned.plugin.clone();
+        let limits = planned.limits.clone();
+        let capabilities = planned.capabilities.clone();
+        let this_call = call.clone();
+        let execution = tokio::task::spawn_blocking(move || {
+            runtime.call(&plugin, this_call, &limits, &capabilities)
+        })
+        .await;
+        let execution = match execution {
+            Ok(execution) => execution,
+            Err(err) => {
+                return Attempted {
+                    outcome: Err(Failure::Sandbox(format!("the step's thread failed: {err}"))),
+                    log: Vec::new(),
+                    metrics: Vec::new(),
+                    attempts: attempt,
+                    duration: started.elapsed(),
+                };
+            }
+        };
+        let retry = match &execution.outcome {
+            Err(failure) if failure.is_retryable() && attempt <= retries.count => {
+                Some(failure.to_string())
+            }
+            _ => None,
+        };
+        let Some(failure) = retry else {
+            return Attempted {
+                outcome: execution.outcome,
+                log: execution.log,
+                metrics: execution.metrics,
+                attempts: attempt,
+                duration: started.elapsed(),
+            };
+        };
+        let delay = backoff(retries.backoff, retries.max_backoff, attempt);
+        tracing::info!(step = %planned.step.id, attempt, failure = %failure, delay = ?delay, "retrying step");
+        if let Some(events) = &events {
+            let _ = events.send(Event::StepRetrying {
+                step: planned.step.id.clone(),
+                attempt,
+                failure,
+                delay,
+            });
+        }
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// `base * 2^(attempt-1)`, capped, with up to 25% random jitter so that retries of many
+/// failing steps do not fire in lockstep.
+pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
+    let exponential = base
+        .saturating_mul(
+            1u32.checked_shl(attempt.saturating_sub(1))
+                .unwrap_or(u32::MAX),
+        )
+        .min(max);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let jitter = exponential.mul_f64(f64::from(nanos % 1000) / 4000.0);
+    exponential + jitter
+}
+
+fn failed_checks(report: &Report) -> Vec<&Finding> {
+    report
+        .findings
+        .iter()
+        .filter(|f| !f.passed && f.severity == Severity::Fail)
+        .collect()
+}
+
+fn describe_failed_checks(failed: &[&Finding]) -> String {
+    let details: Vec<String> = failed
+        .iter()
+        .map(|f| match &f.column {
+            Some(column) => format!("{} on `{column}`: {}", f.check, f.message),
+            None => format!("{}: {}", f.check, f.message),
+        })
+        .collect();
+    format!(
+        "{} check{} failed: {}",
+        failed.len(),
+        if failed.len() == 1 { "" } else { "s" },
+        details.join("; ")
+    )
+}
+
+/// Records a finished step's outputs and builds its report.
+fn finish(
+    planned: &PlannedStep,
+    attempted: Attempted,
+    values: &mut HashMap<(String, String), Value>,
+) -> StepReport {
+    let id = planned.step.id.clone();
+    let mut report = skipped(planned, String::new());
+    report.attempts = attempted.attempts;
+    report.duration = attempted.duration;
+    report.log = attempted.log;
+    report.metrics = attempted.metrics;
+    let output = match attempted.outcome {
+        Ok(output) => output,
+        Err(failure) => {
+            report.failure_kind = Some(failure.kind());
+            report.status = StepStatus::Failed(failure.to_string());
+            return report;
+        }
+    };
+    let mut put = |name: &str, value: Value| {
+        values.insert((id.clone(), name.to_string()), value);
+        report.outputs.push(name.to_string());
+    };
+    let mut findings = Vec::new();
+    let mut metrics = Vec::new();
+    let mut decision = None;
+    let mut drift = None;
+    match output {
+        Output::Report(r) => {
+            findings = r.findings.clone();
+            put("report", Value::Report(r));
+        }
+        Output::Tables(tables) => {
+            for (name, table) in tables {
+                metrics.push((format!("{name}.rows"), table.row_count() as f64));
+                put(&name, Value::Table(table));
+            }
+        }
+        Output::Trained {
+            model,
+            metrics: trained,
+        } => {
+            metrics.extend(trained.into_iter().map(|m| (m.name, m.value)));
+            put("model", Value::Model(model));
+        }
+        Output::Evaluation(evaluation) => {
+            metrics.extend(evaluation.metrics.iter().map(|m| (m.name.clone(), m.value)));
+            findings = evaluation.report.findings.clone();
+            put("evaluation", Value::Evaluation(evaluation));
+        }
+        Output::Gate(gate) => {
+            findings = gate.report.findings.clone();
+            decision = Some(gate.clone());
+            put("decision", Value::Decision(gate));
+        }
+        Output::Drift(outcome) => {
+            metrics.push(("drift_share".into(), outcome.drift_share));
+            // Each feature's primary method comes first in the plugin's list and decides it.
+            let mut seen = HashSet::new();
+            let drifted = outcome
+                .features
+                .iter()
+                .filter(|f| seen.insert(f.feature.clone()))
+                .filter(|f| f.drifted)
+                .count();
+            metrics.push(("drifted_features".into(), drifted as f64));
+            findings = outcome.report.findings.clone();
+            drift = Some(outcome.clone());
+            put("drift", Value::Drift(outcome));
+        }
+    }
+    report.metrics.extend(metrics);
+    let checked = Report { findings };
+    let failed = failed_checks(&checked);
+    report.status = if failed.is_empty() {
+        StepStatus::Succeeded
+    } else {
+        StepStatus::Failed(describe_failed_checks(&failed))
+    };
+    if !failed.is_empty() {
+        report.failure_kind = Some("checks-failed");
+    }
+    report.findings = checked.findings;
+    report.decision = decision;
+    report.drift = drift;
+    report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps_with_bounded_jitter() {
+        let base = Duration::from_millis(100);
+        let max = Duration::from_secs(1);
+        for (attempt, expected) in [
+            (1, 100),
+            (2, 200),
+            (3, 400),
+            (4, 800),
+            (5, 1000),
+            (40, 1000),
+        ] {
+            let delay = backoff(base, max, attempt).as_millis() as u64;
+            assert!(
+                delay >= expected && delay <= expected + expected / 4,
+                "attempt {attempt}: {delay} ms"
+            );
+        }
+    }
+}

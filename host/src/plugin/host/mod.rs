@@ -1,0 +1,5 @@
+//! One trait implementation per WIT interface the host provides to plugins.
+
+pub mod inference;
+pub mod services;
+pub mod types;

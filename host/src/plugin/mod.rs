@@ -1,0 +1,834 @@
+//! Loads plugin components and calls them in a sandbox, under limits.
+//!
+//! One `Runtime` per process holds the wasmtime `Engine` (with epoch interruption, ticked every
+//! 10 ms by a background thread), one `Linker` with WASI and our host interfaces, the
+//! compiled-code cache and the plugins loaded so far (by digest). Loading a plugin compiles (or
+//! maps from the cache) its component, checks the contract version it was built against,
+//! finds its kind from its exports, pre-instantiates it once and calls `describe()`.
+//! Every call then gets a fresh `Store` and instance, so nothing leaks between executions.
+//!
+//! This module knows nothing about workflows: it loads a component, instantiates it and calls
+//! an export under limits. A trap, a timeout, a memory cap, a stack overflow or an output flood
+//! becomes a `Failure` of that call, never a failure of the process.
+
+mod bindings;
+mod cache;
+mod host;
+mod sandbox;
+mod state;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use wasmtime::component::{HasSelf, Linker, Resource};
+use wasmtime::{Config, Engine, Store, Trap, UpdateDeadline};
+
+pub use bindings::types::{
+    Capability, ColumnInfo, Decision, DriftOutcome, Evaluation, FeatureDrift, Finding, GateOutcome,
+    Metric, Model, ModelMetadata, PluginInfo, Report, Severity, StepError, StepKind, Task,
+};
+pub use cache::{CacheOutcome, CompiledCache};
+pub use host::inference::model_info;
+pub use sandbox::{Capabilities, DirGrant, Limits, MAX_LOG_BYTES};
+pub use state::{LogLevel, LogLine, LogSource};
+
+use crate::table::Table;
+use bindings::{deployer, drift_check, evaluator, trainer, transformer, validator};
+use state::{Limiter, StepLog, StepState};
+
+/// The version of `wit/` this host implements.
+pub const CONTRACT_VERSION: &str = "0.1.0";
+/// The WIT package every plugin imports from.
+const CONTRACT_PACKAGE: &str = "wflow:plugin";
+
+/// Why a plugin could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("not a WebAssembly component: {0}")]
+    Compile(String),
+    #[error(
+        "incompatible plugin contract: the plugin was built against {CONTRACT_PACKAGE}@{plugin}, this host implements {CONTRACT_PACKAGE}@{host} ({hint})"
+    )]
+    IncompatibleContract {
+        plugin: semver::Version,
+        host: semver::Version,
+        hint: &'static str,
+    },
+    #[error("not a wflow plugin: {0}")]
+    NotAPlugin(String),
+    #[error("cannot link the plugin: {0}")]
+    Link(String),
+    #[error(
+        "the plugin exports `{exported}` (a {exported_kind} plugin) but describe() says it is a {declared} plugin"
+    )]
+    KindMismatch {
+        exported: &'static str,
+        exported_kind: StepKindName,
+        declared: StepKindName,
+    },
+    #[error("describe() failed: {0}")]
+    Describe(Failure),
+    #[error("the plugin's configuration schema is not a valid JSON Schema: {0}")]
+    Schema(String),
+}
+
+/// A step kind's name, for messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StepKindName(pub StepKind);
+
+impl std::fmt::Display for StepKindName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(kind_name(self.0))
+    }
+}
+
+/// The kebab-case name of a step kind, as in WIT and workflow files.
+pub fn kind_name(kind: StepKind) -> &'static str {
+    match kind {
+        StepKind::Validator => "validator",
+        StepKind::Transformer => "transformer",
+        StepKind::Trainer => "trainer",
+        StepKind::Evaluator => "evaluator",
+        StepKind::Deployer => "deployer",
+        StepKind::DriftCheck => "drift-check",
+    }
+}
+
+/// Why a plugin call failed. The first three come from the plugin itself; the rest are the
+/// sandbox stopping it.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum Failure {
+    #[error("invalid configuration: {0}")]
+    InvalidConfig(String),
+    #[error("invalid input: {0}")]
+    InvalidInput(String),
+    #[error("{0}")]
+    Failed(String),
+    #[error("the plugin panicked: {0}")]
+    Panic(String),
+    #[error("the plugin trapped: {0}")]
+    Trap(String),
+    #[error("timed out after {}", humantime::format_duration(*.0))]
+    Timeout(Duration),
+    #[error(
+        "memory limit exceeded: the plugin tried to grow its memory to {requested} bytes, the limit is {limit}"
+    )]
+    MemoryLimit { limit: u64, requested: u64 },
+    #[error("stack overflow")]
+    StackOverflow,
+    #[error("output limit exceeded: {0}")]
+    OutputLimit(String),
+    #[error("capabilities not granted: {0}")]
+    NotGranted(String),
+    #[error("cannot set up the sandbox: {0}")]
+    Sandbox(String),
+}
+
+impl Failure {
+    /// A short stable name for summaries and machines.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Failure::InvalidConfig(_) => "invalid-config",
+            Failure::InvalidInput(_) => "invalid-input",
+            Failure::Failed(_) => "failed",
+            Failure::Panic(_) => "panic",
+            Failure::Trap(_) => "trap",
+            Failure::Timeout(_) => "timeout",
+            Failure::MemoryLimit { .. } => "memory-limit",
+            Failure::StackOverflow => "stack-overflow",
+            Failure::OutputLimit(_) => "output-limit",
+            Failure::NotGranted(_) => "not-granted",
+            Failure::Sandbox(_) => "sandbox",
+        }
+    }
+
+    /// Whether trying again could help: not for bad configuration or input, nor for refusals.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(
+            self,
+            Failure::InvalidConfig(_) | Failure::InvalidInput(_) | Failure::NotGranted(_)
+        )
+    }
+}
+
+impl From<StepError> for Failure {
+    fn from(err: StepError) -> Failure {
+        match err {
+            StepError::InvalidConfig(m) => Failure::InvalidConfig(m),
+            StepError::InvalidInput(m) => Failure::InvalidInput(m),
+            StepError::Failed(m) => Failure::Failed(m),
+        }
+    }
+}
+
+/// What to call, with its inputs.
+#[derive(Clone, Debug)]
+pub enum Call {
+    Validate {
+        data: Table,
+        config: String,
+    },
+    Transform {
+        inputs: Vec<(String, Table)>,
+        config: String,
+    },
+    Train {
+        data: Table,
+        target: String,
+        config: String,
+    },
+    Evaluate {
+        model: Model,
+        data: Table,
+        config: String,
+    },
+    Decide {
+        candidate: Evaluation,
+        champion: Option<Evaluation>,
+        policy: String,
+    },
+    Check {
+        reference: Table,
+        current: Table,
+        config: String,
+    },
+}
+
+impl Call {
+    pub fn kind(&self) -> StepKind {
+        match self {
+            Call::Validate { .. } => StepKind::Validator,
+            Call::Transform { .. } => StepKind::Transformer,
+            Call::Train { .. } => StepKind::Trainer,
+            Call::Evaluate { .. } => StepKind::Evaluator,
+            Call::Decide { .. } => StepKind::Deployer,
+            Call::Check { .. } => StepKind::DriftCheck,
+        }
+    }
+}
+
+/// What a successful call returned.
+#[derive(Clone, Debug)]
+pub enum Output {
+    Report(Report),
+    Tables(Vec<(String, Table)>),
+    Trained { model: Model, metrics: Vec<Metric> },
+    Evaluation(Evaluation),
+    Gate(GateOutcome),
+    Drift(DriftOutcome),
+}
+
+/// One call's outcome and everything the plugin said while it ran.
+#[derive(Debug)]
+pub struct Execution {
+    pub outcome: Result<Output, Failure>,
+    pub log: Vec<LogLine>,
+    pub metrics: Vec<(String, f64)>,
+    pub elapsed: Duration,
+}
+
+enum Pre {
+    Validator(validator::ValidatorPre<StepState>),
+    Transformer(transformer::TransformerPre<StepState>),
+    Trainer(trainer::TrainerPre<StepState>),
+    Evaluator(evaluator::EvaluatorPre<StepState>),
+    Deployer(deployer::DeployerPre<StepState>),
+    DriftCheck(drift_check::DriftCheckPre<StepState>),
+}
+
+/// A loaded plugin: ready to instantiate, with what it says about itself.
+pub struct Plugin {
+    /// sha256 of the component bytes, hex.
+    pub digest: String,
+    pub info: PluginInfo,
+    /// The contract version the plugin was built against.
+    pub contract: semver::Version,
+    /// The configuration schema, parsed.
+    pub config_schema: serde_json::Value,
+    /// Whether the compiled code came from the cache.
+    pub cache: CacheOutcome,
+    schema: jsonschema::Validator,
+    pre: Pre,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("digest", &self.digest)
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A configuration that does not satisfy a plugin's schema: where (a JSON pointer) and what.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConfigProblem {
+    pub pointer: String,
+    pub message: String,
+}
+
+impl Plugin {
+    pub fn kind(&self) -> StepKind {
+        self.info.kind
+    }
+
+    /// Every way `config` breaks the plugin's configuration schema.
+    pub fn check_config(&self, config: &serde_json::Value) -> Vec<ConfigProblem> {
+        self.schema
+            .iter_errors(config)
+            .map(|err| ConfigProblem {
+                pointer: err.instance_path().to_string(),
+                message: err.to_string(),
+            })
+            .collect()
+    }
+}
+
+/// Stops the epoch ticker thread when the runtime goes away.
+struct Ticker {
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// How often the epoch advances: the granularity of timeouts.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The process-wide plugin runtime.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<StepState>,
+    cache: Option<CompiledCache>,
+    loaded: Mutex<HashMap<String, Arc<Plugin>>>,
+    _ticker: Ticker,
+}
+
+impl Runtime {
+    /// A runtime whose compiled-code cache lives in `cache` (none: compile every time).
+    pub fn new(cache: Option<CompiledCache>) -> anyhow::Result<Runtime> {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        // Plugins are small; a bounded stack keeps a runaway recursion cheap to stop.
+        config.max_wasm_stack(1 << 20);
+        let wasmtime_error = |err: wasmtime::Error| anyhow::anyhow!("{err:#}");
+        let engine = Engine::new(&config).map_err(wasmtime_error)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(wasmtime_error)?;
+        bindings::HostImports::add_to_linker::<StepState, HasSelf<StepState>>(
+            &mut linker,
+            |state| state,
+        )
+        .map_err(wasmtime_error)?;
+
+        let stop = Arc::new(AtomicBool::new(false));
+        let ticker_engine = engine.clone();
+        let ticker_stop = stop.clone();
+        std::thread::Builder::new()
+            .name("wflow-epoch".into())
+            .spawn(move || {
+                while !ticker_stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    ticker_engine.increment_epoch();
+                }
+            })?;
+        Ok(Runtime {
+            engine,
+            linker,
+            cache,
+            loaded: Mutex::new(HashMap::new()),
+            _ticker: Ticker { stop },
+        })
+    }
+
+    /// A runtime with the default compiled-code cache directory.
+    pub fn with_default_cache() -> anyhow::Result<Runtime> {
+        Runtime::new(CompiledCache::default_dir().map(CompiledCache::new))
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Loads a plugin from its component bytes; the same bytes load once per runtime.
+    pub fn load(&self, wasm: &[u8]) -> Result<Arc<Plugin>, Error> {
+        let digest = hex::encode(Sha256::digest(wasm));
+        if let Some(plugin) = self
+            .loaded
+            .lock()
+            .expect("the plugin map is never poisoned")
+            .get(&digest)
+        {
+            return Ok(plugin.clone());
+        }
+        let plugin = Arc::new(self.load_uncached(wasm, digest.clone())?);
+        self.loaded
+            .lock()
+            .expect("the plugin map is never poisoned")
+            .insert(digest, plugin.clone());
+        Ok(plugin)
+    }
+
+    fn load_uncached(&self, wasm: &[u8], digest: String) -> Result<Plugin, Error> {
+        let (component, cache) = match &self.cache {
+            Some(cache) => cache.load_or_compile(&self.engine, wasm, &digest),
+            None => wasmtime::component::Component::new(&self.engine, wasm)
+                .map(|c| (c, CacheOutcome::Compiled)),
+        }
+        .map_err(|err| Error::Compile(format!("{err:#}")))?;
+
+        let contract = contract_version(&self.engine, &component)?;
+        let exports: Vec<String> = component
+            .component_type()
+            .exports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let (export, kind) = KIND_EXPORTS
+            .iter()
+            .find(|(name, _)| exports.iter().any(|e| e == name))
+            .copied()
+            .ok_or_else(|| {
+                Error::NotAPlugin(format!(
+                    "it exports none of {} (its exports: {})",
+                    KIND_EXPORTS
+                        .iter()
+                        .map(|(n, _)| format!("`{n}`"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    if exports.is_empty() {
+                        "none".to_string()
+                    } else {
+                        exports.join(", ")
+                    }
+                ))
+            })?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|err| Error::Link(format!("{err:#}")))?;
+        let link = |err: wasmtime::Error| Error::Link(format!("{err:#}"));
+        let pre = match kind {
+            StepKind::Validator => {
+                Pre::Validator(validator::ValidatorPre::new(instance_pre).map_err(link)?)
+            }
+            StepKind::Transformer => {
+                Pre::Transformer(transformer::TransformerPre::new(instance_pre).map_err(link)?)
+            }
+            StepKind::Trainer => {
+                Pre::Trainer(trainer::TrainerPre::new(instance_pre).map_err(link)?)
+            }
+            StepKind::Evaluator => {
+                Pre::Evaluator(evaluator::EvaluatorPre::new(instance_pre).map_err(link)?)
+            }
+            StepKind::Deployer => {
+                Pre::Deployer(deployer::DeployerPre::new(instance_pre).map_err(link)?)
+            }
+            StepKind::DriftCheck => {
+                Pre::DriftCheck(drift_check::DriftCheckPre::new(instance_pre).map_err(link)?)
+            }
+        };
+
+        let limits = Limits {
+            timeout: Duration::from_secs(10),
+            ..Limits::default()
+        };
+        let execution = self.execute(&pre, &limits, &Capabilities::default(), Invoke::Describe);
+        let info = match execution.outcome {
+            Ok(Described::Info(info)) => info,
+            Ok(Described::Output(_)) => unreachable!("describe yields plugin info"),
+            Err(failure) => return Err(Error::Describe(failure)),
+        };
+        if info.kind != kind {
+            return Err(Error::KindMismatch {
+                exported: export,
+                exported_kind: StepKindName(kind),
+                declared: StepKindName(info.kind),
+            });
+        }
+        let config_schema: serde_json::Value = serde_json::from_str(&info.config_schema)
+            .map_err(|err| Error::Schema(err.to_string()))?;
+        let schema = jsonschema::validator_for(&config_schema)
+            .map_err(|err| Error::Schema(err.to_string()))?;
+        Ok(Plugin {
+            digest,
+            info,
+            contract,
+            config_schema,
+            cache,
+            schema,
+            pre,
+        })
+    }
+
+    /// Calls `plugin` with `call` in a fresh instance, within `limits`, granting `capabilities`.
+    pub fn call(
+        &self,
+        plugin: &Plugin,
+        call: Call,
+        limits: &Limits,
+        capabilities: &Capabilities,
+    ) -> Execution {
+        let missing = capabilities.missing(&plugin.info.capabilities);
+        if !missing.is_empty() {
+            return Execution {
+                outcome: Err(Failure::NotGranted(format!(
+                    "the plugin `{}` requests {}; grant them in the step's `grants`",
+                    plugin.info.name,
+                    missing.join(", ")
+                ))),
+                log: Vec::new(),
+                metrics: Vec::new(),
+                elapsed: Duration::ZERO,
+            };
+        }
+        if call.kind() != plugin.kind() {
+            return Execution {
+                outcome: Err(Failure::Sandbox(format!(
+                    "a {} call cannot go to a {} plugin",
+                    kind_name(call.kind()),
+                    kind_name(plugin.kind())
+                ))),
+                log: Vec::new(),
+                metrics: Vec::new(),
+                elapsed: Duration::ZERO,
+            };
+        }
+        let execution = self.execute(&plugin.pre, limits, capabilities, Invoke::Step(call));
+        Execution {
+            outcome: execution.outcome.map(|described| match described {
+                Described::Output(output) => output,
+                Described::Info(_) => unreachable!("a step call yields a step output"),
+            }),
+            log: execution.log,
+            metrics: execution.metrics,
+            elapsed: execution.elapsed,
+        }
+    }
+
+    fn execute(
+        &self,
+        pre: &Pre,
+        limits: &Limits,
+        capabilities: &Capabilities,
+        invoke: Invoke,
+    ) -> RawExecution {
+        let started = Instant::now();
+        let log = Arc::new(Mutex::new(StepLog::new(
+            limits.max_output.min(MAX_LOG_BYTES),
+        )));
+        let wasi = match capabilities.wasi_context(&log) {
+            Ok(wasi) => wasi,
+            Err(err) => {
+                return RawExecution {
+                    outcome: Err(Failure::Sandbox(err.to_string())),
+                    log: Vec::new(),
+                    metrics: Vec::new(),
+                    elapsed: started.elapsed(),
+                };
+            }
+        };
+        let state = StepState {
+            wasi,
+            resources: wasmtime::component::ResourceTable::new(),
+            limiter: Limiter {
+                memory_cap: limits.memory,
+                refused_growth: None,
+            },
+            log: log.clone(),
+            output_bytes: 0,
+            max_output: limits.max_output,
+            output_exceeded: false,
+        };
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        let deadline = started + limits.timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Continue(1)
+            })
+        });
+
+        let result = invoke_in(&mut store, pre, invoke);
+        let outcome = match result {
+            Ok(Ok(output)) => Ok(output),
+            Ok(Err(step_error)) => Err(Failure::from(step_error)),
+            Err(err) => Err(classify(&err, store.data(), limits)),
+        };
+        let (lines, metrics) = {
+            let mut log = log.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            log.finish();
+            (
+                std::mem::take(&mut log.lines),
+                std::mem::take(&mut log.metrics),
+            )
+        };
+        let outcome = match outcome {
+            Err(Failure::Trap(message)) => Err(panic_message(&lines)
+                .map(Failure::Panic)
+                .unwrap_or(Failure::Trap(message))),
+            other => other,
+        };
+        RawExecution {
+            outcome,
+            log: lines,
+            metrics,
+            elapsed: started.elapsed(),
+        }
+    }
+}
+
+/// The exported function that identifies each kind.
+const KIND_EXPORTS: &[(&str, StepKind)] = &[
+    ("validate", StepKind::Validator),
+    ("transform", StepKind::Transformer),
+    ("train", StepKind::Trainer),
+    ("evaluate", StepKind::Evaluator),
+    ("decide", StepKind::Deployer),
+    ("check", StepKind::DriftCheck),
+];
+
+/// The contract version a component imports (`wflow:plugin/...@X.Y.Z`), checked against ours:
+/// same major version (same minor while 0.x, as semver says), and not newer than the host.
+fn contract_version(
+    engine: &Engine,
+    component: &wasmtime::component::Component,
+) -> Result<semver::Version, Error> {
+    let host = semver::Version::parse(CONTRACT_VERSION).expect("CONTRACT_VERSION is valid semver");
+    let prefix = format!("{CONTRACT_PACKAGE}/");
+    let version = component
+        .component_type()
+        .imports(engine)
+        .filter_map(|(name, _)| {
+            name.strip_prefix(&prefix)
+                .and_then(|rest| rest.split_once('@'))
+                .map(|(_, v)| v.to_string())
+        })
+        .next();
+    let Some(version) = version else {
+        // Plugins that import nothing of ours (no host calls, no tables) are still checked by
+        // the linker against the step world's exports.
+        return Ok(host);
+    };
+    let plugin = semver::Version::parse(&version)
+        .map_err(|err| Error::NotAPlugin(format!("bad contract version `{version}`: {err}")))?;
+    let same_line = plugin.major == host.major && (host.major > 0 || plugin.minor == host.minor);
+    if !same_line {
+        return Err(Error::IncompatibleContract {
+            plugin,
+            host,
+            hint: "a different major version; rebuild the plugin against this contract",
+        });
+    }
+    if plugin > host {
+        return Err(Error::IncompatibleContract {
+            plugin,
+            host,
+            hint: "the plugin is newer than this host; upgrade wflow",
+        });
+    }
+    Ok(plugin)
+}
+
+enum Invoke {
+    Describe,
+    Step(Call),
+}
+
+enum Described {
+    Info(PluginInfo),
+    Output(Output),
+}
+
+struct RawExecution {
+    outcome: Result<Described, Failure>,
+    log: Vec<LogLine>,
+    metrics: Vec<(String, f64)>,
+    elapsed: Duration,
+}
+
+fn push(store: &mut Store<StepState>, table: Table) -> wasmtime::Result<Resource<Table>> {
+    Ok(store.data_mut().resources.push(table)?)
+}
+
+fn take(store: &mut Store<StepState>, handle: Resource<Table>) -> wasmtime::Result<Table> {
+    Ok(store.data_mut().resources.delete(handle)?)
+}
+
+/// Instantiates the plugin in `store` and makes the call.
+fn invoke_in(
+    store: &mut Store<StepState>,
+    pre: &Pre,
+    invoke: Invoke,
+) -> wasmtime::Result<Result<Described, StepError>> {
+    macro_rules! describe {
+        ($pre:expr) => {{
+            let instance = $pre.instantiate(&mut *store)?;
+            Ok(Ok(Described::Info(instance.call_describe(&mut *store)?)))
+        }};
+    }
+    let call = match invoke {
+        Invoke::Describe => {
+            return match pre {
+                Pre::Validator(p) => describe!(p),
+                Pre::Transformer(p) => describe!(p),
+                Pre::Trainer(p) => describe!(p),
+                Pre::Evaluator(p) => describe!(p),
+                Pre::Deployer(p) => describe!(p),
+                Pre::DriftCheck(p) => describe!(p),
+            };
+        }
+        Invoke::Step(call) => call,
+    };
+    let output = match (pre, call) {
+        (Pre::Validator(pre), Call::Validate { data, config }) => {
+            let instance = pre.instantiate(&mut *store)?;
+            let data = push(store, data)?;
+            instance
+                .call_validate(&mut *store, data, &config)?
+                .map(Output::Report)
+        }
+        (Pre::Transformer(pre), Call::Transform { inputs, config }) => {
+            let instance = pre.instantiate(&mut *store)?;
+            let inputs = inputs
+                .into_iter()
+                .map(|(name, table)| Ok((name, push(store, table)?)))
+                .collect::<wasmtime::Result<Vec<_>>>()?;
+            match instance.call_transform(&mut *store, &inputs, &config)? {
+                Ok(outputs) => Ok(Output::Tables(
+                    outputs
+                        .into_iter()
+                        .map(|(name, handle)| Ok((name, take(store, handle)?)))
+                        .collect::<wasmtime::Result<Vec<_>>>()?,
+                )),
+                Err(err) => Err(err),
+            }
+        }
+        (
+            Pre::Trainer(pre),
+            Call::Train {
+                data,
+                target,
+                config,
+            },
+        ) => {
+            let instance = pre.instantiate(&mut *store)?;
+            let data = push(store, data)?;
+            instance
+                .call_train(&mut *store, data, &target, &config)?
+                .map(|trained| Output::Trained {
+                    model: trained.model,
+                    metrics: trained.metrics,
+                })
+        }
+        (
+            Pre::Evaluator(pre),
+            Call::Evaluate {
+                model,
+                data,
+                config,
+            },
+        ) => {
+            let instance = pre.instantiate(&mut *store)?;
+            let data = push(store, data)?;
+            instance
+                .call_evaluate(&mut *store, &model, data, &config)?
+                .map(Output::Evaluation)
+        }
+        (
+            Pre::Deployer(pre),
+            Call::Decide {
+                candidate,
+                champion,
+                policy,
+            },
+        ) => {
+            let instance = pre.instantiate(&mut *store)?;
+            instance
+                .call_decide(&mut *store, &candidate, champion.as_ref(), &policy)?
+                .map(Output::Gate)
+        }
+        (
+            Pre::DriftCheck(pre),
+            Call::Check {
+                reference,
+                current,
+                config,
+            },
+        ) => {
+            let instance = pre.instantiate(&mut *store)?;
+            let reference = push(store, reference)?;
+            let current = push(store, current)?;
+            instance
+                .call_check(&mut *store, reference, current, &config)?
+                .map(Output::Drift)
+        }
+        _ => {
+            return Err(wasmtime::format_err!(
+                "the call does not match the plugin's kind"
+            ));
+        }
+    };
+    Ok(output.map(Described::Output))
+}
+
+/// Turns a wasmtime error into the reason a call failed, using what the store recorded.
+fn classify(err: &wasmtime::Error, state: &StepState, limits: &Limits) -> Failure {
+    if let Some(requested) = state.limiter.refused_growth {
+        return Failure::MemoryLimit {
+            limit: limits.memory,
+            requested,
+        };
+    }
+    let overflowed = state.with_log(|log| log.overflowed);
+    if overflowed {
+        return Failure::OutputLimit(format!(
+            "the plugin wrote more than {} bytes of output and log",
+            limits.max_output.min(MAX_LOG_BYTES)
+        ));
+    }
+    if state.output_exceeded {
+        return Failure::OutputLimit(format!(
+            "the plugin built more than {} bytes of tables",
+            limits.max_output
+        ));
+    }
+    match err.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => Failure::Timeout(limits.timeout),
+        Some(Trap::StackOverflow) => Failure::StackOverflow,
+        Some(trap) => Failure::Trap(trap.to_string()),
+        None => Failure::Trap(format!("{err:#}")),
+    }
+}
+
+/// A Rust guest prints `panicked at FILE:LINE:COL:\nMESSAGE` to stderr before it aborts.
+fn panic_message(lines: &[LogLine]) -> Option<String> {
+    let at = lines.iter().position(|line| {
+        line.source == LogSource::Stderr && line.message.contains("panicked at")
+    })?;
+    let location = lines[at]
+        .message
+        .split("panicked at")
+        .nth(1)
+        .unwrap_or("")
+        .trim()
+        .trim_end_matches(':');
+    let message = lines
+        .get(at + 1)
+        .filter(|line| line.source == LogSource::Stderr)
+        .map(|line| line.message.trim().to_string())
+        .unwrap_or_default();
+    Some(if message.is_empty() {
+        format!("at {location}")
+    } else {
+        format!("{message} (at {location})")
+    })
+}

@@ -1,0 +1,157 @@
+//! The `wflow` binary as a user runs it: exit codes, messages, JSON output.
+
+use crate::support::{self, stderr, stdout, wflow};
+
+#[test]
+fn run_prints_a_summary_and_exits_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = support::repo().join("workflows/breast-cancer.toml");
+    let output = wflow(dir.path(), &["run", file.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "{}\n{}",
+        stdout(&output),
+        stderr(&output)
+    );
+    let summary = stdout(&output);
+    assert!(
+        summary.contains("workflow breast-cancer: succeeded"),
+        "{summary}"
+    );
+    for step in ["validate", "split", "train", "evaluate", "drift", "gate"] {
+        assert!(
+            summary.lines().any(|l| l.starts_with(step)),
+            "no line for {step}: {summary}"
+        );
+    }
+    assert!(summary.contains("accuracy="), "{summary}");
+    assert!(summary.contains("decision:"), "{summary}");
+}
+
+#[test]
+fn run_json_is_machine_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = support::repo().join("workflows/breast-cancer.toml");
+    let output = wflow(dir.path(), &["run", "--json", file.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report["succeeded"], true);
+    assert_eq!(report["steps"].as_array().unwrap().len(), 6);
+}
+
+#[test]
+fn a_failed_step_exits_one() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("d.csv"), "x\n1\n").unwrap();
+    let hostile = support::wasm_path("hostile");
+    std::fs::write(
+        dir.path().join("w.toml"),
+        format!(
+            "[workflow]\nname = \"w\"\n[datasets.d]\npath = \"d.csv\"\n[steps.s]\nuses = \"{}\"\ninputs = {{ data = \"d\" }}\nwith = {{ behaviour = \"panic\" }}\n",
+            hostile.display()
+        ),
+    )
+    .unwrap();
+    let output = wflow(dir.path(), &["run", "w.toml"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stdout(&output).contains("panic"), "{}", stdout(&output));
+}
+
+#[test]
+fn validate_reports_every_problem_with_its_location_and_exits_two() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("d.csv"), "x,y\n1,2\n").unwrap();
+    std::fs::write(
+        dir.path().join("w.toml"),
+        r#"[workflow]
+name = "w"
+
+[datasets.d]
+path = "missing.csv"
+
+[steps.a]
+uses = "no-such-plugin"
+inputs = { data = "d" }
+
+[steps.b]
+uses = "schema-check"
+inputs = { data = "d" }
+with = { min_rows = "many" }
+"#,
+    )
+    .unwrap();
+    let output = wflow(dir.path(), &["validate", "w.toml"]);
+    assert_eq!(output.status.code(), Some(2));
+    let errors = stderr(&output);
+    assert!(errors.contains("w.toml:5:8: dataset `d`"), "{errors}");
+    assert!(
+        errors.contains("w.toml:8:8: step `a`: unknown plugin `no-such-plugin`"),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("w.toml:14:21: step `b`: configuration at `/min_rows`"),
+        "{errors}"
+    );
+}
+
+#[test]
+fn validate_accepts_the_examples() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = support::repo().join("workflows/breast-cancer.toml");
+    let output = wflow(dir.path(), &["validate", file.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stdout(&output).contains("valid"));
+}
+
+#[test]
+fn plugin_inspect_shows_kind_version_schema_and_capabilities() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = support::wasm_path("needs-read");
+    let output = wflow(
+        dir.path(),
+        &["plugin", "inspect", "--json", wasm.to_str().unwrap()],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let info: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(info["kind"], "validator");
+    assert_eq!(info["contract"], "wflow:plugin@0.1.0");
+    assert!(info["digest"].as_str().unwrap().starts_with("sha256:"));
+    assert_eq!(info["capabilities"][0], "read files under /data");
+    assert!(info["config_schema"].is_object());
+
+    let output = wflow(dir.path(), &["plugin", "inspect", "logistic-regression"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("kind:         trainer"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn inspecting_an_incompatible_plugin_fails_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let wasm = support::wasm_path("future-version");
+    let output = wflow(dir.path(), &["plugin", "inspect", wasm.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("wflow:plugin@0.2.0"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn help_is_available_everywhere() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        vec!["--help"],
+        vec!["run", "--help"],
+        vec!["validate", "--help"],
+        vec!["plugin", "inspect", "--help"],
+    ] {
+        let output = wflow(dir.path(), &args);
+        assert!(output.status.success(), "{args:?}");
+        assert!(stdout(&output).contains("Usage:"), "{args:?}");
+    }
+}

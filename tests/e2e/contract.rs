@@ -1,0 +1,130 @@
+//! Loading plugins: contract versions, kinds, the compiled-code cache, capabilities.
+
+use std::time::Duration;
+
+use wflow::plugin::{
+    CacheOutcome, Call, Capabilities, CompiledCache, DirGrant, Error, Failure, Limits, Output,
+    Runtime, StepKind,
+};
+use wflow::table::{Column, Table, Values};
+
+use crate::support;
+
+#[test]
+fn a_plugin_of_another_major_contract_is_refused_naming_both_versions() {
+    let (runtime, _dir) = support::runtime();
+    let err = runtime.load(&support::wasm("future-version")).unwrap_err();
+    assert!(matches!(err, Error::IncompatibleContract { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("wflow:plugin@0.2.0") && message.contains("wflow:plugin@0.1.0"),
+        "{message}"
+    );
+}
+
+#[test]
+fn bytes_that_are_not_a_component_are_refused() {
+    let (runtime, _dir) = support::runtime();
+    let err = runtime
+        .load(b"\0asm definitely not a component")
+        .unwrap_err();
+    assert!(matches!(err, Error::Compile(_)), "{err}");
+}
+
+#[test]
+fn builtin_plugins_describe_themselves_with_the_right_kind() {
+    let (runtime, _dir) = support::runtime();
+    let expected = [
+        ("schema-check", StepKind::Validator),
+        ("train-test-split", StepKind::Transformer),
+        ("logistic-regression", StepKind::Trainer),
+        ("classification-metrics", StepKind::Evaluator),
+        ("deployment-gate", StepKind::Deployer),
+        ("psi-drift", StepKind::DriftCheck),
+    ];
+    for (name, kind) in expected {
+        let plugin = wflow::engine::plan::load_plugin(&runtime, name).unwrap();
+        assert_eq!(plugin.info.name, name);
+        assert_eq!(plugin.kind(), kind, "{name}");
+        assert_eq!(
+            plugin.config_schema["type"], "object",
+            "{name} has an object schema"
+        );
+        assert!(!plugin.info.description.is_empty());
+    }
+}
+
+#[test]
+fn compiled_code_is_cached_and_a_corrupt_entry_is_a_miss() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache_dir = dir.path().join("compiled");
+    let wasm = support::wasm("noop");
+
+    let first = Runtime::new(Some(CompiledCache::new(&cache_dir))).unwrap();
+    assert_eq!(first.load(&wasm).unwrap().cache, CacheOutcome::Compiled);
+    let second = Runtime::new(Some(CompiledCache::new(&cache_dir))).unwrap();
+    assert_eq!(second.load(&wasm).unwrap().cache, CacheOutcome::Hit);
+
+    drop((first, second));
+    for entry in std::fs::read_dir(&cache_dir).unwrap() {
+        std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
+    }
+    let third = Runtime::new(Some(CompiledCache::new(&cache_dir))).unwrap();
+    let plugin = third.load(&wasm).unwrap();
+    assert_eq!(plugin.cache, CacheOutcome::Compiled);
+    let table = Table::new(vec![Column::new("x", Values::Float(vec![1.0]))]).unwrap();
+    let execution = third.call(
+        &plugin,
+        Call::Validate {
+            data: table,
+            config: "{}".into(),
+        },
+        &Limits::default(),
+        &Capabilities::default(),
+    );
+    assert!(execution.outcome.is_ok(), "{:?}", execution.outcome);
+}
+
+#[test]
+fn requested_capabilities_must_be_granted() {
+    let (runtime, dir) = support::runtime();
+    let plugin = support::load(&runtime, "needs-read");
+    let data_dir = dir.path().join("data");
+    std::fs::create_dir_all(&data_dir).unwrap();
+    std::fs::write(data_dir.join("hello.txt"), "hello from the host").unwrap();
+    let table = Table::new(vec![Column::new("x", Values::Float(vec![1.0]))]).unwrap();
+    let call = || Call::Validate {
+        data: table.clone(),
+        config: serde_json::json!({"file": "hello.txt"}).to_string(),
+    };
+    let limits = Limits {
+        timeout: Duration::from_secs(10),
+        ..Limits::default()
+    };
+
+    let denied = runtime.call(&plugin, call(), &limits, &Capabilities::default());
+    let Err(Failure::NotGranted(message)) = &denied.outcome else {
+        panic!("{:?}", denied.outcome)
+    };
+    assert!(message.contains("/data"), "{message}");
+
+    let granted = Capabilities {
+        dirs: vec![DirGrant {
+            host: data_dir.clone(),
+            guest: "/data".into(),
+            writable: false,
+        }],
+        ..Capabilities::default()
+    };
+    let execution = runtime.call(&plugin, call(), &limits, &granted);
+    let Ok(Output::Report(report)) = &execution.outcome else {
+        panic!("{:?}", execution.outcome)
+    };
+    assert!(
+        report
+            .findings
+            .iter()
+            .any(|f| f.message.contains("hello from the host")),
+        "{report:?}"
+    );
+}

@@ -1,0 +1,264 @@
+//! Hostile plugins: each misbehaviour fails its own call with a distinct reason, leaks nothing
+//! from the host, and leaves the runtime able to run the next call.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use wflow::plugin::{Call, Capabilities, Execution, Failure, Limits, Output, Runtime};
+use wflow::table::{Column, Table, Values};
+
+use crate::support;
+
+fn table() -> Table {
+    Table::new(vec![Column::new("x", Values::Float(vec![1.0, 2.0, 3.0]))]).unwrap()
+}
+
+fn limits() -> Limits {
+    Limits {
+        memory: 64 << 20,
+        timeout: Duration::from_secs(2),
+        max_output: 16 << 20,
+    }
+}
+
+fn behave(runtime: &Runtime, config: serde_json::Value) -> Execution {
+    let plugin = support::load(runtime, "hostile");
+    runtime.call(
+        &plugin,
+        Call::Validate {
+            data: table(),
+            config: config.to_string(),
+        },
+        &limits(),
+        &Capabilities::default(),
+    )
+}
+
+/// After any misbehaviour the same runtime still runs a well-behaved call.
+fn assert_runtime_still_works(runtime: &Runtime) {
+    let execution = behave(runtime, serde_json::json!({"behaviour": "ok"}));
+    assert!(
+        matches!(execution.outcome, Ok(Output::Report(_))),
+        "{:?}",
+        execution.outcome
+    );
+}
+
+fn failure(execution: &Execution) -> &Failure {
+    match &execution.outcome {
+        Err(failure) => failure,
+        Ok(output) => panic!("expected a failure, got {output:?}"),
+    }
+}
+
+fn report_message(execution: &Execution) -> String {
+    match &execution.outcome {
+        Ok(Output::Report(report)) => report
+            .findings
+            .iter()
+            .map(|f| f.message.clone())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        other => panic!("expected a report, got {other:?}"),
+    }
+}
+
+#[test]
+fn trap_fails_the_call_as_a_trap() {
+    let (runtime, _dir) = support::runtime();
+    let execution = behave(&runtime, serde_json::json!({"behaviour": "trap"}));
+    assert!(
+        matches!(failure(&execution), Failure::Trap(message) if message.contains("unreachable")),
+        "{:?}",
+        failure(&execution)
+    );
+    assert_runtime_still_works(&runtime);
+}
+
+#[test]
+fn panic_is_reported_with_its_message() {
+    let (runtime, _dir) = support::runtime();
+    let execution = behave(&runtime, serde_json::json!({"behaviour": "panic"}));
+    let Failure::Panic(message) = failure(&execution) else {
+        panic!("{:?}", failure(&execution))
+    };
+    assert!(
+        message.contains("src/lib.rs"),
+        "the panic location is kept: {message}"
+    );
+    assert_eq!(failure(&execution).kind(), "panic");
+    assert_runtime_still_works(&runtime);
+}
+
+#[test]
+fn infinite_loop_times_out() {
+    let (runtime, _dir) = support::runtime();
+    let execution = behave(&runtime, serde_json::json!({"behaviour": "infinite-loop"}));
+    assert_eq!(
+        failure(&execution),
+        &Failure::Timeout(Duration::from_secs(2))
+    );
+    assert!(
+        execution.elapsed >= Duration::from_secs(2) && execution.elapsed < Duration::from_secs(10),
+        "{:?}",
+        execution.elapsed
+    );
+    assert_runtime_still_works(&runtime);
+}
+
+#[test]
+fn memory_bomb_hits_the_memory_cap() {
+    let (runtime, _dir) = support::runtime();
+    let execution = behave(&runtime, serde_json::json!({"behaviour": "memory-bomb"}));
+    let Failure::MemoryLimit { limit, requested } = failure(&execution) else {
+        panic!("{:?}", failure(&execution))
+    };
+    assert_eq!(*limit, 64 << 20);
+    assert!(*requested > 64 << 20);
+    assert_runtime_still_works(&runtime);
+}
+
+#[test]
+fn stack_overflow_is_its_own_reason() {
+    let (runtime, _dir) = support::runtime();
+    let execution = behave(&runtime, serde_json::json!({"behaviour": "stack-overflow"}));
+    assert_eq!(failure(&execution), &Failure::StackOverflow);
+    assert_runtime_still_works(&runtime);
+}
+
+#[test]
+fn output_flood_hits_the_output_limit_and_keeps_a_bounded_log() {
+    let (runtime, _dir) = support::runtime();
+    let execution = behave(&runtime, serde_json::json!({"behaviour": "output-flood"}));
+    assert_eq!(
+        failure(&execution).kind(),
+        "output-limit",
+        "{:?}",
+        failure(&execution)
+    );
+    let logged: usize = execution.log.iter().map(|line| line.message.len()).sum();
+    assert!(
+        logged <= wflow::plugin::MAX_LOG_BYTES as usize,
+        "{logged} bytes of log kept"
+    );
+    assert!(!execution.log.is_empty(), "the start of the flood is kept");
+    assert_runtime_still_works(&runtime);
+}
+
+#[test]
+fn log_flood_hits_the_output_limit() {
+    let (runtime, _dir) = support::runtime();
+    let execution = behave(&runtime, serde_json::json!({"behaviour": "log-flood"}));
+    assert_eq!(
+        failure(&execution).kind(),
+        "output-limit",
+        "{:?}",
+        failure(&execution)
+    );
+    assert_runtime_still_works(&runtime);
+}
+
+#[test]
+fn huge_tables_hit_the_output_limit() {
+    let (runtime, _dir) = support::runtime();
+    let plugin = support::load(&runtime, "hostile");
+    let limits = Limits {
+        memory: 512 << 20,
+        timeout: Duration::from_secs(20),
+        max_output: 16 << 20,
+    };
+    let call = Call::Validate {
+        data: table(),
+        config: serde_json::json!({"behaviour": "huge-output"}).to_string(),
+    };
+    let execution = runtime.call(&plugin, call, &limits, &Capabilities::default());
+    assert_eq!(
+        failure(&execution).kind(),
+        "output-limit",
+        "{:?}",
+        failure(&execution)
+    );
+    assert_runtime_still_works(&runtime);
+}
+
+#[test]
+fn host_files_are_invisible() {
+    let (runtime, dir) = support::runtime();
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&secret, "the host's secret").unwrap();
+    let execution = behave(
+        &runtime,
+        serde_json::json!({"behaviour": "read-host-file", "path": secret}),
+    );
+    let text = format!("{:?}", execution.outcome);
+    assert!(matches!(failure(&execution), Failure::Failed(_)), "{text}");
+    assert!(
+        !text.contains("the host's secret") && !text.contains("root:"),
+        "{text}"
+    );
+    assert_runtime_still_works(&runtime);
+}
+
+#[test]
+fn the_environment_is_empty() {
+    let (runtime, _dir) = support::runtime();
+    // SAFETY: no other thread of this test reads or writes the environment at this point.
+    unsafe { std::env::set_var("WFLOW_TEST_SECRET", "hunter2") };
+    let execution = behave(&runtime, serde_json::json!({"behaviour": "read-env"}));
+    let seen = report_message(&execution);
+    assert!(
+        !seen.contains("hunter2") && !seen.contains("PATH") && !seen.contains("HOME"),
+        "the plugin saw: {seen}"
+    );
+}
+
+#[test]
+fn sockets_are_refused() {
+    let (runtime, _dir) = support::runtime();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    let execution = behave(
+        &runtime,
+        serde_json::json!({"behaviour": "open-socket", "address": address}),
+    );
+    assert!(
+        matches!(failure(&execution), Failure::Failed(_)),
+        "{:?}",
+        execution.outcome
+    );
+    // Nothing reached the listener: the call has returned, so any connection would be queued.
+    assert_eq!(
+        listener.accept().map(|_| ()).unwrap_err().kind(),
+        std::io::ErrorKind::WouldBlock
+    );
+    assert_runtime_still_works(&runtime);
+}
+
+#[test]
+fn invalid_input_from_the_plugin_is_not_retryable() {
+    let (runtime, _dir) = support::runtime();
+    let execution = behave(&runtime, serde_json::json!({"behaviour": "invalid-input"}));
+    assert_eq!(failure(&execution).kind(), "invalid-input");
+    assert!(!failure(&execution).is_retryable());
+}
+
+#[test]
+fn a_bad_configuration_names_the_field() {
+    let (runtime, _dir) = support::runtime();
+    let execution = behave(&runtime, serde_json::json!({"behaviour": 42}));
+    let Failure::InvalidConfig(message) = failure(&execution) else {
+        panic!("{:?}", execution.outcome)
+    };
+    assert!(message.contains("behaviour"), "{message}");
+}
+
+#[test]
+fn no_state_leaks_between_calls() {
+    let (runtime, _dir) = support::runtime();
+    // Each call gets a fresh instance: a counter kept in the plugin's memory starts over.
+    for _ in 0..3 {
+        let execution = behave(&runtime, serde_json::json!({"behaviour": "count-calls"}));
+        assert_eq!(report_message(&execution), "call 1");
+    }
+}

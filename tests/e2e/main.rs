@@ -1,0 +1,8 @@
+//! End-to-end tests of the whole system: real plugin components built from source by the host's
+//! build script, run by the real runtime, and the real `wflow` binary run in temporary directories.
+
+mod cli;
+mod contract;
+mod hostile;
+mod support;
+mod workflows;

@@ -1,0 +1,64 @@
+//! Shared helpers: where the built plugins are, a runtime with a private compiled-code cache,
+//! and running the `wflow` binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Arc;
+
+use wflow::plugin::{CompiledCache, Plugin, Runtime};
+
+/// The directory where the build script put every plugin component.
+pub fn artifacts() -> PathBuf {
+    PathBuf::from(env!("WFLOW_PLUGIN_ARTIFACTS"))
+}
+
+/// The component file of a plugin crate (`tests/plugins/NAME` or `plugins/NAME`).
+pub fn wasm_path(crate_name: &str) -> PathBuf {
+    let path = artifacts().join(format!("{}.wasm", crate_name.replace('-', "_")));
+    assert!(path.is_file(), "{} was not built", path.display());
+    path
+}
+
+pub fn wasm(crate_name: &str) -> Vec<u8> {
+    std::fs::read(wasm_path(crate_name)).unwrap()
+}
+
+/// A runtime with its own compiled-code cache in a temporary directory.
+pub fn runtime() -> (Runtime, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = Runtime::new(Some(CompiledCache::new(dir.path().join("compiled")))).unwrap();
+    (runtime, dir)
+}
+
+pub fn load(runtime: &Runtime, crate_name: &str) -> Arc<Plugin> {
+    runtime
+        .load(&wasm(crate_name))
+        .unwrap_or_else(|err| panic!("loading {crate_name}: {err}"))
+}
+
+/// The repository's root directory.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// Runs the `wflow` binary with `args` in `dir`, with a private compiled-code cache.
+pub fn wflow(dir: &Path, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_wflow"))
+        .args(args)
+        .current_dir(dir)
+        .env("WFLOW_CACHE_DIR", dir.join(".wflow-cache"))
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap()
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}

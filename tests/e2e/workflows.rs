@@ -1,0 +1,153 @@
+//! Workflows through the engine: every example in `workflows/` parses, plans and runs, and the
+//! engine isolates failures, retries and skips dependents.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use wflow::engine::{self, RunOptions, RunReport, StepStatus};
+use wflow::plugin::Runtime;
+
+use crate::support;
+
+fn run_file(runtime: &Arc<Runtime>, file: &Path) -> RunReport {
+    let source = std::fs::read_to_string(file).unwrap();
+    let workflow = wflow::workflow::parse(file, &source).unwrap_or_else(|d| panic!("{d}"));
+    let plan = engine::plan(workflow, runtime).unwrap_or_else(|d| panic!("{d}"));
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    tokio.block_on(engine::run(
+        Arc::new(plan),
+        runtime.clone(),
+        RunOptions::default(),
+        None,
+    ))
+}
+
+fn metric(report: &RunReport, step: &str, name: &str) -> f64 {
+    let step = report
+        .steps
+        .iter()
+        .find(|s| s.id == step)
+        .unwrap_or_else(|| panic!("no step {step}"));
+    step.metrics
+        .iter()
+        .rev()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("no metric {name} in {:?}", step.metrics))
+        .1
+}
+
+#[test]
+fn every_example_workflow_runs() {
+    let (runtime, _dir) = support::runtime();
+    let runtime = Arc::new(runtime);
+    let mut seen = 0;
+    for entry in std::fs::read_dir(support::repo().join("workflows")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let report = run_file(&runtime, &path);
+            for step in &report.steps {
+                assert_eq!(
+                    step.status,
+                    StepStatus::Succeeded,
+                    "{}: step {}",
+                    path.display(),
+                    step.id
+                );
+            }
+            seen += 1;
+        }
+    }
+    assert!(seen >= 1, "no example workflows found");
+}
+
+#[test]
+fn breast_cancer_workflow_reaches_the_accuracy_anchor() {
+    let (runtime, _dir) = support::runtime();
+    let report = run_file(
+        &Arc::new(runtime),
+        &support::repo().join("workflows/breast-cancer.toml"),
+    );
+    let accuracy = metric(&report, "evaluate", "accuracy");
+    assert!(accuracy >= 0.96, "holdout accuracy {accuracy}");
+    let gate = report.steps.iter().find(|s| s.id == "gate").unwrap();
+    assert!(gate.decision.is_some());
+}
+
+fn write_workflow(dir: &Path, body: &str) -> std::path::PathBuf {
+    std::fs::write(dir.join("data.csv"), "x,y\n1,0\n2,1\n3,0\n4,1\n").unwrap();
+    let file = dir.join("w.toml");
+    let hostile = support::wasm_path("hostile");
+    let body = body.replace("HOSTILE", &hostile.display().to_string());
+    std::fs::write(
+        &file,
+        format!("[workflow]\nname = \"w\"\n\n[datasets.d]\npath = \"data.csv\"\n\n{body}"),
+    )
+    .unwrap();
+    file
+}
+
+#[test]
+fn a_failing_step_skips_its_dependents_and_spares_the_others() {
+    let (runtime, dir) = support::runtime();
+    let file = write_workflow(
+        dir.path(),
+        r#"
+[steps.bad]
+uses = "HOSTILE"
+inputs = { data = "d" }
+with = { behaviour = "trap" }
+
+[steps.after-bad]
+uses = "schema-check"
+inputs = { data = "d" }
+needs = ["bad"]
+
+[steps.independent]
+uses = "HOSTILE"
+inputs = { data = "d" }
+with = { behaviour = "ok" }
+"#,
+    );
+    let report = run_file(&Arc::new(runtime), &file);
+    let status = |id: &str| {
+        report
+            .steps
+            .iter()
+            .find(|s| s.id == id)
+            .unwrap()
+            .status
+            .clone()
+    };
+    assert!(matches!(status("bad"), StepStatus::Failed(_)));
+    assert!(matches!(status("after-bad"), StepStatus::Skipped(reason) if reason.contains("bad")));
+    assert_eq!(status("independent"), StepStatus::Succeeded);
+    assert!(!report.succeeded());
+}
+
+#[test]
+fn retryable_failures_are_retried_and_bad_input_is_not() {
+    let (runtime, dir) = support::runtime();
+    let file = write_workflow(
+        dir.path(),
+        r#"
+[steps.trap]
+uses = "HOSTILE"
+inputs = { data = "d" }
+with = { behaviour = "trap" }
+retries = { count = 2, backoff = "1ms" }
+
+[steps.bad-input]
+uses = "HOSTILE"
+inputs = { data = "d" }
+with = { behaviour = "invalid-input" }
+retries = { count = 2, backoff = "1ms" }
+"#,
+    );
+    let report = run_file(&Arc::new(runtime), &file);
+    let attempts = |id: &str| report.steps.iter().find(|s| s.id == id).unwrap().attempts;
+    assert_eq!(attempts("trap"), 3);
+    assert_eq!(attempts("bad-input"), 1);
+}

@@ -28,6 +28,10 @@ fn micros(d: Duration) -> f64 {
 
 fn main() {
     let wasm = noop_wasm();
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio");
     let cache_dir = tempfile::tempdir().expect("temporary directory");
 
     // Loading: cold compile (empty cache), then from the cache in a fresh runtime.
@@ -37,11 +41,11 @@ fn main() {
         let dir = cache_dir.path().join(format!("round-{round}"));
         let runtime = Runtime::new(Some(CompiledCache::new(&dir))).expect("runtime");
         let start = Instant::now();
-        runtime.load(&wasm).expect("load");
+        tokio.block_on(runtime.load(&wasm)).expect("load");
         cold.push(start.elapsed());
         let runtime = Runtime::new(Some(CompiledCache::new(&dir))).expect("runtime");
         let start = Instant::now();
-        let plugin = runtime.load(&wasm).expect("load");
+        let plugin = tokio.block_on(runtime.load(&wasm)).expect("load");
         warm.push(start.elapsed());
         assert_eq!(plugin.cache, wflow::plugin::CacheOutcome::Hit);
     }
@@ -60,36 +64,27 @@ fn main() {
     // Per-step overhead: a fresh store and instance per call, as the engine does.
     let runtime =
         Runtime::new(Some(CompiledCache::new(cache_dir.path().join("steps")))).expect("runtime");
-    let plugin = runtime.load(&wasm).expect("load");
+    let plugin = tokio.block_on(runtime.load(&wasm)).expect("load");
     let table = Table::new(vec![Column::new("x", Values::Float(vec![1.0; 10]))]).expect("table");
     let limits = Limits::default();
     let capabilities = Capabilities::default();
-    for _ in 0..200 {
-        runtime.call(
-            &plugin,
-            Call::Validate {
-                data: table.clone(),
-                config: "{}".into(),
-            },
-            &limits,
-            &capabilities,
-        );
-    }
-    let mut samples = Vec::with_capacity(5000);
-    for _ in 0..5000 {
-        let start = Instant::now();
-        let execution = runtime.call(
-            &plugin,
-            Call::Validate {
-                data: table.clone(),
-                config: "{}".into(),
-            },
-            &limits,
-            &capabilities,
-        );
-        samples.push(start.elapsed());
-        assert!(execution.outcome.is_ok());
-    }
+    let mut samples = tokio.block_on(async {
+        let call = || Call::Validate {
+            data: table.clone(),
+            config: "{}".into(),
+        };
+        for _ in 0..200 {
+            runtime.call(&plugin, call(), &limits, &capabilities).await;
+        }
+        let mut samples = Vec::with_capacity(5000);
+        for _ in 0..5000 {
+            let start = Instant::now();
+            let execution = runtime.call(&plugin, call(), &limits, &capabilities).await;
+            samples.push(start.elapsed());
+            assert!(execution.outcome.is_ok());
+        }
+        samples
+    });
     samples.sort();
     let mean = samples.iter().sum::<Duration>() / samples.len() as u32;
     println!("trivial step (instantiate + call + teardown), 5000 calls:");
@@ -115,15 +110,15 @@ fn main() {
     let file = dir.path().join("fan-out.toml");
     std::fs::write(&file, &toml).expect("write workflow");
     let runtime = Arc::new(runtime);
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio");
     let mut rates = Vec::new();
     for _ in 0..5 {
         let workflow = wflow::workflow::parse(&file, &toml).expect("valid workflow");
         let plan_start = Instant::now();
-        let plan = Arc::new(engine::plan(workflow, &runtime).expect("plan"));
+        let plan = Arc::new(
+            tokio
+                .block_on(engine::plan(workflow, &runtime))
+                .expect("plan"),
+        );
         let planned = plan_start.elapsed();
         let start = Instant::now();
         let report = tokio.block_on(engine::run(

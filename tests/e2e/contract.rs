@@ -13,7 +13,7 @@ use crate::support;
 #[test]
 fn a_plugin_of_another_major_contract_is_refused_naming_both_versions() {
     let (runtime, _dir) = support::runtime();
-    let err = runtime.load(&support::wasm("future-version")).unwrap_err();
+    let err = support::block_on(runtime.load(&support::wasm("future-version"))).unwrap_err();
     assert!(matches!(err, Error::IncompatibleContract { .. }), "{err}");
     let message = err.to_string();
     assert!(
@@ -25,9 +25,7 @@ fn a_plugin_of_another_major_contract_is_refused_naming_both_versions() {
 #[test]
 fn bytes_that_are_not_a_component_are_refused() {
     let (runtime, _dir) = support::runtime();
-    let err = runtime
-        .load(b"\0asm definitely not a component")
-        .unwrap_err();
+    let err = support::block_on(runtime.load(b"\0asm definitely not a component")).unwrap_err();
     assert!(matches!(err, Error::Compile(_)), "{err}");
 }
 
@@ -43,7 +41,7 @@ fn builtin_plugins_describe_themselves_with_the_right_kind() {
         ("psi-drift", StepKind::DriftCheck),
     ];
     for (name, kind) in expected {
-        let plugin = wflow::engine::plan::load_plugin(&runtime, name).unwrap();
+        let plugin = support::block_on(wflow::engine::plan::load_plugin(&runtime, name)).unwrap();
         assert_eq!(plugin.info.name, name);
         assert_eq!(plugin.kind(), kind, "{name}");
         assert_eq!(
@@ -61,27 +59,30 @@ fn compiled_code_is_cached_and_a_corrupt_entry_is_a_miss() {
     let wasm = support::wasm("noop");
 
     let first = Runtime::new(Some(CompiledCache::new(&cache_dir))).unwrap();
-    assert_eq!(first.load(&wasm).unwrap().cache, CacheOutcome::Compiled);
+    assert_eq!(
+        support::block_on(first.load(&wasm)).unwrap().cache,
+        CacheOutcome::Compiled
+    );
     let second = Runtime::new(Some(CompiledCache::new(&cache_dir))).unwrap();
-    assert_eq!(second.load(&wasm).unwrap().cache, CacheOutcome::Hit);
+    assert_eq!(
+        support::block_on(second.load(&wasm)).unwrap().cache,
+        CacheOutcome::Hit
+    );
 
     drop((first, second));
     for entry in std::fs::read_dir(&cache_dir).unwrap() {
         std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
     }
     let third = Runtime::new(Some(CompiledCache::new(&cache_dir))).unwrap();
-    let plugin = third.load(&wasm).unwrap();
+    let plugin = support::block_on(third.load(&wasm)).unwrap();
     assert_eq!(plugin.cache, CacheOutcome::Compiled);
     let table = Table::new(vec![Column::new("x", Values::Float(vec![1.0]))]).unwrap();
-    let execution = third.call(
-        &plugin,
-        Call::Validate {
-            data: table,
-            config: "{}".into(),
-        },
-        &Limits::default(),
-        &Capabilities::default(),
-    );
+    let call = Call::Validate {
+        data: table,
+        config: "{}".into(),
+    };
+    let execution =
+        support::block_on(third.call(&plugin, call, &Limits::default(), &Capabilities::default()));
     assert!(execution.outcome.is_ok(), "{:?}", execution.outcome);
 }
 
@@ -102,7 +103,8 @@ fn requested_capabilities_must_be_granted() {
         ..Limits::default()
     };
 
-    let denied = runtime.call(&plugin, call(), &limits, &Capabilities::default());
+    let denied =
+        support::block_on(runtime.call(&plugin, call(), &limits, &Capabilities::default()));
     let Err(Failure::NotGranted(message)) = &denied.outcome else {
         panic!("{:?}", denied.outcome)
     };
@@ -116,7 +118,7 @@ fn requested_capabilities_must_be_granted() {
         }],
         ..Capabilities::default()
     };
-    let execution = runtime.call(&plugin, call(), &limits, &granted);
+    let execution = support::block_on(runtime.call(&plugin, call(), &limits, &granted));
     let Ok(Output::Report(report)) = &execution.outcome else {
         panic!("{:?}", execution.outcome)
     };

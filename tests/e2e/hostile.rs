@@ -23,15 +23,11 @@ fn limits() -> Limits {
 
 fn behave(runtime: &Runtime, config: serde_json::Value) -> Execution {
     let plugin = support::load(runtime, "hostile");
-    runtime.call(
-        &plugin,
-        Call::Validate {
-            data: table(),
-            config: config.to_string(),
-        },
-        &limits(),
-        &Capabilities::default(),
-    )
+    let call = Call::Validate {
+        data: table(),
+        config: config.to_string(),
+    };
+    support::block_on(runtime.call(&plugin, call, &limits(), &Capabilities::default()))
 }
 
 /// After any misbehaviour the same runtime still runs a well-behaved call.
@@ -107,6 +103,22 @@ fn infinite_loop_times_out() {
 }
 
 #[test]
+fn sleeping_in_a_host_call_times_out() {
+    let (runtime, _dir) = support::runtime();
+    let execution = behave(&runtime, serde_json::json!({"behaviour": "sleep"}));
+    assert_eq!(
+        failure(&execution),
+        &Failure::Timeout(Duration::from_secs(2))
+    );
+    assert!(
+        execution.elapsed < Duration::from_secs(10),
+        "{:?}",
+        execution.elapsed
+    );
+    assert_runtime_still_works(&runtime);
+}
+
+#[test]
 fn memory_bomb_hits_the_memory_cap() {
     let (runtime, _dir) = support::runtime();
     let execution = behave(&runtime, serde_json::json!({"behaviour": "memory-bomb"}));
@@ -171,7 +183,8 @@ fn huge_tables_hit_the_output_limit() {
         data: table(),
         config: serde_json::json!({"behaviour": "huge-output"}).to_string(),
     };
-    let execution = runtime.call(&plugin, call, &limits, &Capabilities::default());
+    let execution =
+        support::block_on(runtime.call(&plugin, call, &limits, &Capabilities::default()));
     assert_eq!(
         failure(&execution).kind(),
         "output-limit",

@@ -4,5 +4,6 @@
 mod cli;
 mod contract;
 mod hostile;
+mod large;
 mod support;
 mod workflows;

@@ -7,6 +7,15 @@ use std::sync::Arc;
 
 use wflow::plugin::{CompiledCache, Plugin, Runtime};
 
+/// Runs a future to completion on a fresh single-threaded runtime.
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
 /// The directory where the build script put every plugin component.
 pub fn artifacts() -> PathBuf {
     PathBuf::from(env!("WFLOW_PLUGIN_ARTIFACTS"))
@@ -31,8 +40,7 @@ pub fn runtime() -> (Runtime, tempfile::TempDir) {
 }
 
 pub fn load(runtime: &Runtime, crate_name: &str) -> Arc<Plugin> {
-    runtime
-        .load(&wasm(crate_name))
+    block_on(runtime.load(&wasm(crate_name)))
         .unwrap_or_else(|err| panic!("loading {crate_name}: {err}"))
 }
 

@@ -12,17 +12,16 @@ use crate::support;
 fn run_file(runtime: &Arc<Runtime>, file: &Path) -> RunReport {
     let source = std::fs::read_to_string(file).unwrap();
     let workflow = wflow::workflow::parse(file, &source).unwrap_or_else(|d| panic!("{d}"));
-    let plan = engine::plan(workflow, runtime).unwrap_or_else(|d| panic!("{d}"));
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
-    tokio.block_on(engine::run(
-        Arc::new(plan),
-        runtime.clone(),
-        RunOptions::default(),
-        None,
-    ))
+    tokio.block_on(async {
+        let plan = engine::plan(workflow, runtime)
+            .await
+            .unwrap_or_else(|d| panic!("{d}"));
+        engine::run(Arc::new(plan), runtime.clone(), RunOptions::default(), None).await
+    })
 }
 
 fn metric(report: &RunReport, step: &str, name: &str) -> f64 {

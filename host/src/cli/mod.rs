@@ -136,24 +136,31 @@ fn runtime(cli: &Cli) -> anyhow::Result<Runtime> {
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<u8> {
-    match &cli.command {
-        Command::Run(args) => run(&cli, args),
-        Command::Validate(args) => validate(&cli, args),
-        Command::Plugin(PluginCommand::Inspect { plugin, json }) => {
-            let runtime = runtime(&cli)?;
-            let plugin = engine::plan::load_plugin(&runtime, plugin)?;
-            output::print_plugin(&plugin, *json);
-            Ok(0)
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    tokio.block_on(async {
+        match &cli.command {
+            Command::Run(args) => run(&cli, args).await,
+            Command::Validate(args) => validate(&cli, args).await,
+            Command::Plugin(PluginCommand::Inspect { plugin, json }) => {
+                let runtime = runtime(&cli)?;
+                let plugin = engine::plan::load_plugin(&runtime, plugin).await?;
+                output::print_plugin(&plugin, *json);
+                Ok(0)
+            }
+            Command::Plugin(PluginCommand::List { json }) => {
+                let runtime = runtime(&cli)?;
+                let mut plugins = Vec::new();
+                for name in engine::builtin::names() {
+                    plugins.push(engine::plan::load_plugin(&runtime, name).await?);
+                }
+                output::print_plugin_list(&plugins, *json);
+                Ok(0)
+            }
         }
-        Command::Plugin(PluginCommand::List { json }) => {
-            let runtime = runtime(&cli)?;
-            let plugins = engine::builtin::names()
-                .map(|name| engine::plan::load_plugin(&runtime, name))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            output::print_plugin_list(&plugins, *json);
-            Ok(0)
-        }
-    }
+    })
 }
 
 /// Reads and parses a workflow, printing every diagnostic on failure.
@@ -165,39 +172,31 @@ fn load_workflow(file: &Path) -> Result<workflow::Workflow, u8> {
             return Err(EXIT_USAGE);
         }
     };
-    workflow::parse(file, &source).map_err(|diagnostics| {
-        eprintln!("{diagnostics}");
-        eprintln!(
-            "error: {} problem{} in {}",
-            diagnostics.items.len(),
-            plural(diagnostics.items.len()),
-            file.display()
-        );
-        EXIT_USAGE
-    })
+    workflow::parse(file, &source).map_err(|diagnostics| report_problems(file, &diagnostics))
 }
 
-fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
+/// Prints every diagnostic and a count; returns the usage exit code.
+fn report_problems(file: &Path, diagnostics: &workflow::Diagnostics) -> u8 {
+    let count = diagnostics.items.len();
+    eprintln!("{diagnostics}");
+    eprintln!(
+        "error: {count} problem{} in {}",
+        if count == 1 { "" } else { "s" },
+        file.display()
+    );
+    EXIT_USAGE
 }
 
-fn plan(runtime: &Runtime, file: &Path) -> Result<engine::Plan, u8> {
+async fn plan(runtime: &Runtime, file: &Path) -> Result<engine::Plan, u8> {
     let workflow = load_workflow(file)?;
-    engine::plan(workflow, runtime).map_err(|diagnostics| {
-        eprintln!("{diagnostics}");
-        eprintln!(
-            "error: {} problem{} in {}",
-            diagnostics.items.len(),
-            plural(diagnostics.items.len()),
-            file.display()
-        );
-        EXIT_USAGE
-    })
+    engine::plan(workflow, runtime)
+        .await
+        .map_err(|diagnostics| report_problems(file, &diagnostics))
 }
 
-fn validate(cli: &Cli, args: &ValidateArgs) -> anyhow::Result<u8> {
+async fn validate(cli: &Cli, args: &ValidateArgs) -> anyhow::Result<u8> {
     let runtime = runtime(cli)?;
-    let plan = match plan(&runtime, &args.file) {
+    let plan = match plan(&runtime, &args.file).await {
         Ok(plan) => plan,
         Err(code) => return Ok(code),
     };
@@ -205,9 +204,9 @@ fn validate(cli: &Cli, args: &ValidateArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<u8> {
+async fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<u8> {
     let runtime = Arc::new(runtime(cli)?);
-    let plan = match plan(&runtime, &args.file) {
+    let plan = match plan(&runtime, &args.file).await {
         Ok(plan) => Arc::new(plan),
         Err(code) => return Ok(code),
     };
@@ -215,31 +214,22 @@ fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<u8> {
         .concurrency
         .or(plan.workflow.concurrency)
         .unwrap_or_else(|| RunOptions::default().concurrency);
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let report = tokio.block_on(async {
-        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Event>();
-        let progress = output::Progress::new(&plan, args.json);
-        let printer = tokio::spawn(async move {
-            let mut progress = progress;
-            while let Some(event) = receiver.recv().await {
-                progress.event(&event);
-            }
-            progress.finish();
-        });
-        let report = engine::run(
-            plan.clone(),
-            runtime.clone(),
-            RunOptions { concurrency },
-            Some(sender),
-        )
-        .await;
-        // The sender is gone with the run: the printer drains what is left and stops.
-        let _ = printer.await;
-        report
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    let mut progress = output::Progress::new(args.json);
+    let printer = tokio::spawn(async move {
+        while let Some(event) = receiver.recv().await {
+            progress.event(&event);
+        }
     });
+    let report = engine::run(
+        plan.clone(),
+        runtime.clone(),
+        RunOptions { concurrency },
+        Some(sender),
+    )
+    .await;
+    // The sender is gone with the run: the printer drains what is left and stops.
+    let _ = printer.await;
     output::print_report(&report, args.json, args.logs);
     Ok(if report.succeeded() { 0 } else { EXIT_FAILED })
 }

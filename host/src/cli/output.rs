@@ -56,7 +56,27 @@ fn decision_text(decision: &Decision) -> String {
 }
 
 /// The one-line gist of a step: its key metrics, checks or decision.
+/// Plugin-provided text with control characters made visible, so that a plugin cannot move
+/// the cursor, fake lines or send terminal escape sequences through its messages.
+fn clean(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() && c != '\t' {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}
+
+/// The one-line gist of a step, cleaned for the terminal.
 fn details(step: &StepReport) -> String {
+    clean(&raw_details(step))
+}
+
+fn raw_details(step: &StepReport) -> String {
     if let Some(gate) = &step.decision {
         return format!("decision: {}", decision_text(&gate.decision));
     }
@@ -130,13 +150,19 @@ fn details(step: &StepReport) -> String {
 pub struct Progress {
     quiet: bool,
     terminal: bool,
+    /// When each step last printed a progress line: plugins may report thousands of times.
+    last_progress: std::collections::HashMap<String, std::time::Instant>,
 }
 
+/// Shortest interval between two progress lines of one step.
+const PROGRESS_INTERVAL: Duration = Duration::from_secs(1);
+
 impl Progress {
-    pub fn new(_plan: &Plan, quiet: bool) -> Progress {
+    pub fn new(quiet: bool) -> Progress {
         Progress {
             quiet,
             terminal: std::io::stderr().is_terminal(),
+            last_progress: Default::default(),
         }
     }
 
@@ -162,6 +188,27 @@ impl Progress {
                     eprintln!("{running} {step} (attempt {attempt})");
                 }
             }
+            Event::StepProgress {
+                step,
+                done,
+                total,
+                message,
+            } => {
+                let now = std::time::Instant::now();
+                let due = self
+                    .last_progress
+                    .get(step)
+                    .is_none_or(|last| now.duration_since(*last) >= PROGRESS_INTERVAL);
+                if due {
+                    self.last_progress.insert(step.clone(), now);
+                    let percent = if *total > 0 {
+                        format!(" {:.0}%", 100.0 * *done as f64 / *total as f64)
+                    } else {
+                        String::new()
+                    };
+                    eprintln!("  {step}: {done}/{total}{percent} {}", clean(message));
+                }
+            }
             Event::StepRetrying {
                 step,
                 attempt,
@@ -169,7 +216,8 @@ impl Progress {
                 delay,
             } => {
                 eprintln!(
-                    "{failed} {step}: attempt {attempt} failed: {failure}; retrying in {}",
+                    "{failed} {step}: attempt {attempt} failed: {}; retrying in {}",
+                    clean(failure),
                     millis(*delay)
                 );
             }
@@ -181,18 +229,17 @@ impl Progress {
                     details(report)
                 ),
                 StepStatus::Failed(reason) => eprintln!(
-                    "{failed} {} ({}): {reason}",
+                    "{failed} {} ({}): {}",
                     report.id,
-                    millis(report.duration)
+                    millis(report.duration),
+                    clean(reason)
                 ),
                 StepStatus::Skipped(reason) => {
-                    eprintln!("{skipped} {}: skipped, {reason}", report.id)
+                    eprintln!("{skipped} {}: skipped, {}", report.id, clean(reason))
                 }
             },
         }
     }
-
-    pub fn finish(&mut self) {}
 }
 
 fn pad(text: &str, width: usize) -> String {
@@ -279,9 +326,13 @@ pub fn print_report(report: &RunReport, as_json: bool, logs: bool) {
         );
         match &step.status {
             StepStatus::Failed(reason) => {
-                println!("    {}: {reason}", step.failure_kind.unwrap_or("failed"))
+                println!(
+                    "    {}: {}",
+                    step.failure_kind.unwrap_or("failed"),
+                    clean(reason)
+                )
             }
-            StepStatus::Skipped(reason) if !reason.is_empty() => println!("    {reason}"),
+            StepStatus::Skipped(reason) if !reason.is_empty() => println!("    {}", clean(reason)),
             _ => {}
         }
         if let Some(gate) = &step.decision {
@@ -289,8 +340,8 @@ pub fn print_report(report: &RunReport, as_json: bool, logs: bool) {
                 println!(
                     "    {} {}: {}",
                     if finding.passed { "+" } else { "-" },
-                    finding.check,
-                    finding.message
+                    clean(&finding.check),
+                    clean(&finding.message)
                 );
             }
         }
@@ -303,7 +354,12 @@ pub fn print_report(report: &RunReport, as_json: bool, logs: bool) {
             println!();
             println!("log of {}:", step.id);
             for line in &step.log {
-                println!("  [{:>6} ms {:?}] {}", line.at_ms, line.level, line.message);
+                println!(
+                    "  [{:>6} ms {:?}] {}",
+                    line.at_ms,
+                    line.level,
+                    clean(&line.message)
+                );
             }
         }
     }

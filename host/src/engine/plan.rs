@@ -201,7 +201,7 @@ fn column_type(kind: workflow::ColumnType) -> table::ColumnType {
 }
 
 /// Checks `workflow` against the files and plugins it names and loads them.
-pub fn plan(workflow: Workflow, runtime: &Runtime) -> Result<Plan, Diagnostics> {
+pub async fn plan(workflow: Workflow, runtime: &Runtime) -> Result<Plan, Diagnostics> {
     let mut diagnostics = workflow.diagnostics();
 
     let mut datasets = HashMap::new();
@@ -224,8 +224,10 @@ pub fn plan(workflow: Workflow, runtime: &Runtime) -> Result<Plan, Diagnostics> 
 
     let mut plugins: BTreeMap<String, Arc<Plugin>> = BTreeMap::new();
     for step in &workflow.steps {
-        let loaded = plugin_bytes(&step.uses)
-            .and_then(|bytes| runtime.load(&bytes).map_err(|err| err.to_string()));
+        let loaded = match plugin_bytes(&step.uses) {
+            Ok(bytes) => runtime.load(&bytes).await.map_err(|err| err.to_string()),
+            Err(err) => Err(err),
+        };
         match loaded {
             Ok(plugin) => {
                 plugins.insert(step.id.clone(), plugin);
@@ -342,7 +344,12 @@ pub fn plan(workflow: Workflow, runtime: &Runtime) -> Result<Plan, Diagnostics> 
         }
         for name in &step.grants.env {
             if std::env::var_os(name).is_none() {
-                tracing::warn!(step = %id, variable = %name, "granted environment variable is not set");
+                diagnostics.push(
+                    step.span.clone(),
+                    format!(
+                        "step `{id}`: grants the environment variable `{name}`, which is not set"
+                    ),
+                );
             }
         }
 
@@ -371,7 +378,7 @@ pub fn plan(workflow: Workflow, runtime: &Runtime) -> Result<Plan, Diagnostics> 
 }
 
 /// Loads a plugin named like a workflow's `uses` (a built-in name or a .wasm path).
-pub fn load_plugin(runtime: &Runtime, uses: &str) -> anyhow::Result<Arc<Plugin>> {
+pub async fn load_plugin(runtime: &Runtime, uses: &str) -> anyhow::Result<Arc<Plugin>> {
     let reference = if uses.ends_with(".wasm") || uses.contains('/') {
         PluginRef::Path(uses.into())
     } else {
@@ -380,5 +387,6 @@ pub fn load_plugin(runtime: &Runtime, uses: &str) -> anyhow::Result<Arc<Plugin>>
     let bytes = plugin_bytes(&reference).map_err(anyhow::Error::msg)?;
     runtime
         .load(&bytes)
+        .await
         .map_err(|err: plugin::Error| anyhow::anyhow!("{uses}: {err}"))
 }

@@ -15,8 +15,8 @@ use tokio::task::JoinSet;
 
 use super::plan::{Plan, PlannedStep};
 use crate::plugin::{
-    Call, DriftOutcome, Evaluation, Failure, Finding, GateOutcome, LogLine, Model, Output, Report,
-    Runtime, Severity, StepKind,
+    Call, DriftOutcome, Evaluation, Failure, Finding, GateOutcome, LogLine, Model, Output,
+    ProgressSink, Report, Runtime, Severity, StepKind,
 };
 use crate::table::Table;
 use crate::workflow::InputSource;
@@ -99,6 +99,13 @@ pub enum Event {
         failure: String,
         delay: Duration,
     },
+    /// The plugin reported progress: `done` of `total`.
+    StepProgress {
+        step: String,
+        done: u64,
+        total: u64,
+        message: String,
+    },
     StepFinished {
         report: Box<StepReport>,
     },
@@ -145,7 +152,8 @@ pub async fn run(
     let mut values: HashMap<(String, String), Value> = HashMap::new();
     let mut reports: BTreeMap<String, StepReport> = BTreeMap::new();
     let mut running: HashSet<String> = HashSet::new();
-    let mut tasks: JoinSet<(String, Attempted)> = JoinSet::new();
+    let mut tasks: JoinSet<Attempted> = JoinSet::new();
+    let mut task_steps: HashMap<tokio::task::Id, String> = HashMap::new();
 
     loop {
         // Settle steps that can no longer run, then start what is ready.
@@ -206,11 +214,11 @@ pub async fn run(
             let plan = plan.clone();
             let id = id.clone();
             let events = events.clone();
-            tasks.spawn(async move {
+            let task = tasks.spawn(async move {
                 let planned = plan.step(&id).expect("the step comes from this plan");
-                let attempted = attempt(&runtime, planned, call, events).await;
-                (id, attempted)
+                attempt(&runtime, planned, call, events).await
             });
+            task_steps.insert(task.id(), planned.step.id.clone());
         }
 
         if tasks.is_empty() {
@@ -219,15 +227,27 @@ pub async fn run(
             }
             break;
         }
-        let Some(joined) = tasks.join_next().await else {
+        let Some(joined) = tasks.join_next_with_id().await else {
             break;
         };
         let (id, attempted) = match joined {
-            Ok(done) => done,
-            // A panic in the host while running a step is a bug; the other steps still finish.
+            Ok((task, attempted)) => (
+                task_steps.remove(&task).expect("every task is a step"),
+                attempted,
+            ),
+            // A panic in the host while running a step is a bug; it fails that step only.
             Err(err) => {
                 tracing::error!(error = %err, "a step task panicked");
-                continue;
+                let id = task_steps.remove(&err.id()).expect("every task is a step");
+                let failure = Failure::Sandbox("the host failed while running this step".into());
+                let attempted = Attempted {
+                    outcome: Err(failure),
+                    log: Vec::new(),
+                    metrics: Vec::new(),
+                    attempts: 1,
+                    duration: Duration::ZERO,
+                };
+                (id, attempted)
             }
         };
         running.remove(&id);
@@ -397,27 +417,26 @@ async fn attempt(
                 attempt,
             });
         }
-        let runtime = runtime.clone();
-        let plugin = planned.plugin.clone();
-        let limits = planned.limits.clone();
-        let capabilities = planned.capabilities.clone();
-        let this_call = call.clone();
-        let execution = tokio::task::spawn_blocking(move || {
-            runtime.call(&plugin, this_call, &limits, &capabilities)
-        })
-        .await;
-        let execution = match execution {
-            Ok(execution) => execution,
-            Err(err) => {
-                return Attempted {
-                    outcome: Err(Failure::Sandbox(format!("the step's thread failed: {err}"))),
-                    log: Vec::new(),
-                    metrics: Vec::new(),
-                    attempts: attempt,
-                    duration: started.elapsed(),
-                };
-            }
-        };
+        let sink: Option<ProgressSink> = events.clone().map(|events| {
+            let step = planned.step.id.clone();
+            Arc::new(move |done: u64, total: u64, message: &str| {
+                let _ = events.send(Event::StepProgress {
+                    step: step.clone(),
+                    done,
+                    total,
+                    message: message.to_string(),
+                });
+            }) as ProgressSink
+        });
+        let execution = runtime
+            .call_with_progress(
+                &planned.plugin,
+                call.clone(),
+                &planned.limits,
+                &planned.capabilities,
+                sink,
+            )
+            .await;
         let retry = match &execution.outcome {
             Err(failure) if failure.is_retryable() && attempt <= retries.count => {
                 Some(failure.to_string())
@@ -450,17 +469,19 @@ async fn attempt(
 /// `base * 2^(attempt-1)`, capped, with up to 25% random jitter so that retries of many
 /// failing steps do not fire in lockstep.
 pub fn backoff(base: Duration, max: Duration, attempt: u32) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
     let exponential = base
         .saturating_mul(
             1u32.checked_shl(attempt.saturating_sub(1))
                 .unwrap_or(u32::MAX),
         )
         .min(max);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let jitter = exponential.mul_f64(f64::from(nanos % 1000) / 4000.0);
-    exponential + jitter
+    // RandomState is seeded randomly per process and differs per call: enough for jitter.
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let jitter = exponential.mul_f64((random % 1000) as f64 / 4000.0);
+    exponential.saturating_add(jitter)
 }
 
 fn failed_checks(report: &Report) -> Vec<&Finding> {

@@ -8,7 +8,8 @@
 wasmtime::component::bindgen!({
     world: "host-imports",
     path: "../wit",
-    imports: { default: trappable },
+    imports: { default: async | trappable },
+    exports: { default: async },
     with: {
         "wflow:plugin/types.table": crate::table::Table,
         "wflow:plugin/inference.session": crate::inference::Session,
@@ -21,7 +22,8 @@ macro_rules! step_world {
             wasmtime::component::bindgen!({
                 world: $world,
                 path: "../wit",
-                imports: { default: trappable },
+                imports: { default: async | trappable },
+                exports: { default: async },
                 with: {
                     "wflow:plugin/types": super::wflow::plugin::types,
                     "wflow:plugin/host": super::wflow::plugin::host,

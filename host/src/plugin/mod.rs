@@ -33,7 +33,7 @@ pub use bindings::types::{
 pub use cache::{CacheOutcome, CompiledCache};
 pub use host::inference::model_info;
 pub use sandbox::{Capabilities, DirGrant, Limits, MAX_LOG_BYTES};
-pub use state::{LogLevel, LogLine, LogSource};
+pub use state::{LogLevel, LogLine, LogSource, ProgressSink};
 
 use crate::table::Table;
 use bindings::{deployer, drift_check, evaluator, trainer, transformer, validator};
@@ -149,7 +149,10 @@ impl Failure {
     pub fn is_retryable(&self) -> bool {
         !matches!(
             self,
-            Failure::InvalidConfig(_) | Failure::InvalidInput(_) | Failure::NotGranted(_)
+            Failure::InvalidConfig(_)
+                | Failure::InvalidInput(_)
+                | Failure::NotGranted(_)
+                | Failure::Sandbox(_)
         )
     }
 }
@@ -223,11 +226,23 @@ pub enum Output {
 
 /// One call's outcome and everything the plugin said while it ran.
 #[derive(Debug)]
-pub struct Execution {
-    pub outcome: Result<Output, Failure>,
+pub struct Execution<T = Output> {
+    pub outcome: Result<T, Failure>,
     pub log: Vec<LogLine>,
     pub metrics: Vec<(String, f64)>,
     pub elapsed: Duration,
+}
+
+impl<T> Execution<T> {
+    /// A call that failed before the plugin ran.
+    fn failed(failure: Failure) -> Execution<T> {
+        Execution {
+            outcome: Err(failure),
+            log: Vec::new(),
+            metrics: Vec::new(),
+            elapsed: Duration::ZERO,
+        }
+    }
 }
 
 enum Pre {
@@ -320,7 +335,7 @@ impl Runtime {
         let wasmtime_error = |err: wasmtime::Error| anyhow::anyhow!("{err:#}");
         let engine = Engine::new(&config).map_err(wasmtime_error)?;
         let mut linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(wasmtime_error)?;
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(wasmtime_error)?;
         bindings::HostImports::add_to_linker::<StepState, HasSelf<StepState>>(
             &mut linker,
             |state| state,
@@ -357,25 +372,17 @@ impl Runtime {
     }
 
     /// Loads a plugin from its component bytes; the same bytes load once per runtime.
-    pub fn load(&self, wasm: &[u8]) -> Result<Arc<Plugin>, Error> {
+    pub async fn load(&self, wasm: &[u8]) -> Result<Arc<Plugin>, Error> {
         let digest = hex::encode(Sha256::digest(wasm));
-        if let Some(plugin) = self
-            .loaded
-            .lock()
-            .expect("the plugin map is never poisoned")
-            .get(&digest)
-        {
+        if let Some(plugin) = lock(&self.loaded).get(&digest) {
             return Ok(plugin.clone());
         }
-        let plugin = Arc::new(self.load_uncached(wasm, digest.clone())?);
-        self.loaded
-            .lock()
-            .expect("the plugin map is never poisoned")
-            .insert(digest, plugin.clone());
+        let plugin = Arc::new(self.load_uncached(wasm, digest.clone()).await?);
+        lock(&self.loaded).insert(digest, plugin.clone());
         Ok(plugin)
     }
 
-    fn load_uncached(&self, wasm: &[u8], digest: String) -> Result<Plugin, Error> {
+    async fn load_uncached(&self, wasm: &[u8], digest: String) -> Result<Plugin, Error> {
         let (component, cache) = match &self.cache {
             Some(cache) => cache.load_or_compile(&self.engine, wasm, &digest),
             None => wasmtime::component::Component::new(&self.engine, wasm)
@@ -434,16 +441,18 @@ impl Runtime {
             }
         };
 
+        // describe() runs under tight limits: it only has to return a small record.
         let limits = Limits {
             timeout: Duration::from_secs(10),
+            max_output: 1 << 20,
             ..Limits::default()
         };
-        let execution = self.execute(&pre, &limits, &Capabilities::default(), Invoke::Describe);
-        let info = match execution.outcome {
-            Ok(Described::Info(info)) => info,
-            Ok(Described::Output(_)) => unreachable!("describe yields plugin info"),
-            Err(failure) => return Err(Error::Describe(failure)),
-        };
+        let execution = self
+            .execute(&limits, &Capabilities::default(), None, async |store| {
+                describe(store, &pre).await
+            })
+            .await;
+        let info = execution.outcome.map_err(Error::Describe)?;
         if info.kind != kind {
             return Err(Error::KindMismatch {
                 exported: export,
@@ -467,104 +476,118 @@ impl Runtime {
     }
 
     /// Calls `plugin` with `call` in a fresh instance, within `limits`, granting `capabilities`.
-    pub fn call(
+    pub async fn call(
         &self,
         plugin: &Plugin,
         call: Call,
         limits: &Limits,
         capabilities: &Capabilities,
     ) -> Execution {
-        let missing = capabilities.missing(&plugin.info.capabilities);
-        if !missing.is_empty() {
-            return Execution {
-                outcome: Err(Failure::NotGranted(format!(
-                    "the plugin `{}` requests {}; grant them in the step's `grants`",
-                    plugin.info.name,
-                    missing.join(", ")
-                ))),
-                log: Vec::new(),
-                metrics: Vec::new(),
-                elapsed: Duration::ZERO,
-            };
-        }
-        if call.kind() != plugin.kind() {
-            return Execution {
-                outcome: Err(Failure::Sandbox(format!(
-                    "a {} call cannot go to a {} plugin",
-                    kind_name(call.kind()),
-                    kind_name(plugin.kind())
-                ))),
-                log: Vec::new(),
-                metrics: Vec::new(),
-                elapsed: Duration::ZERO,
-            };
-        }
-        let execution = self.execute(&plugin.pre, limits, capabilities, Invoke::Step(call));
-        Execution {
-            outcome: execution.outcome.map(|described| match described {
-                Described::Output(output) => output,
-                Described::Info(_) => unreachable!("a step call yields a step output"),
-            }),
-            log: execution.log,
-            metrics: execution.metrics,
-            elapsed: execution.elapsed,
-        }
+        self.call_with_progress(plugin, call, limits, capabilities, None)
+            .await
     }
 
-    fn execute(
+    /// `call`, passing the plugin's progress reports to `progress` as they happen.
+    pub async fn call_with_progress(
         &self,
-        pre: &Pre,
+        plugin: &Plugin,
+        call: Call,
         limits: &Limits,
         capabilities: &Capabilities,
-        invoke: Invoke,
-    ) -> RawExecution {
+        progress: Option<ProgressSink>,
+    ) -> Execution {
+        let missing = capabilities.missing(&plugin.info.capabilities);
+        if !missing.is_empty() {
+            return Execution::failed(Failure::NotGranted(format!(
+                "the plugin `{}` requests {}",
+                plugin.info.name,
+                missing.join(", ")
+            )));
+        }
+        if call.kind() != plugin.kind() {
+            return Execution::failed(Failure::Sandbox(format!(
+                "a {} call cannot go to a {} plugin",
+                kind_name(call.kind()),
+                kind_name(plugin.kind())
+            )));
+        }
+        let output_limit = limits.max_output;
+        self.execute(limits, capabilities, progress, async |store| {
+            let output = invoke(store, &plugin.pre, call).await?;
+            // What a plugin returns is copied into the host whatever its size: measure it
+            // against the same limit as the tables it builds.
+            if let Ok(output) = &output {
+                let size = output_size(output);
+                if size > output_limit {
+                    store.data_mut().output_exceeded = true;
+                    return Err(wasmtime::format_err!(
+                        "output limit exceeded: the plugin returned {size} bytes"
+                    ));
+                }
+            }
+            Ok(output)
+        })
+        .await
+    }
+
+    /// Runs `body` in a fresh store set up with `limits` and `capabilities`, and classifies
+    /// how it ended.
+    async fn execute<T>(
+        &self,
+        limits: &Limits,
+        capabilities: &Capabilities,
+        progress: Option<ProgressSink>,
+        body: impl AsyncFnOnce(&mut Store<StepState>) -> wasmtime::Result<Result<T, StepError>>,
+    ) -> Execution<T> {
         let started = Instant::now();
         let log = Arc::new(Mutex::new(StepLog::new(
             limits.max_output.min(MAX_LOG_BYTES),
         )));
         let wasi = match capabilities.wasi_context(&log) {
             Ok(wasi) => wasi,
-            Err(err) => {
-                return RawExecution {
-                    outcome: Err(Failure::Sandbox(err.to_string())),
-                    log: Vec::new(),
-                    metrics: Vec::new(),
-                    elapsed: started.elapsed(),
-                };
-            }
+            Err(err) => return Execution::failed(Failure::Sandbox(err.to_string())),
         };
         let state = StepState {
+            progress,
+            progress_sent: None,
             wasi,
             resources: wasmtime::component::ResourceTable::new(),
-            limiter: Limiter {
-                memory_cap: limits.memory,
-                refused_growth: None,
-            },
+            limiter: Limiter::new(limits.memory),
             log: log.clone(),
             output_bytes: 0,
             max_output: limits.max_output,
             output_exceeded: false,
+            handles: 0,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
-        let deadline = started + limits.timeout;
+        // Timeouts past any real need (years) mean "no deadline" rather than an overflow.
+        let deadline = started.checked_add(limits.timeout);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
-            Ok(if Instant::now() >= deadline {
-                UpdateDeadline::Interrupt
-            } else {
-                UpdateDeadline::Continue(1)
+            Ok(match deadline {
+                Some(deadline) if Instant::now() >= deadline => UpdateDeadline::Interrupt,
+                // Yielding lets other steps run on this thread and the timeout below fire.
+                _ => UpdateDeadline::Yield(1),
             })
         });
 
-        let result = invoke_in(&mut store, pre, invoke);
-        let outcome = match result {
-            Ok(Ok(output)) => Ok(output),
-            Ok(Err(step_error)) => Err(Failure::from(step_error)),
-            Err(err) => Err(classify(&err, store.data(), limits)),
+        // The epoch interrupts running wasm; this timeout also covers a plugin waiting in a
+        // host call (a WASI sleep or poll), which epochs cannot interrupt.
+        let timed = match deadline {
+            Some(_) => tokio::time::timeout(limits.timeout, body(&mut store))
+                .await
+                .ok(),
+            None => Some(body(&mut store).await),
+        };
+        let outcome = match timed {
+            None => Err(Failure::Timeout(limits.timeout)),
+            Some(Ok(Ok(output))) => Ok(output),
+            Some(Ok(Err(step_error))) => Err(Failure::from(step_error)),
+            Some(Err(err)) => Err(classify(&err, store.data(), limits)),
         };
         let (lines, metrics) = {
-            let mut log = log.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut log = lock(&log);
             log.finish();
             (
                 std::mem::take(&mut log.lines),
@@ -577,7 +600,7 @@ impl Runtime {
                 .unwrap_or(Failure::Trap(message))),
             other => other,
         };
-        RawExecution {
+        Execution {
             outcome,
             log: lines,
             metrics,
@@ -604,7 +627,7 @@ fn contract_version(
 ) -> Result<semver::Version, Error> {
     let host = semver::Version::parse(CONTRACT_VERSION).expect("CONTRACT_VERSION is valid semver");
     let prefix = format!("{CONTRACT_PACKAGE}/");
-    let version = component
+    let versions: Vec<String> = component
         .component_type()
         .imports(engine)
         .filter_map(|(name, _)| {
@@ -612,47 +635,41 @@ fn contract_version(
                 .and_then(|rest| rest.split_once('@'))
                 .map(|(_, v)| v.to_string())
         })
-        .next();
-    let Some(version) = version else {
-        // Plugins that import nothing of ours (no host calls, no tables) are still checked by
-        // the linker against the step world's exports.
-        return Ok(host);
-    };
-    let plugin = semver::Version::parse(&version)
-        .map_err(|err| Error::NotAPlugin(format!("bad contract version `{version}`: {err}")))?;
-    let same_line = plugin.major == host.major && (host.major > 0 || plugin.minor == host.minor);
-    if !same_line {
-        return Err(Error::IncompatibleContract {
-            plugin,
-            host,
-            hint: "a different major version; rebuild the plugin against this contract",
-        });
+        .collect();
+    // Plugins that import nothing of ours (no host calls, no tables) are still checked by the
+    // linker against the step world's exports.
+    let mut newest = None;
+    for version in versions {
+        let plugin = semver::Version::parse(&version)
+            .map_err(|err| Error::NotAPlugin(format!("bad contract version `{version}`: {err}")))?;
+        let same_line =
+            plugin.major == host.major && (host.major > 0 || plugin.minor == host.minor);
+        if !same_line {
+            return Err(Error::IncompatibleContract {
+                plugin,
+                host,
+                hint: "a different major version; rebuild the plugin against this contract",
+            });
+        }
+        if plugin > host {
+            return Err(Error::IncompatibleContract {
+                plugin,
+                host,
+                hint: "the plugin is newer than this host; upgrade wflow",
+            });
+        }
+        if newest.as_ref().is_none_or(|newest| &plugin > newest) {
+            newest = Some(plugin);
+        }
     }
-    if plugin > host {
-        return Err(Error::IncompatibleContract {
-            plugin,
-            host,
-            hint: "the plugin is newer than this host; upgrade wflow",
-        });
-    }
-    Ok(plugin)
+    Ok(newest.unwrap_or(host))
 }
 
-enum Invoke {
-    Describe,
-    Step(Call),
-}
-
-enum Described {
-    Info(PluginInfo),
-    Output(Output),
-}
-
-struct RawExecution {
-    outcome: Result<Described, Failure>,
-    log: Vec<LogLine>,
-    metrics: Vec<(String, f64)>,
-    elapsed: Duration,
+/// Locks a mutex whose data stays usable even if a holder panicked (logs, the plugin map).
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn push(store: &mut Store<StepState>, table: Table) -> wasmtime::Result<Resource<Table>> {
@@ -663,46 +680,52 @@ fn take(store: &mut Store<StepState>, handle: Resource<Table>) -> wasmtime::Resu
     Ok(store.data_mut().resources.delete(handle)?)
 }
 
-/// Instantiates the plugin in `store` and makes the call.
-fn invoke_in(
+/// Instantiates the plugin in `store` and calls `describe()`.
+async fn describe(
     store: &mut Store<StepState>,
     pre: &Pre,
-    invoke: Invoke,
-) -> wasmtime::Result<Result<Described, StepError>> {
+) -> wasmtime::Result<Result<PluginInfo, StepError>> {
     macro_rules! describe {
         ($pre:expr) => {{
-            let instance = $pre.instantiate(&mut *store)?;
-            Ok(Ok(Described::Info(instance.call_describe(&mut *store)?)))
+            let instance = $pre.instantiate_async(&mut *store).await?;
+            Ok(Ok(instance.call_describe(&mut *store).await?))
         }};
     }
-    let call = match invoke {
-        Invoke::Describe => {
-            return match pre {
-                Pre::Validator(p) => describe!(p),
-                Pre::Transformer(p) => describe!(p),
-                Pre::Trainer(p) => describe!(p),
-                Pre::Evaluator(p) => describe!(p),
-                Pre::Deployer(p) => describe!(p),
-                Pre::DriftCheck(p) => describe!(p),
-            };
-        }
-        Invoke::Step(call) => call,
-    };
-    let output = match (pre, call) {
+    match pre {
+        Pre::Validator(p) => describe!(p),
+        Pre::Transformer(p) => describe!(p),
+        Pre::Trainer(p) => describe!(p),
+        Pre::Evaluator(p) => describe!(p),
+        Pre::Deployer(p) => describe!(p),
+        Pre::DriftCheck(p) => describe!(p),
+    }
+}
+
+/// Instantiates the plugin in `store` and makes the call.
+async fn invoke(
+    store: &mut Store<StepState>,
+    pre: &Pre,
+    call: Call,
+) -> wasmtime::Result<Result<Output, StepError>> {
+    Ok(match (pre, call) {
         (Pre::Validator(pre), Call::Validate { data, config }) => {
-            let instance = pre.instantiate(&mut *store)?;
+            let instance = pre.instantiate_async(&mut *store).await?;
             let data = push(store, data)?;
             instance
-                .call_validate(&mut *store, data, &config)?
+                .call_validate(&mut *store, data, &config)
+                .await?
                 .map(Output::Report)
         }
         (Pre::Transformer(pre), Call::Transform { inputs, config }) => {
-            let instance = pre.instantiate(&mut *store)?;
+            let instance = pre.instantiate_async(&mut *store).await?;
             let inputs = inputs
                 .into_iter()
                 .map(|(name, table)| Ok((name, push(store, table)?)))
                 .collect::<wasmtime::Result<Vec<_>>>()?;
-            match instance.call_transform(&mut *store, &inputs, &config)? {
+            match instance
+                .call_transform(&mut *store, &inputs, &config)
+                .await?
+            {
                 Ok(outputs) => Ok(Output::Tables(
                     outputs
                         .into_iter()
@@ -720,10 +743,11 @@ fn invoke_in(
                 config,
             },
         ) => {
-            let instance = pre.instantiate(&mut *store)?;
+            let instance = pre.instantiate_async(&mut *store).await?;
             let data = push(store, data)?;
             instance
-                .call_train(&mut *store, data, &target, &config)?
+                .call_train(&mut *store, data, &target, &config)
+                .await?
                 .map(|trained| Output::Trained {
                     model: trained.model,
                     metrics: trained.metrics,
@@ -737,10 +761,11 @@ fn invoke_in(
                 config,
             },
         ) => {
-            let instance = pre.instantiate(&mut *store)?;
+            let instance = pre.instantiate_async(&mut *store).await?;
             let data = push(store, data)?;
             instance
-                .call_evaluate(&mut *store, &model, data, &config)?
+                .call_evaluate(&mut *store, &model, data, &config)
+                .await?
                 .map(Output::Evaluation)
         }
         (
@@ -751,9 +776,10 @@ fn invoke_in(
                 policy,
             },
         ) => {
-            let instance = pre.instantiate(&mut *store)?;
+            let instance = pre.instantiate_async(&mut *store).await?;
             instance
-                .call_decide(&mut *store, &candidate, champion.as_ref(), &policy)?
+                .call_decide(&mut *store, &candidate, champion.as_ref(), &policy)
+                .await?
                 .map(Output::Gate)
         }
         (
@@ -764,11 +790,12 @@ fn invoke_in(
                 config,
             },
         ) => {
-            let instance = pre.instantiate(&mut *store)?;
+            let instance = pre.instantiate_async(&mut *store).await?;
             let reference = push(store, reference)?;
             let current = push(store, current)?;
             instance
-                .call_check(&mut *store, reference, current, &config)?
+                .call_check(&mut *store, reference, current, &config)
+                .await?
                 .map(Output::Drift)
         }
         _ => {
@@ -776,8 +803,60 @@ fn invoke_in(
                 "the call does not match the plugin's kind"
             ));
         }
-    };
-    Ok(output.map(Described::Output))
+    })
+}
+
+fn report_size(report: &Report) -> u64 {
+    report
+        .findings
+        .iter()
+        .map(|f| {
+            let optional = |v: &Option<String>| v.as_ref().map_or(0, |v| v.len());
+            (f.check.len()
+                + f.message.len()
+                + optional(&f.column)
+                + optional(&f.observed)
+                + optional(&f.expected)
+                + 96) as u64
+        })
+        .sum()
+}
+
+fn metrics_size(metrics: &[Metric]) -> u64 {
+    metrics.iter().map(|m| m.name.len() as u64 + 32).sum()
+}
+
+/// Approximate bytes of what a plugin returned (tables are charged when they are built).
+fn output_size(output: &Output) -> u64 {
+    match output {
+        Output::Report(report) => report_size(report),
+        Output::Tables(tables) => tables.iter().map(|(name, _)| name.len() as u64).sum(),
+        Output::Trained { model, metrics } => {
+            let meta = &model.metadata;
+            let strings = |v: &[String]| v.iter().map(|s| s.len() as u64 + 24).sum::<u64>();
+            model.onnx.len() as u64
+                + strings(&meta.features)
+                + strings(&meta.class_labels)
+                + meta
+                    .properties
+                    .iter()
+                    .map(|(k, v)| (k.len() + v.len()) as u64 + 48)
+                    .sum::<u64>()
+                + metrics_size(metrics)
+        }
+        Output::Evaluation(evaluation) => {
+            metrics_size(&evaluation.metrics) + report_size(&evaluation.report)
+        }
+        Output::Gate(gate) => report_size(&gate.report),
+        Output::Drift(drift) => {
+            drift
+                .features
+                .iter()
+                .map(|f| (f.feature.len() + f.method.len()) as u64 + 64)
+                .sum::<u64>()
+                + report_size(&drift.report)
+        }
+    }
 }
 
 /// Turns a wasmtime error into the reason a call failed, using what the store recorded.

@@ -53,11 +53,14 @@ pub struct StepLog {
     used: u64,
     pub lines: Vec<LogLine>,
     pub metrics: Vec<(String, f64)>,
-    pub progress: Option<(u64, u64, String)>,
     pub overflowed: bool,
     /// Partial lines written to stdout / stderr, waiting for their newline.
     pending: [Vec<u8>; 2],
 }
+
+/// What a log line and one of its fields cost the host beyond their text.
+const LINE_COST: usize = std::mem::size_of::<LogLine>();
+const FIELD_COST: usize = 2 * std::mem::size_of::<String>();
 
 /// Metrics a plugin may emit in one call; more is a flood like any other.
 const MAX_METRICS: usize = 100_000;
@@ -70,7 +73,6 @@ impl StepLog {
             used: 0,
             lines: Vec::new(),
             metrics: Vec::new(),
-            progress: None,
             overflowed: false,
             pending: [Vec::new(), Vec::new()],
         }
@@ -92,8 +94,15 @@ impl StepLog {
         message: String,
         fields: Vec<(String, String)>,
     ) -> bool {
-        let size = message.len() + fields.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
-        if !self.charge(size + 16) {
+        // Charged at what the line costs the host, not just its text, so that floods of empty
+        // lines or of empty fields are bounded too.
+        let size = LINE_COST
+            + message.len()
+            + fields
+                .iter()
+                .map(|(k, v)| FIELD_COST + k.len() + v.len())
+                .sum::<usize>();
+        if !self.charge(size) {
             return false;
         }
         let at_ms = self.started.elapsed().as_millis() as u64;
@@ -118,27 +127,15 @@ impl StepLog {
 
     /// Appends raw output, splitting it into lines.
     pub fn write(&mut self, source: LogSource, bytes: &[u8]) -> bool {
-        if !self.charge(bytes.len()) {
+        let lines = bytes.iter().filter(|&&b| b == b'\n').count();
+        if !self.charge(bytes.len() + lines * LINE_COST) {
             return false;
         }
         let slot = usize::from(source == LogSource::Stderr);
         self.pending[slot].extend_from_slice(bytes);
         while let Some(newline) = self.pending[slot].iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.pending[slot].drain(..=newline).collect();
-            let text = String::from_utf8_lossy(&line[..line.len() - 1]).into_owned();
-            let level = if source == LogSource::Stderr {
-                LogLevel::Warn
-            } else {
-                LogLevel::Info
-            };
-            let at_ms = self.started.elapsed().as_millis() as u64;
-            self.lines.push(LogLine {
-                at_ms,
-                source,
-                level,
-                message: text,
-                fields: Vec::new(),
-            });
+            self.push_output_line(source, &line[..line.len() - 1]);
         }
         true
     }
@@ -146,51 +143,77 @@ impl StepLog {
     /// Flushes partial lines at the end of the call.
     pub fn finish(&mut self) {
         for (slot, source) in [(0, LogSource::Stdout), (1, LogSource::Stderr)] {
-            if !self.pending[slot].is_empty() {
-                let text =
-                    String::from_utf8_lossy(&std::mem::take(&mut self.pending[slot])).into_owned();
-                let level = if source == LogSource::Stderr {
-                    LogLevel::Warn
-                } else {
-                    LogLevel::Info
-                };
-                let at_ms = self.started.elapsed().as_millis() as u64;
-                self.lines.push(LogLine {
-                    at_ms,
-                    source,
-                    level,
-                    message: text,
-                    fields: Vec::new(),
-                });
+            let rest = std::mem::take(&mut self.pending[slot]);
+            if !rest.is_empty() {
+                self.push_output_line(source, &rest);
             }
+        }
+    }
+
+    fn push_output_line(&mut self, source: LogSource, bytes: &[u8]) {
+        let level = if source == LogSource::Stderr {
+            LogLevel::Warn
+        } else {
+            LogLevel::Info
+        };
+        let at_ms = self.started.elapsed().as_millis() as u64;
+        let message = String::from_utf8_lossy(bytes).into_owned();
+        self.lines.push(LogLine {
+            at_ms,
+            source,
+            level,
+            message,
+            fields: Vec::new(),
+        });
+    }
+}
+
+/// Caps the plugin's linear memories (all of them together) and tables, and remembers a
+/// refused growth so the failure can say "memory limit" rather than a bare trap.
+#[derive(Debug)]
+pub struct Limiter {
+    pub memory_cap: u64,
+    /// Bytes of linear memory the instance's memories hold together.
+    memory_total: u64,
+    pub refused_growth: Option<u64>,
+}
+
+impl Limiter {
+    pub fn new(memory_cap: u64) -> Limiter {
+        Limiter {
+            memory_cap,
+            memory_total: 0,
+            refused_growth: None,
         }
     }
 }
 
-/// Caps linear memory and tables, and remembers a refused growth so the failure can say so.
-#[derive(Debug)]
-pub struct Limiter {
-    pub memory_cap: u64,
-    pub refused_growth: Option<u64>,
-}
-
 /// Table elements a plugin may have; far beyond any real program's needs.
 const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+/// Core instances, memories and tables per component: a Rust component has a handful; the
+/// bounds stop a crafted component from multiplying its memory cap.
+const MAX_INSTANCES: usize = 64;
+const MAX_MEMORIES: usize = 16;
+const MAX_TABLES: usize = 64;
 
 impl ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired as u64 > self.memory_cap {
-            self.refused_growth = Some(desired as u64);
+        let total = self
+            .memory_total
+            .saturating_add((desired - current.min(desired)) as u64);
+        if total > self.memory_cap {
+            self.refused_growth = Some(total);
             return Err(wasmtime::format_err!(
-                "memory limit exceeded: growing to {desired} bytes, cap {}",
+                "memory limit exceeded: growing to {total} bytes, cap {}",
                 self.memory_cap
             ));
         }
+        self.memory_total = total;
         Ok(true)
     }
 
@@ -202,16 +225,36 @@ impl ResourceLimiter for Limiter {
     ) -> wasmtime::Result<bool> {
         Ok(desired <= MAX_TABLE_ELEMENTS)
     }
+
+    fn instances(&self) -> usize {
+        MAX_INSTANCES
+    }
+
+    fn memories(&self) -> usize {
+        MAX_MEMORIES
+    }
+
+    fn tables(&self) -> usize {
+        MAX_TABLES
+    }
 }
+
+/// Receives a plugin's `progress` calls as they happen: (done, total, message).
+pub type ProgressSink = Arc<dyn Fn(u64, u64, &str) + Send + Sync>;
 
 /// The store's data for one plugin call.
 pub struct StepState {
+    pub progress: Option<ProgressSink>,
+    /// When the last progress report was passed on.
+    pub progress_sent: Option<std::time::Instant>,
     pub wasi: WasiCtx,
     pub resources: ResourceTable,
     pub limiter: Limiter,
     pub log: Arc<Mutex<StepLog>>,
-    /// Bytes of tables the plugin has built so far, against `max_output`.
+    /// Bytes of tables (and other host objects) the plugin has made so far, against `max_output`.
     pub output_bytes: u64,
+    /// Host objects (tables, sessions) the plugin has created.
+    pub handles: u64,
     pub max_output: u64,
     pub output_exceeded: bool,
 }

@@ -89,7 +89,10 @@ impl Values {
         match self {
             Values::Float(v) => 8 * v.len() as u64,
             Values::Integer(v) => 8 * v.len() as u64,
-            Values::Text(v) => v.iter().map(|s| s.len() as u64 + 8).sum(),
+            Values::Text(v) => v
+                .iter()
+                .map(|s| (s.len() + std::mem::size_of::<String>()) as u64)
+                .sum(),
             Values::Boolean(v) => v.len() as u64,
         }
     }
@@ -255,7 +258,8 @@ impl Table {
 
     pub fn from_shared(columns: Vec<Arc<Column>>) -> Result<Table, Error> {
         let rows = columns.first().map_or(0, |c| c.len());
-        for (i, column) in columns.iter().enumerate() {
+        let mut names = std::collections::HashSet::with_capacity(columns.len());
+        for column in &columns {
             if column.len() != rows {
                 return Err(Error::Shape(format!(
                     "column `{}` has {} rows but column `{}` has {rows}",
@@ -264,10 +268,7 @@ impl Table {
                     columns[0].name()
                 )));
             }
-            if columns[..i]
-                .iter()
-                .any(|other| other.name() == column.name())
-            {
+            if !names.insert(column.name()) {
                 return Err(Error::DuplicateColumn(column.name().to_string()));
             }
         }

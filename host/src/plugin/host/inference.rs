@@ -25,20 +25,35 @@ pub fn model_info(model: &Model) -> ModelInfo {
 impl inference::Host for StepState {}
 
 impl inference::HostSession for StepState {
-    fn load(&mut self, model: Model) -> wasmtime::Result<Result<Resource<Session>, String>> {
-        match Session::load(&model.onnx, Some(model_info(&model))) {
+    async fn load(&mut self, model: Model) -> wasmtime::Result<Result<Resource<Session>, String>> {
+        // A loaded model lives in the host: charge it like a table the plugin built.
+        self.charge(model.onnx.len() as u64 * 2)?;
+        // tract is not hardened against crafted models: a panic inside it fails the load rather
+        // than the process.
+        let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Session::load(&model.onnx, Some(model_info(&model)))
+        }))
+        .unwrap_or_else(|_| {
+            Err(crate::inference::Error::Prepare(
+                "tract panicked loading the model".into(),
+            ))
+        });
+        match loaded {
             Ok(session) => Ok(Ok(self.resources.push(session)?)),
             Err(err) => Ok(Err(err.to_string())),
         }
     }
 
-    fn predict(
+    async fn predict(
         &mut self,
         session: Resource<Session>,
         input: Resource<Table>,
     ) -> wasmtime::Result<Result<Resource<Table>, String>> {
         let session = self.resources.get(&session)?.clone();
-        let prediction = session.predict(self.table(&input)?);
+        let input = self.table(&input)?;
+        let prediction =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| session.predict(input)))
+                .unwrap_or_else(|_| Err(crate::inference::Error::Run("tract panicked".into())));
         match prediction {
             Ok(table) => {
                 let size = table.byte_size();
@@ -48,7 +63,7 @@ impl inference::HostSession for StepState {
         }
     }
 
-    fn drop(&mut self, session: Resource<Session>) -> wasmtime::Result<()> {
+    async fn drop(&mut self, session: Resource<Session>) -> wasmtime::Result<()> {
         self.resources.delete(session)?;
         Ok(())
     }

@@ -16,12 +16,15 @@ fn level(level: Level) -> LogLevel {
     }
 }
 
+/// Shortest interval between two progress reports passed on from one plugin call.
+const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+
 fn flood() -> wasmtime::Error {
     wasmtime::format_err!("output limit exceeded: the plugin logged more than the step allows")
 }
 
 impl host::Host for StepState {
-    fn log(
+    async fn log(
         &mut self,
         lvl: Level,
         message: String,
@@ -34,7 +37,7 @@ impl host::Host for StepState {
         }
     }
 
-    fn emit_metric(&mut self, name: String, value: f64) -> wasmtime::Result<()> {
+    async fn emit_metric(&mut self, name: String, value: f64) -> wasmtime::Result<()> {
         if self.with_log(|log| log.metric(name, value)) {
             Ok(())
         } else {
@@ -42,8 +45,18 @@ impl host::Host for StepState {
         }
     }
 
-    fn progress(&mut self, done: u64, total: u64, message: String) -> wasmtime::Result<()> {
-        self.with_log(|log| log.progress = Some((done, total, message)));
+    async fn progress(&mut self, done: u64, total: u64, message: String) -> wasmtime::Result<()> {
+        // Plugins may report progress in a tight loop: pass on at most a few reports a second,
+        // and always the last one.
+        let now = std::time::Instant::now();
+        let due = done >= total
+            || self
+                .progress_sent
+                .is_none_or(|sent| now.duration_since(sent) >= PROGRESS_INTERVAL);
+        if let (true, Some(sink)) = (due, &self.progress) {
+            self.progress_sent = Some(now);
+            sink(done, total, &message);
+        }
         Ok(())
     }
 }

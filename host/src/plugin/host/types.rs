@@ -54,32 +54,54 @@ impl StepState {
         Ok(self.resources.get(handle)?)
     }
 
-    /// Stores a table the plugin built, charging `charged` bytes against the output limit.
-    pub fn push_table(
-        &mut self,
-        table: Table,
-        charged: u64,
-    ) -> wasmtime::Result<Result<Resource<Table>, String>> {
-        self.output_bytes = self.output_bytes.saturating_add(charged);
-        if self.output_bytes > self.max_output {
+    /// Charges `bytes` of host memory made for the plugin and one more host object against the
+    /// call's limits; past them the plugin is stopped (a trap) with an output-limit reason.
+    pub fn charge(&mut self, bytes: u64) -> wasmtime::Result<()> {
+        self.handles += 1;
+        self.output_bytes = self.output_bytes.saturating_add(bytes + HANDLE_COST);
+        if self.output_bytes > self.max_output || self.handles > MAX_HANDLES {
             self.output_exceeded = true;
             return Err(wasmtime::format_err!(
-                "output limit exceeded: the plugin built {} bytes of tables, limit {}",
+                "output limit exceeded: the plugin made {} host objects holding {} bytes (limits: {MAX_HANDLES} objects, {} bytes)",
+                self.handles,
                 self.output_bytes,
                 self.max_output
             ));
         }
+        Ok(())
+    }
+
+    /// Stores a table the plugin made, charging `bytes` of new data.
+    pub fn push_table(
+        &mut self,
+        table: Table,
+        bytes: u64,
+    ) -> wasmtime::Result<Result<Resource<Table>, String>> {
+        self.charge(bytes + 16 * table.columns().len() as u64)?;
         Ok(Ok(self.resources.push(table)?))
     }
 }
 
+/// Columns a table built by a plugin may have.
+const MAX_COLUMNS: usize = 65_536;
+
+/// Host objects a plugin may create in one call, and what each costs beyond its data.
+const MAX_HANDLES: u64 = 100_000;
+const HANDLE_COST: u64 = 64;
+
 impl types::Host for StepState {}
 
 impl types::HostTable for StepState {
-    fn from_columns(
+    async fn from_columns(
         &mut self,
         columns: Vec<types::Column>,
     ) -> wasmtime::Result<Result<Resource<Table>, String>> {
+        if columns.len() > MAX_COLUMNS {
+            return Ok(Err(format!(
+                "{} columns, at most {MAX_COLUMNS} are allowed",
+                columns.len()
+            )));
+        }
         let columns = match columns
             .into_iter()
             .map(column_from_wit)
@@ -97,11 +119,11 @@ impl types::HostTable for StepState {
         }
     }
 
-    fn row_count(&mut self, table: Resource<Table>) -> wasmtime::Result<u64> {
+    async fn row_count(&mut self, table: Resource<Table>) -> wasmtime::Result<u64> {
         Ok(self.table(&table)?.row_count() as u64)
     }
 
-    fn schema(&mut self, table: Resource<Table>) -> wasmtime::Result<Vec<ColumnInfo>> {
+    async fn schema(&mut self, table: Resource<Table>) -> wasmtime::Result<Vec<ColumnInfo>> {
         Ok(self
             .table(&table)?
             .columns()
@@ -114,7 +136,7 @@ impl types::HostTable for StepState {
             .collect())
     }
 
-    fn column(
+    async fn column(
         &mut self,
         table: Resource<Table>,
         name: String,
@@ -122,7 +144,7 @@ impl types::HostTable for StepState {
         Ok(self.table(&table)?.column(&name).map(|c| column_to_wit(c)))
     }
 
-    fn column_range(
+    async fn column_range(
         &mut self,
         table: Resource<Table>,
         name: String,
@@ -136,7 +158,7 @@ impl types::HostTable for StepState {
             .map(|c| column_to_wit(&c.slice(clamp(offset), clamp(len)))))
     }
 
-    fn select(
+    async fn select(
         &mut self,
         table: Resource<Table>,
         names: Vec<String>,
@@ -148,11 +170,24 @@ impl types::HostTable for StepState {
         }
     }
 
-    fn take(
+    async fn take(
         &mut self,
         table: Resource<Table>,
         rows: Vec<u32>,
     ) -> wasmtime::Result<Result<Resource<Table>, String>> {
+        let source = self.table(&table)?;
+        // Check the size of the result before building it: a short list of indices can ask
+        // for a very large table.
+        let per_row = source.byte_size() / source.row_count().max(1) as u64;
+        let estimate = per_row.saturating_mul(rows.len() as u64);
+        if self.output_bytes.saturating_add(estimate) > self.max_output {
+            self.output_exceeded = true;
+            return Err(wasmtime::format_err!(
+                "output limit exceeded: taking {} rows would build about {estimate} bytes, limit {}",
+                rows.len(),
+                self.max_output
+            ));
+        }
         let rows: Vec<u64> = rows.into_iter().map(u64::from).collect();
         match self.table(&table)?.take(&rows) {
             Ok(taken) => {
@@ -163,7 +198,7 @@ impl types::HostTable for StepState {
         }
     }
 
-    fn with_column(
+    async fn with_column(
         &mut self,
         table: Resource<Table>,
         column: types::Column,
@@ -179,16 +214,17 @@ impl types::HostTable for StepState {
         }
     }
 
-    fn drop_columns(
+    async fn drop_columns(
         &mut self,
         table: Resource<Table>,
         names: Vec<String>,
     ) -> wasmtime::Result<Resource<Table>> {
         let derived = self.table(&table)?.drop_columns(&names);
+        self.charge(16 * derived.columns().len() as u64)?;
         Ok(self.resources.push(derived)?)
     }
 
-    fn drop(&mut self, table: Resource<Table>) -> wasmtime::Result<()> {
+    async fn drop(&mut self, table: Resource<Table>) -> wasmtime::Result<()> {
         self.resources.delete(table)?;
         Ok(())
     }

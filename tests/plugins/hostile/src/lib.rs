@@ -44,6 +44,8 @@ enum Behaviour {
     InvalidInput,
     /// Returns an empty report.
     Ok,
+    /// Sleeps for an hour: blocks in a WASI host call, where epochs cannot interrupt it.
+    Sleep,
     /// Counts its calls in a static and reports "call N": a fresh instance always says "call 1".
     CountCalls,
 }
@@ -124,6 +126,10 @@ impl Validator for Hostile {
                 "hostile plugin refusing its input on purpose".to_string(),
             )),
             Behaviour::Ok => Ok(Report::new()),
+            Behaviour::Sleep => {
+                std::thread::sleep(std::time::Duration::from_secs(3600));
+                Ok(Report::new())
+            }
             Behaviour::CountCalls => {
                 let calls = CALLS.fetch_add(1, Ordering::Relaxed) + 1;
                 Ok(Report::new().with(Finding::passed("count-calls", format!("call {calls}"))))
@@ -296,6 +302,7 @@ mod tests {
             ("invalid-input", Behaviour::InvalidInput),
             ("ok", Behaviour::Ok),
             ("count-calls", Behaviour::CountCalls),
+            ("sleep", Behaviour::Sleep),
         ];
         for (name, behaviour) in names {
             let config: Config =

@@ -139,6 +139,14 @@ fn stack_overflow_is_its_own_reason() {
 }
 
 #[test]
+fn deep_recursion_in_linear_memory_is_a_stack_overflow() {
+    let (runtime, _dir) = support::runtime();
+    let execution = behave(&runtime, serde_json::json!({"behaviour": "deep-recursion"}));
+    assert_eq!(failure(&execution), &Failure::StackOverflow);
+    assert_runtime_still_works(&runtime);
+}
+
+#[test]
 fn output_flood_hits_the_output_limit_and_keeps_a_bounded_log() {
     let (runtime, _dir) = support::runtime();
     let execution = behave(&runtime, serde_json::json!({"behaviour": "output-flood"}));

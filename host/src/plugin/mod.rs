@@ -332,6 +332,8 @@ impl Runtime {
         config.epoch_interruption(true);
         // Plugins are small; a bounded stack keeps a runaway recursion cheap to stop.
         config.max_wasm_stack(1 << 20);
+        // Enough frames to tell a runaway recursion from an ordinary trap (see `classify`).
+        config.wasm_backtrace_max_frames(std::num::NonZeroUsize::new(BACKTRACE_FRAMES));
         let wasmtime_error = |err: wasmtime::Error| anyhow::anyhow!("{err:#}");
         let engine = Engine::new(&config).map_err(wasmtime_error)?;
         let mut linker = Linker::new(&engine);
@@ -880,12 +882,33 @@ fn classify(err: &wasmtime::Error, state: &StepState, limits: &Limits) -> Failur
             limits.max_output
         ));
     }
+    let frames = err
+        .downcast_ref::<wasmtime::WasmBacktrace>()
+        .map_or(&[][..], |b| b.frames());
+    let place = frames
+        .iter()
+        .find_map(|frame| frame.func_name())
+        .map(|name| format!(" in `{:#}`", rustc_demangle::demangle(name)))
+        .unwrap_or_default();
     match err.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => Failure::Timeout(limits.timeout),
         Some(Trap::StackOverflow) => Failure::StackOverflow,
-        Some(trap) => Failure::Trap(trap.to_string()),
+        // Compilers for wasm keep large locals on a stack in linear memory; running off its
+        // end is an out-of-bounds access at the bottom of a deep recursion.
+        Some(Trap::MemoryOutOfBounds) if is_deep_recursion(frames) => Failure::StackOverflow,
+        Some(trap) => Failure::Trap(format!("{trap}{place}")),
         None => Failure::Trap(format!("{err:#}")),
     }
+}
+
+/// Frames of wasm backtrace kept for a trap.
+const BACKTRACE_FRAMES: usize = 256;
+
+/// A backtrace as deep as we keep, cycling through a handful of functions.
+fn is_deep_recursion(frames: &[wasmtime::FrameInfo]) -> bool {
+    let distinct: std::collections::HashSet<u32> =
+        frames.iter().take(64).map(|f| f.func_index()).collect();
+    frames.len() >= BACKTRACE_FRAMES && distinct.len() <= 4
 }
 
 /// A Rust guest prints `panicked at FILE:LINE:COL:\nMESSAGE` to stderr before it aborts.

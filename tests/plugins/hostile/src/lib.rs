@@ -44,6 +44,9 @@ enum Behaviour {
     InvalidInput,
     /// Returns an empty report.
     Ok,
+    /// Recurses without bound through ordinary Rust calls with large locals, which overflows
+    /// the stack kept in linear memory before the wasm call stack.
+    DeepRecursion,
     /// Sleeps for an hour: blocks in a WASI host call, where epochs cannot interrupt it.
     Sleep,
     /// Counts its calls in a static and reports "call N": a fresh instance always says "call 1".
@@ -126,6 +129,13 @@ impl Validator for Hostile {
                 "hostile plugin refusing its input on purpose".to_string(),
             )),
             Behaviour::Ok => Ok(Report::new()),
+            Behaviour::DeepRecursion => {
+                let depth = recurse_with_locals(0);
+                Ok(Report::new().with(Finding::passed(
+                    "deep-recursion",
+                    format!("returned at {depth}"),
+                )))
+            }
             Behaviour::Sleep => {
                 std::thread::sleep(std::time::Duration::from_secs(3600));
                 Ok(Report::new())
@@ -136,6 +146,17 @@ impl Validator for Hostile {
             }
         }
     }
+}
+
+/// Recursion whose frames hold a buffer the optimiser must keep, so the stack in linear memory
+/// grows by about 1 KiB per call until it runs out.
+#[expect(
+    unconditional_recursion,
+    reason = "running out of stack is what this behaviour is for"
+)]
+fn recurse_with_locals(depth: u64) -> u64 {
+    let buffer = black_box([depth as u8; 1024]);
+    recurse_with_locals(black_box(depth + 1)) + u64::from(buffer[(depth % 1024) as usize])
 }
 
 /// Calls made to this instance; state that must not survive from one step execution to the next.
@@ -303,6 +324,7 @@ mod tests {
             ("ok", Behaviour::Ok),
             ("count-calls", Behaviour::CountCalls),
             ("sleep", Behaviour::Sleep),
+            ("deep-recursion", Behaviour::DeepRecursion),
         ];
         for (name, behaviour) in names {
             let config: Config =

@@ -150,3 +150,143 @@ retries = { count = 2, backoff = "1ms" }
     assert_eq!(attempts("trap"), 3);
     assert_eq!(attempts("bad-input"), 1);
 }
+
+#[test]
+fn skips_propagate_through_the_graph() {
+    let (runtime, dir) = support::runtime();
+    let file = write_workflow(
+        dir.path(),
+        r#"
+[steps.a]
+uses = "HOSTILE"
+inputs = { data = "d" }
+with = { behaviour = "trap" }
+
+[steps.b]
+uses = "HOSTILE"
+inputs = { data = "d" }
+with = { behaviour = "ok" }
+needs = ["a"]
+
+[steps.c]
+uses = "HOSTILE"
+inputs = { data = "d" }
+with = { behaviour = "ok" }
+needs = ["b"]
+"#,
+    );
+    let report = run_file(&Arc::new(runtime), &file);
+    let status = |id: &str| {
+        report
+            .steps
+            .iter()
+            .find(|s| s.id == id)
+            .unwrap()
+            .status
+            .clone()
+    };
+    assert_eq!(
+        status("b"),
+        StepStatus::Skipped("`a` did not succeed".into())
+    );
+    assert_eq!(
+        status("c"),
+        StepStatus::Skipped("`b` did not succeed".into())
+    );
+}
+
+#[test]
+fn an_output_the_producer_did_not_make_fails_the_consumer() {
+    let (runtime, dir) = support::runtime();
+    let file = write_workflow(
+        dir.path(),
+        r#"
+[steps.split]
+uses = "train-test-split"
+inputs = { data = "d" }
+with = { test_fraction = 0.5, seed = 1 }
+
+[steps.check]
+uses = "schema-check"
+inputs = { data = "split.validation" }
+"#,
+    );
+    let report = run_file(&Arc::new(runtime), &file);
+    let check = report.steps.iter().find(|s| s.id == "check").unwrap();
+    let StepStatus::Failed(reason) = &check.status else {
+        panic!("{:?}", check.status)
+    };
+    assert!(
+        reason.contains("produced no output `validation`") && reason.contains("`split.train`"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_timeout_through_the_engine_is_reported_as_such() {
+    let (runtime, dir) = support::runtime();
+    let file = write_workflow(
+        dir.path(),
+        r#"
+[steps.loop]
+uses = "HOSTILE"
+inputs = { data = "d" }
+with = { behaviour = "infinite-loop" }
+timeout = "300ms"
+"#,
+    );
+    let report = run_file(&Arc::new(runtime), &file);
+    let step = &report.steps[0];
+    assert_eq!(step.failure_kind, Some("timeout"));
+    assert_eq!(
+        step.status,
+        StepStatus::Failed("timed out after 300ms".into())
+    );
+}
+
+#[test]
+fn concurrency_bounds_the_steps_running_at_once() {
+    let (runtime, dir) = support::runtime();
+    let mut body = String::new();
+    for i in 0..6 {
+        body.push_str(&format!(
+            "[steps.s{i}]\nuses = \"HOSTILE\"\ninputs = {{ data = \"d\" }}\nwith = {{ behaviour = \"ok\" }}\n\n"
+        ));
+    }
+    let file = write_workflow(dir.path(), &body);
+    let runtime = Arc::new(runtime);
+    let source = std::fs::read_to_string(&file).unwrap();
+    let workflow = wflow::workflow::parse(&file, &source).unwrap();
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    for concurrency in [1, 2] {
+        let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+        let report = tokio.block_on(async {
+            let plan = engine::plan(workflow.clone(), &runtime).await.unwrap();
+            engine::run(
+                Arc::new(plan),
+                runtime.clone(),
+                RunOptions { concurrency },
+                Some(sender),
+            )
+            .await
+        });
+        assert!(report.succeeded());
+        let (mut running, mut most) = (0i32, 0i32);
+        while let Ok(event) = receiver.try_recv() {
+            match event {
+                engine::Event::StepStarted { .. } => running += 1,
+                engine::Event::StepFinished { .. } => running -= 1,
+                _ => {}
+            }
+            most = most.max(running);
+        }
+        assert_eq!(running, 0);
+        assert!(
+            most <= concurrency as i32 && most >= 1,
+            "{most} steps ran at once with concurrency {concurrency}"
+        );
+    }
+}

@@ -223,10 +223,19 @@ pub async fn plan(workflow: Workflow, runtime: &Runtime) -> Result<Plan, Diagnos
     }
 
     let mut plugins: BTreeMap<String, Arc<Plugin>> = BTreeMap::new();
+    // Many steps often use the same plugin: read, hash and load each reference once.
+    let mut by_reference: HashMap<PluginRef, Result<Arc<Plugin>, String>> = HashMap::new();
     for step in &workflow.steps {
-        let loaded = match plugin_bytes(&step.uses) {
-            Ok(bytes) => runtime.load(&bytes).await.map_err(|err| err.to_string()),
-            Err(err) => Err(err),
+        let loaded = match by_reference.get(&step.uses) {
+            Some(loaded) => loaded.clone(),
+            None => {
+                let loaded = match plugin_bytes(&step.uses) {
+                    Ok(bytes) => runtime.load(&bytes).await.map_err(|err| err.to_string()),
+                    Err(err) => Err(err),
+                };
+                by_reference.insert(step.uses.clone(), loaded.clone());
+                loaded
+            }
         };
         match loaded {
             Ok(plugin) => {

@@ -6,7 +6,7 @@
 //! It reports what happens through `Event`s (the CLI turns them into progress lines) and
 //! returns a `RunReport`. It does not print and does not persist anything.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -142,95 +142,45 @@ pub async fn run(
     events: Option<UnboundedSender<Event>>,
 ) -> RunReport {
     let started = Instant::now();
-    let emit = |event: Event| {
-        if let Some(events) = &events {
-            // The receiver going away (e.g. a closed terminal) must not stop the run.
-            let _ = events.send(event);
-        }
-    };
     let concurrency = options.concurrency.max(1);
+    let mut board = Board::new(&plan, events.clone());
     let mut values: HashMap<(String, String), Value> = HashMap::new();
-    let mut reports: BTreeMap<String, StepReport> = BTreeMap::new();
-    let mut running: HashSet<String> = HashSet::new();
     let mut tasks: JoinSet<Attempted> = JoinSet::new();
-    let mut task_steps: HashMap<tokio::task::Id, String> = HashMap::new();
+    let mut task_steps: HashMap<tokio::task::Id, usize> = HashMap::new();
 
     loop {
-        // Settle steps that can no longer run, then start what is ready.
-        let mut progressed = false;
-        let mut changed = true;
-        while changed {
-            changed = false;
-            for planned in &plan.steps {
-                let id = &planned.step.id;
-                if reports.contains_key(id) || running.contains(id) {
-                    continue;
-                }
-                if let Some(blocker) = planned.step.needs.iter().find(|need| {
-                    reports
-                        .get(*need)
-                        .is_some_and(|r| r.status != StepStatus::Succeeded)
-                }) {
-                    let report = skipped(planned, format!("`{blocker}` did not succeed"));
-                    emit(Event::StepFinished {
-                        report: Box::new(report.clone()),
-                    });
-                    reports.insert(id.clone(), report);
-                    changed = true;
-                    progressed = true;
-                }
-            }
-        }
-        for planned in &plan.steps {
-            if running.len() >= concurrency {
+        while tasks.len() < concurrency {
+            let Some(index) = board.ready.pop_front() else {
                 break;
-            }
-            let id = &planned.step.id;
-            if reports.contains_key(id) || running.contains(id) {
-                continue;
-            }
-            if !planned.step.needs.iter().all(|need| {
-                reports
-                    .get(need)
-                    .is_some_and(|r| r.status == StepStatus::Succeeded)
-            }) {
-                continue;
-            }
-            let call = match build_call(&plan, planned, &values) {
-                Ok(call) => call,
+            };
+            let planned = &plan.steps[index];
+            match build_call(&plan, planned, &values) {
+                Ok(call) => {
+                    let runtime = runtime.clone();
+                    let plan = plan.clone();
+                    let events = events.clone();
+                    let task = tasks.spawn(async move {
+                        attempt(&runtime, &plan.steps[index], call, events).await
+                    });
+                    task_steps.insert(task.id(), index);
+                }
                 Err(message) => {
                     let mut report = skipped(planned, String::new());
                     report.status = StepStatus::Failed(message);
-                    emit(Event::StepFinished {
-                        report: Box::new(report.clone()),
-                    });
-                    reports.insert(id.clone(), report);
-                    progressed = true;
-                    continue;
+                    board.record(index, report);
                 }
-            };
-            running.insert(id.clone());
-            let runtime = runtime.clone();
-            let plan = plan.clone();
-            let id = id.clone();
-            let events = events.clone();
-            let task = tasks.spawn(async move {
-                let planned = plan.step(&id).expect("the step comes from this plan");
-                attempt(&runtime, planned, call, events).await
-            });
-            task_steps.insert(task.id(), planned.step.id.clone());
-        }
-
-        if tasks.is_empty() {
-            if progressed {
-                continue;
             }
-            break;
+        }
+        if tasks.is_empty() {
+            if board.ready.is_empty() {
+                break;
+            }
+            continue;
         }
         let Some(joined) = tasks.join_next_with_id().await else {
             break;
         };
-        let (id, attempted) = match joined {
+        let (index, attempted) = match joined {
             Ok((task, attempted)) => (
                 task_steps.remove(&task).expect("every task is a step"),
                 attempted,
@@ -238,7 +188,7 @@ pub async fn run(
             // A panic in the host while running a step is a bug; it fails that step only.
             Err(err) => {
                 tracing::error!(error = %err, "a step task panicked");
-                let id = task_steps.remove(&err.id()).expect("every task is a step");
+                let index = task_steps.remove(&err.id()).expect("every task is a step");
                 let failure = Failure::Sandbox("the host failed while running this step".into());
                 let attempted = Attempted {
                     outcome: Err(failure),
@@ -247,31 +197,104 @@ pub async fn run(
                     attempts: 1,
                     duration: Duration::ZERO,
                 };
-                (id, attempted)
+                (index, attempted)
             }
         };
-        running.remove(&id);
-        let planned = plan.step(&id).expect("the step comes from this plan");
-        let report = finish(planned, attempted, &mut values);
-        emit(Event::StepFinished {
-            report: Box::new(report.clone()),
-        });
-        reports.insert(id, report);
+        let report = finish(&plan.steps[index], attempted, &mut values);
+        board.record(index, report);
     }
 
     let steps = plan
         .steps
         .iter()
-        .map(|p| {
-            reports
-                .remove(&p.step.id)
-                .unwrap_or_else(|| skipped(p, "not reached".into()))
-        })
+        .zip(board.reports)
+        .map(|(planned, report)| report.unwrap_or_else(|| skipped(planned, "not reached".into())))
         .collect();
     RunReport {
         workflow: plan.workflow.name.clone(),
         steps,
         duration: started.elapsed(),
+    }
+}
+
+/// Which steps are done, ready or waiting: O(steps + dependencies) over a whole run.
+struct Board<'a> {
+    plan: &'a Plan,
+    events: Option<UnboundedSender<Event>>,
+    /// Dependencies each step still waits for.
+    waiting: Vec<usize>,
+    /// The steps that need each step.
+    dependents: Vec<Vec<usize>>,
+    /// Steps whose dependencies all succeeded, in plan order of becoming ready.
+    ready: VecDeque<usize>,
+    reports: Vec<Option<StepReport>>,
+}
+
+impl<'a> Board<'a> {
+    fn new(plan: &'a Plan, events: Option<UnboundedSender<Event>>) -> Board<'a> {
+        let index: HashMap<&str, usize> = plan
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (p.step.id.as_str(), i))
+            .collect();
+        let mut dependents = vec![Vec::new(); plan.steps.len()];
+        let mut waiting = vec![0; plan.steps.len()];
+        for (i, planned) in plan.steps.iter().enumerate() {
+            for need in &planned.step.needs {
+                if let Some(&j) = index.get(need.as_str()) {
+                    dependents[j].push(i);
+                    waiting[i] += 1;
+                }
+            }
+        }
+        let ready = (0..plan.steps.len()).filter(|&i| waiting[i] == 0).collect();
+        Board {
+            plan,
+            events,
+            waiting,
+            dependents,
+            ready,
+            reports: vec![None; plan.steps.len()],
+        }
+    }
+
+    /// Records a finished step: its dependents become ready, or are skipped (transitively)
+    /// when it did not succeed.
+    fn record(&mut self, index: usize, report: StepReport) {
+        let succeeded = report.status == StepStatus::Succeeded;
+        self.emit(&report);
+        self.reports[index] = Some(report);
+        let mut blocked = Vec::new();
+        for &dependent in &self.dependents[index] {
+            if succeeded {
+                self.waiting[dependent] -= 1;
+                if self.waiting[dependent] == 0 {
+                    self.ready.push_back(dependent);
+                }
+            } else {
+                blocked.push((dependent, index));
+            }
+        }
+        while let Some((step, blocker)) = blocked.pop() {
+            if self.reports[step].is_some() {
+                continue;
+            }
+            let reason = format!("`{}` did not succeed", self.plan.steps[blocker].step.id);
+            let report = skipped(&self.plan.steps[step], reason);
+            self.emit(&report);
+            self.reports[step] = Some(report);
+            blocked.extend(self.dependents[step].iter().map(|&d| (d, step)));
+        }
+    }
+
+    fn emit(&self, report: &StepReport) {
+        if let Some(events) = &self.events {
+            // The receiver going away (e.g. a closed terminal) must not stop the run.
+            let _ = events.send(Event::StepFinished {
+                report: Box::new(report.clone()),
+            });
+        }
     }
 }
 

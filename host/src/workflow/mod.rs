@@ -48,7 +48,6 @@
 //! timeout = "2m"                          # limits: timeout, memory, max_output, retries
 //! memory = "256MiB"
 //! retries = { count = 2, backoff = "100ms" }   # max_backoff comes from [defaults]
-//! cache = true                            # reuse a previous result for identical inputs (default)
 //!
 //! [steps.custom-check]
 //! uses = "plugins/custom_check.wasm"      # relative to this file's directory
@@ -214,7 +213,7 @@ pub struct Step {
 }
 
 /// The plugin a step runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum PluginRef {
     /// A plugin shipped with wflow, by name (`schema-check`).
     Builtin(String),

@@ -36,6 +36,7 @@ fn builtin_plugins_describe_themselves_with_the_right_kind() {
         ("schema-check", StepKind::Validator),
         ("train-test-split", StepKind::Transformer),
         ("logistic-regression", StepKind::Trainer),
+        ("linear-regression", StepKind::Trainer),
         ("classification-metrics", StepKind::Evaluator),
         ("deployment-gate", StepKind::Deployer),
         ("psi-drift", StepKind::DriftCheck),

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use wflow::engine::{self, RunOptions, RunReport, StepStatus};
+use wflow::engine::{self, RunOptions, RunReport, StepReport, StepStatus};
 use wflow::plugin::Runtime;
 
 use crate::support;
@@ -24,12 +24,16 @@ fn run_file(runtime: &Arc<Runtime>, file: &Path) -> RunReport {
     })
 }
 
-fn metric(report: &RunReport, step: &str, name: &str) -> f64 {
-    let step = report
+fn step<'a>(report: &'a RunReport, id: &str) -> &'a StepReport {
+    report
         .steps
         .iter()
-        .find(|s| s.id == step)
-        .unwrap_or_else(|| panic!("no step {step}"));
+        .find(|s| s.id == id)
+        .unwrap_or_else(|| panic!("no step {id}"))
+}
+
+fn metric(report: &RunReport, id: &str, name: &str) -> f64 {
+    let step = step(report, id);
     step.metrics
         .iter()
         .rev()
@@ -71,7 +75,7 @@ fn breast_cancer_workflow_reaches_the_accuracy_anchor() {
     );
     let accuracy = metric(&report, "evaluate", "accuracy");
     assert!(accuracy >= 0.96, "holdout accuracy {accuracy}");
-    let gate = report.steps.iter().find(|s| s.id == "gate").unwrap();
+    let gate = step(&report, "gate");
     assert!(gate.decision.is_some());
 }
 
@@ -111,15 +115,7 @@ with = { behaviour = "ok" }
 "#,
     );
     let report = run_file(&Arc::new(runtime), &file);
-    let status = |id: &str| {
-        report
-            .steps
-            .iter()
-            .find(|s| s.id == id)
-            .unwrap()
-            .status
-            .clone()
-    };
+    let status = |id: &str| step(&report, id).status.clone();
     assert!(matches!(status("bad"), StepStatus::Failed(_)));
     assert!(matches!(status("after-bad"), StepStatus::Skipped(reason) if reason.contains("bad")));
     assert_eq!(status("independent"), StepStatus::Succeeded);
@@ -146,7 +142,7 @@ retries = { count = 2, backoff = "1ms" }
 "#,
     );
     let report = run_file(&Arc::new(runtime), &file);
-    let attempts = |id: &str| report.steps.iter().find(|s| s.id == id).unwrap().attempts;
+    let attempts = |id: &str| step(&report, id).attempts;
     assert_eq!(attempts("trap"), 3);
     assert_eq!(attempts("bad-input"), 1);
 }
@@ -176,15 +172,7 @@ needs = ["b"]
 "#,
     );
     let report = run_file(&Arc::new(runtime), &file);
-    let status = |id: &str| {
-        report
-            .steps
-            .iter()
-            .find(|s| s.id == id)
-            .unwrap()
-            .status
-            .clone()
-    };
+    let status = |id: &str| step(&report, id).status.clone();
     assert_eq!(
         status("b"),
         StepStatus::Skipped("`a` did not succeed".into())
@@ -212,7 +200,7 @@ inputs = { data = "split.validation" }
 "#,
     );
     let report = run_file(&Arc::new(runtime), &file);
-    let check = report.steps.iter().find(|s| s.id == "check").unwrap();
+    let check = step(&report, "check");
     let StepStatus::Failed(reason) = &check.status else {
         panic!("{:?}", check.status)
     };
@@ -289,4 +277,76 @@ fn concurrency_bounds_the_steps_running_at_once() {
             "{most} steps ran at once with concurrency {concurrency}"
         );
     }
+}
+
+#[test]
+fn preprocessing_chain_fits_on_train_and_applies_to_test() {
+    let (runtime, dir) = support::runtime();
+    // A small table with a missing number, a category and a binary target.
+    let mut csv = String::from("age,colour,label\n");
+    for i in 0..80 {
+        let age = if i % 9 == 0 {
+            String::new()
+        } else {
+            (20 + i % 40).to_string()
+        };
+        let colour = ["red", "green", "blue"][i % 3];
+        let label = u8::from(i % 3 == 0 || (20 + i % 40) > 45);
+        csv.push_str(&format!("{age},{colour},{label}\n"));
+    }
+    std::fs::write(dir.path().join("people.csv"), csv).unwrap();
+    let file = dir.path().join("prep.toml");
+    std::fs::write(
+        &file,
+        r#"[workflow]
+name = "prep"
+
+[datasets.people]
+path = "people.csv"
+
+[steps.split]
+uses = "train-test-split"
+inputs = { data = "people" }
+with = { test_fraction = 0.25, seed = 7, stratify = "label" }
+
+[steps.impute]
+uses = "impute"
+inputs = { train = "split.train", test = "split.test" }
+with = { strategy = "median" }
+
+[steps.scale]
+uses = "standard-scaler"
+inputs = { train = "impute.train", test = "impute.test" }
+with = { exclude = ["label"] }
+
+[steps.encode]
+uses = "one-hot-encode"
+inputs = { train = "scale.train", test = "scale.test" }
+
+[steps.train]
+uses = "logistic-regression"
+inputs = { data = "encode.train" }
+target = "label"
+
+[steps.evaluate]
+uses = "classification-metrics"
+inputs = { model = "train.model", data = "encode.test" }
+"#,
+    )
+    .unwrap();
+    let report = run_file(&Arc::new(runtime), &file);
+    for step in &report.steps {
+        assert_eq!(step.status, StepStatus::Succeeded, "step {}", step.id);
+    }
+    for id in ["impute", "scale", "encode"] {
+        let outputs = &step(&report, id).outputs;
+        assert!(
+            ["train", "test", "fitted"]
+                .iter()
+                .all(|o| outputs.iter().any(|x| x == o)),
+            "{id}: {outputs:?}"
+        );
+    }
+    assert!(metric(&report, "scale", "mean.age") > 20.0);
+    assert!(metric(&report, "evaluate", "accuracy") > 0.6);
 }

@@ -2,14 +2,13 @@
 //! or multinomial) fitted with L-BFGS, exported as an ONNX model the host runs with tract.
 //!
 //! This file is the glue: it reads the configuration and the table, calls the pure fit in
-//! [`train`], exports with [`model`] and [`onnx`], and reports progress through the SDK. It
-//! deliberately computes nothing itself beyond choosing the feature columns, so that everything
-//! that can go wrong in the numbers is tested natively. It does not impute, encode or scale data
+//! [`train`], exports with [`model`] (which writes the file with `wflow-onnx`), and reports
+//! progress through the SDK. It deliberately computes nothing itself beyond choosing the feature
+//! columns, so that everything that can go wrong in the numbers is tested natively. It does not impute, encode or scale data
 //! for other steps: text features must be one-hot encoded and nulls imputed upstream.
 
 pub mod lbfgs;
 pub mod model;
-pub mod onnx;
 pub mod train;
 
 #[cfg(test)]
@@ -309,9 +308,9 @@ pub fn metrics(fitted: &Fitted, rows: usize, features: usize) -> Vec<Metric> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::onnx::proto::{ModelProto, type_proto};
     use crate::test_data::read_csv;
-    use prost::Message as _;
+    use wflow_onnx::Message as _;
+    use wflow_onnx::proto::{ModelProto, type_proto};
     use wflow_sdk::{config_schema, parse_config};
 
     fn schema(columns: &[(&str, ColumnType)]) -> Vec<(String, ColumnType)> {
@@ -518,7 +517,7 @@ mod tests {
             .collect()
     }
 
-    fn shape(value: &crate::onnx::proto::ValueInfoProto) -> Vec<String> {
+    fn shape(value: &wflow_onnx::proto::ValueInfoProto) -> Vec<String> {
         let Some(type_proto::Value::TensorType(t)) = &value.r#type.as_ref().unwrap().value else {
             panic!("a tensor");
         };
@@ -529,10 +528,10 @@ mod tests {
             .dim
             .iter()
             .map(|d| match d.value.as_ref().unwrap() {
-                crate::onnx::proto::tensor_shape_proto::dimension::Value::DimValue(v) => {
+                wflow_onnx::proto::tensor_shape_proto::dimension::Value::DimValue(v) => {
                     v.to_string()
                 }
-                crate::onnx::proto::tensor_shape_proto::dimension::Value::DimParam(p) => p.clone(),
+                wflow_onnx::proto::tensor_shape_proto::dimension::Value::DimParam(p) => p.clone(),
             })
             .collect()
     }

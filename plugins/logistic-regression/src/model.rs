@@ -6,7 +6,7 @@
 //! that tract's predictions match it. It does not train anything (see `train`) and it does not
 //! run ONNX (the host does, with tract).
 
-use crate::onnx::{Dim, ModelBuilder, attr_int};
+use wflow_onnx::{Dim, ModelBuilder, attr_int};
 
 /// The graph input: float32 `[N, F]`, features in metadata order.
 pub const INPUT: &str = "features";
@@ -162,8 +162,8 @@ impl LinearModel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::onnx::proto::{ModelProto, type_proto};
-    use prost::Message as _;
+    use wflow_onnx::Message as _;
+    use wflow_onnx::proto::{ModelProto, type_proto};
 
     fn names(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()

@@ -1,337 +1,47 @@
-//! Writes ONNX models: the onnx.proto messages a trainer needs, declared with prost, and a small
-//! graph builder for inputs, outputs, initializers, nodes and metadata.
+//! `wflow-onnx`: builds ONNX models inside wflow plugins, with no Python and no protoc: the
+//! onnx.proto messages a trainer needs (declared with prost in [`proto`]) and [`ModelBuilder`], a
+//! small graph builder for inputs, outputs, initializers, nodes and metadata.
 //!
-//! The messages mirror `onnx/onnx.proto` (proto2) field for field, number for number, for the
-//! subset we emit: a model, one graph, dense tensors, tensor types and shapes, attributes, opset
-//! imports and string metadata. Fields we never write (sparse tensors, sequences, maps, functions,
-//! training info, sub-graphs in attributes) are left out; a decoder skips them as unknown fields.
-//! Optional proto2 scalars whose zero value is meaningful (an attribute `axis = 0`) are `Option`s,
-//! so that they are written even when zero, which the ONNX checker requires.
+//! It writes what the host's tract runs best: plain `ai.onnx` operators at opset
+//! [`DEFAULT_OPSET`], IR [`IR_VERSION`], float32 values and a symbolic batch dimension. It knows
+//! nothing about any particular model, trainer or the wflow SDK, and it does not run models: the
+//! host runs them with tract. The builder checks only what would otherwise produce a file that
+//! fails to load (undefined names, initializer sizes, duplicate metadata keys), not operator
+//! semantics or shapes.
 //!
-//! This module knows nothing about any particular model or trainer, and does not run models:
-//! the host runs them with tract. It checks only what would otherwise produce a file that fails
-//! to load (undefined names, initializer sizes, duplicate metadata keys), not operator semantics.
+//! ```
+//! use wflow_onnx::{Dim, ModelBuilder, attr_int};
+//!
+//! // y = x · wᵀ + b for two features, the batch dimension named `N`.
+//! let mut builder = ModelBuilder::new("linear").producer("my-trainer", "0.1.0");
+//! builder
+//!     .input_f32("x", &[Dim::named("N"), Dim::from(2)])
+//!     .initializer_f32("w", &[1, 2], vec![0.5, -1.0])
+//!     .initializer_f32("b", &[1], vec![3.0])
+//!     .node("Gemm", &["x", "w", "b"], &["y"], vec![attr_int("transB", 1)])
+//!     .output_f32("y", &[Dim::named("N"), Dim::from(1)])
+//!     .metadata("wflow.task", "regression");
+//! let bytes: Vec<u8> = builder.to_bytes().unwrap();
+//!
+//! let model = wflow_onnx::decode(&bytes).unwrap();
+//! assert_eq!(model.metadata_value("wflow.task"), Some("regression"));
+//! ```
+
+#![deny(missing_docs)]
+
+pub mod proto;
 
 use std::collections::BTreeSet;
 
-use prost::Message as _;
+/// prost's message trait, for encoding and decoding the [`proto`] types
+/// (`ModelProto::decode(bytes)`, `model.encode_to_vec()`) without depending on prost directly.
+pub use prost::Message;
 
 /// The ONNX IR version we write (IR 8 is what ONNX 1.10 to 1.12 write; tract and onnxruntime read it).
 pub const IR_VERSION: i64 = 8;
 
 /// The default `ai.onnx` operator set version.
 pub const DEFAULT_OPSET: i64 = 13;
-
-/// The onnx.proto messages, as prost types.
-pub mod proto {
-    /// `onnx.AttributeProto.AttributeType`.
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
-    #[repr(i32)]
-    pub enum AttributeType {
-        /// No type; invalid in a model.
-        Undefined = 0,
-        /// `f`.
-        Float = 1,
-        /// `i`.
-        Int = 2,
-        /// `s`.
-        String = 3,
-        /// `t`.
-        Tensor = 4,
-        /// `g` (not declared here).
-        Graph = 5,
-        /// `floats`.
-        Floats = 6,
-        /// `ints`.
-        Ints = 7,
-        /// `strings`.
-        Strings = 8,
-        /// `tensors`.
-        Tensors = 9,
-    }
-
-    /// `onnx.TensorProto.DataType` values we use (stored as `int32` in the messages).
-    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, prost::Enumeration)]
-    #[repr(i32)]
-    pub enum DataType {
-        /// Invalid in a model.
-        Undefined = 0,
-        /// 32-bit IEEE float.
-        Float = 1,
-        /// 32-bit signed integer.
-        Int32 = 6,
-        /// 64-bit signed integer.
-        Int64 = 7,
-        /// UTF-8 string.
-        String = 8,
-        /// Boolean.
-        Bool = 9,
-        /// 64-bit IEEE float.
-        Double = 11,
-    }
-
-    /// `onnx.ModelProto`.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct ModelProto {
-        /// The IR version the model targets.
-        #[prost(int64, tag = "1")]
-        pub ir_version: i64,
-        /// The operator sets the graph's nodes bind against.
-        #[prost(message, repeated, tag = "8")]
-        pub opset_import: Vec<OperatorSetIdProto>,
-        /// The tool that wrote the model.
-        #[prost(string, tag = "2")]
-        pub producer_name: String,
-        /// The version of that tool.
-        #[prost(string, tag = "3")]
-        pub producer_version: String,
-        /// Reverse-DNS domain of the model.
-        #[prost(string, tag = "4")]
-        pub domain: String,
-        /// Version of the model.
-        #[prost(int64, tag = "5")]
-        pub model_version: i64,
-        /// Documentation.
-        #[prost(string, tag = "6")]
-        pub doc_string: String,
-        /// The computation graph.
-        #[prost(message, optional, tag = "7")]
-        pub graph: Option<GraphProto>,
-        /// Named string metadata; keys are distinct.
-        #[prost(message, repeated, tag = "14")]
-        pub metadata_props: Vec<StringStringEntryProto>,
-    }
-
-    /// `onnx.OperatorSetIdProto`.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct OperatorSetIdProto {
-        /// The operator set's domain; empty for `ai.onnx`.
-        #[prost(string, tag = "1")]
-        pub domain: String,
-        /// The operator set's version.
-        #[prost(int64, tag = "2")]
-        pub version: i64,
-    }
-
-    /// `onnx.StringStringEntryProto`.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct StringStringEntryProto {
-        /// The key.
-        #[prost(string, tag = "1")]
-        pub key: String,
-        /// The value.
-        #[prost(string, tag = "2")]
-        pub value: String,
-    }
-
-    /// `onnx.GraphProto`.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct GraphProto {
-        /// Nodes, in topological order.
-        #[prost(message, repeated, tag = "1")]
-        pub node: Vec<NodeProto>,
-        /// The graph's name.
-        #[prost(string, tag = "2")]
-        pub name: String,
-        /// Constant tensors.
-        #[prost(message, repeated, tag = "5")]
-        pub initializer: Vec<TensorProto>,
-        /// Documentation.
-        #[prost(string, tag = "10")]
-        pub doc_string: String,
-        /// The graph's inputs.
-        #[prost(message, repeated, tag = "11")]
-        pub input: Vec<ValueInfoProto>,
-        /// The graph's outputs.
-        #[prost(message, repeated, tag = "12")]
-        pub output: Vec<ValueInfoProto>,
-        /// Types of intermediate values (optional).
-        #[prost(message, repeated, tag = "13")]
-        pub value_info: Vec<ValueInfoProto>,
-    }
-
-    /// `onnx.NodeProto`.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct NodeProto {
-        /// Input value names.
-        #[prost(string, repeated, tag = "1")]
-        pub input: Vec<String>,
-        /// Output value names.
-        #[prost(string, repeated, tag = "2")]
-        pub output: Vec<String>,
-        /// The node's name.
-        #[prost(string, tag = "3")]
-        pub name: String,
-        /// The operator.
-        #[prost(string, tag = "4")]
-        pub op_type: String,
-        /// The operator's domain; empty for `ai.onnx`.
-        #[prost(string, tag = "7")]
-        pub domain: String,
-        /// Attributes.
-        #[prost(message, repeated, tag = "5")]
-        pub attribute: Vec<AttributeProto>,
-        /// Documentation.
-        #[prost(string, tag = "6")]
-        pub doc_string: String,
-    }
-
-    /// `onnx.AttributeProto` (without graph and sparse-tensor values).
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct AttributeProto {
-        /// The attribute's name.
-        #[prost(string, tag = "1")]
-        pub name: String,
-        /// Documentation.
-        #[prost(string, tag = "13")]
-        pub doc_string: String,
-        /// Which value field below is used.
-        #[prost(enumeration = "AttributeType", optional, tag = "20")]
-        pub r#type: Option<i32>,
-        /// A float value.
-        #[prost(float, optional, tag = "2")]
-        pub f: Option<f32>,
-        /// An integer value.
-        #[prost(int64, optional, tag = "3")]
-        pub i: Option<i64>,
-        /// A UTF-8 string value.
-        #[prost(bytes = "vec", optional, tag = "4")]
-        pub s: Option<Vec<u8>>,
-        /// A tensor value.
-        #[prost(message, optional, tag = "5")]
-        pub t: Option<TensorProto>,
-        /// A list of floats.
-        #[prost(float, repeated, packed = "false", tag = "7")]
-        pub floats: Vec<f32>,
-        /// A list of integers.
-        #[prost(int64, repeated, packed = "false", tag = "8")]
-        pub ints: Vec<i64>,
-        /// A list of UTF-8 strings.
-        #[prost(bytes = "vec", repeated, tag = "9")]
-        pub strings: Vec<Vec<u8>>,
-        /// A list of tensors.
-        #[prost(message, repeated, tag = "10")]
-        pub tensors: Vec<TensorProto>,
-    }
-
-    /// `onnx.ValueInfoProto`.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct ValueInfoProto {
-        /// The value's name.
-        #[prost(string, tag = "1")]
-        pub name: String,
-        /// Its type and shape.
-        #[prost(message, optional, tag = "2")]
-        pub r#type: Option<TypeProto>,
-        /// Documentation.
-        #[prost(string, tag = "3")]
-        pub doc_string: String,
-    }
-
-    /// `onnx.TypeProto` (tensor types only).
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct TypeProto {
-        /// The type.
-        #[prost(oneof = "type_proto::Value", tags = "1")]
-        pub value: Option<type_proto::Value>,
-        /// Standard denotation.
-        #[prost(string, tag = "6")]
-        pub denotation: String,
-    }
-
-    /// Nested messages of `TypeProto`.
-    pub mod type_proto {
-        /// `onnx.TypeProto.Tensor`.
-        #[derive(Clone, PartialEq, prost::Message)]
-        pub struct Tensor {
-            /// A `DataType` value.
-            #[prost(int32, tag = "1")]
-            pub elem_type: i32,
-            /// The shape, when known.
-            #[prost(message, optional, tag = "2")]
-            pub shape: Option<super::TensorShapeProto>,
-        }
-
-        /// The `value` oneof of `TypeProto`.
-        #[derive(Clone, PartialEq, prost::Oneof)]
-        pub enum Value {
-            /// A tensor type.
-            #[prost(message, tag = "1")]
-            TensorType(Tensor),
-        }
-    }
-
-    /// `onnx.TensorShapeProto`.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct TensorShapeProto {
-        /// The dimensions.
-        #[prost(message, repeated, tag = "1")]
-        pub dim: Vec<tensor_shape_proto::Dimension>,
-    }
-
-    /// Nested messages of `TensorShapeProto`.
-    pub mod tensor_shape_proto {
-        /// `onnx.TensorShapeProto.Dimension`.
-        #[derive(Clone, PartialEq, prost::Message)]
-        pub struct Dimension {
-            /// A fixed size or a symbolic name.
-            #[prost(oneof = "dimension::Value", tags = "1, 2")]
-            pub value: Option<dimension::Value>,
-            /// Standard denotation.
-            #[prost(string, tag = "3")]
-            pub denotation: String,
-        }
-
-        /// Nested types of `Dimension`.
-        pub mod dimension {
-            /// The `value` oneof of `Dimension`.
-            #[derive(Clone, PartialEq, prost::Oneof)]
-            pub enum Value {
-                /// A fixed size.
-                #[prost(int64, tag = "1")]
-                DimValue(i64),
-                /// A symbolic size, such as the batch dimension `N`.
-                #[prost(string, tag = "2")]
-                DimParam(String),
-            }
-        }
-    }
-
-    /// `onnx.TensorProto` (dense, stored inline).
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub struct TensorProto {
-        /// The shape.
-        #[prost(int64, repeated, packed = "false", tag = "1")]
-        pub dims: Vec<i64>,
-        /// A `DataType` value.
-        #[prost(int32, tag = "2")]
-        pub data_type: i32,
-        /// Float values, row-major.
-        #[prost(float, repeated, tag = "4")]
-        pub float_data: Vec<f32>,
-        /// Int32 (and smaller integer, bool) values, row-major.
-        #[prost(int32, repeated, tag = "5")]
-        pub int32_data: Vec<i32>,
-        /// String values, row-major.
-        #[prost(bytes = "vec", repeated, tag = "6")]
-        pub string_data: Vec<Vec<u8>>,
-        /// Int64 values, row-major.
-        #[prost(int64, repeated, tag = "7")]
-        pub int64_data: Vec<i64>,
-        /// The tensor's name (an initializer's value name).
-        #[prost(string, tag = "8")]
-        pub name: String,
-        /// Documentation.
-        #[prost(string, tag = "12")]
-        pub doc_string: String,
-        /// Values as fixed-width little-endian bytes.
-        #[prost(bytes = "vec", tag = "9")]
-        pub raw_data: Vec<u8>,
-        /// Double values, row-major.
-        #[prost(double, repeated, tag = "10")]
-        pub double_data: Vec<f64>,
-    }
-}
 
 use proto::tensor_shape_proto::{Dimension, dimension};
 use proto::{
@@ -340,6 +50,12 @@ use proto::{
 };
 
 /// One dimension of a graph input's or output's shape.
+///
+/// ```
+/// use wflow_onnx::Dim;
+/// let shape = [Dim::named("N"), Dim::from(30)];
+/// assert_eq!(shape[1], Dim::Fixed(30));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Dim {
     /// A fixed size.
@@ -354,7 +70,8 @@ impl Dim {
         Dim::Named(name.to_string())
     }
 
-    fn to_proto(&self) -> Dimension {
+    /// The dimension as onnx.proto declares it.
+    pub fn to_proto(&self) -> Dimension {
         let value = match self {
             Dim::Fixed(size) => dimension::Value::DimValue(*size),
             Dim::Named(name) => dimension::Value::DimParam(name.clone()),
@@ -362,6 +79,14 @@ impl Dim {
         Dimension {
             value: Some(value),
             denotation: String::new(),
+        }
+    }
+
+    /// Reads a declared dimension; `None` when it has neither a size nor a name (unknown).
+    pub fn from_proto(dimension: &Dimension) -> Option<Dim> {
+        match dimension.value.as_ref()? {
+            dimension::Value::DimValue(size) => Some(Dim::Fixed(*size)),
+            dimension::Value::DimParam(name) => Some(Dim::Named(name.clone())),
         }
     }
 }
@@ -372,7 +97,21 @@ impl From<usize> for Dim {
     }
 }
 
+/// Decodes ONNX file bytes, for tests and tools that inspect what a trainer wrote.
+///
+/// ```
+/// assert!(wflow_onnx::decode(b"\xff").is_err());
+/// ```
+pub fn decode(bytes: &[u8]) -> Result<ModelProto, String> {
+    ModelProto::decode(bytes).map_err(|err| format!("not an ONNX model: {err}"))
+}
+
 /// An integer attribute (`axis`, `transB`...).
+///
+/// ```
+/// let attr = wflow_onnx::attr_int("transB", 1);
+/// assert_eq!((attr.name.as_str(), attr.i), ("transB", Some(1)));
+/// ```
 pub fn attr_int(name: &str, value: i64) -> AttributeProto {
     AttributeProto {
         name: name.to_string(),
@@ -383,6 +122,10 @@ pub fn attr_int(name: &str, value: i64) -> AttributeProto {
 }
 
 /// A float attribute (`alpha`, `beta`...).
+///
+/// ```
+/// assert_eq!(wflow_onnx::attr_float("alpha", 0.5).f, Some(0.5));
+/// ```
 pub fn attr_float(name: &str, value: f32) -> AttributeProto {
     AttributeProto {
         name: name.to_string(),
@@ -393,6 +136,10 @@ pub fn attr_float(name: &str, value: f32) -> AttributeProto {
 }
 
 /// A string attribute.
+///
+/// ```
+/// assert_eq!(wflow_onnx::attr_string("mode", "constant").s, Some(b"constant".to_vec()));
+/// ```
 pub fn attr_string(name: &str, value: &str) -> AttributeProto {
     AttributeProto {
         name: name.to_string(),
@@ -403,6 +150,10 @@ pub fn attr_string(name: &str, value: &str) -> AttributeProto {
 }
 
 /// A list-of-integers attribute (`perm`, `axes`...).
+///
+/// ```
+/// assert_eq!(wflow_onnx::attr_ints("perm", &[1, 0]).ints, [1, 0]);
+/// ```
 pub fn attr_ints(name: &str, values: &[i64]) -> AttributeProto {
     AttributeProto {
         name: name.to_string(),
@@ -414,6 +165,21 @@ pub fn attr_ints(name: &str, values: &[i64]) -> AttributeProto {
 
 /// Builds a model with one graph, value by value, and checks that every name a node reads is
 /// defined before it (graph inputs, initializers, earlier nodes' outputs).
+///
+/// Node names are `<op_type>_<index>`. Errors are collected and returned together by
+/// [`ModelBuilder::build`], so one run shows every mistake:
+///
+/// ```
+/// use wflow_onnx::{Dim, ModelBuilder};
+/// let mut builder = ModelBuilder::new("broken");
+/// builder
+///     .input_f32("x", &[Dim::named("N"), Dim::from(2)])
+///     .node("Relu", &["typo"], &["y"], vec![])
+///     .output_f32("z", &[Dim::named("N"), Dim::from(2)]);
+/// let err = builder.build().unwrap_err();
+/// assert!(err.contains("node `Relu_0` reads `typo`"));
+/// assert!(err.contains("graph output `z` is never computed"));
+/// ```
 #[derive(Clone, Debug)]
 pub struct ModelBuilder {
     graph_name: String,
@@ -701,6 +467,33 @@ mod tests {
         );
         assert_eq!(model.metadata_props[0].key, "k");
         assert_eq!(model, tiny().build().unwrap());
+    }
+
+    #[test]
+    fn shapes_types_and_metadata_read_back() {
+        let model = decode(&tiny().to_bytes().unwrap()).unwrap();
+        let graph = model.graph.as_ref().unwrap();
+        assert_eq!(
+            graph.input[0].shape(),
+            Some(vec![Dim::named("N"), Dim::Fixed(2)])
+        );
+        assert_eq!(graph.output[0].elem_type(), Some(DataType::Float as i32));
+        assert_eq!(model.metadata_value("k"), Some("v"));
+        assert_eq!(model.metadata_value("missing"), None);
+        // A dimension with neither a size nor a name is unknown, and so is the whole shape.
+        let mut unknown = graph.input[0].clone();
+        let Some(type_proto::Value::TensorType(t)) =
+            unknown.r#type.as_mut().and_then(|t| t.value.as_mut())
+        else {
+            panic!("the input is a tensor");
+        };
+        t.shape.as_mut().unwrap().dim[0].value = None;
+        assert_eq!(unknown.shape(), None);
+        assert_eq!(ValueInfoProto::default().shape(), None);
+        assert_eq!(ValueInfoProto::default().elem_type(), None);
+        // A truncated varint is not a model.
+        let err = decode(&[0x08]).unwrap_err();
+        assert!(err.starts_with("not an ONNX model"), "{err}");
     }
 
     #[test]

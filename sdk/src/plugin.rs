@@ -43,7 +43,7 @@ pub trait Plugin {
     /// and doc comments on the fields: they become descriptions in the JSON Schema.
     type Config: DeserializeOwned + JsonSchema;
 
-    /// One line for people, shown in `wflow plugins` and in the docs.
+    /// One line for people, shown by `wflow plugin list` and `wflow plugin inspect`.
     const DESCRIPTION: &'static str;
 
     /// The capabilities the plugin needs (files, environment variables, network).

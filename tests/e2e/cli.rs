@@ -155,3 +155,33 @@ fn help_is_available_everywhere() {
         assert!(stdout(&output).contains("Usage:"), "{args:?}");
     }
 }
+
+#[test]
+fn configuration_errors_name_the_option_and_the_allowed_values() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("d.csv"), "x\n1\n").unwrap();
+    std::fs::write(
+        dir.path().join("w.toml"),
+        r#"[workflow]
+name = "w"
+[datasets.d]
+path = "d.csv"
+[steps.i]
+uses = "impute"
+inputs = { data = "d" }
+with = { strategy = "mode", colums = ["x"] }
+"#,
+    )
+    .unwrap();
+    let output = wflow(dir.path(), &["validate", "w.toml"]);
+    assert_eq!(output.status.code(), Some(2));
+    let errors = stderr(&output);
+    assert!(
+        errors.contains(r#"w.toml:8:21: step `i`: configuration at `/strategy`: "mode" is not one of "mean", "median", "most_frequent", "constant""#),
+        "{errors}"
+    );
+    assert!(
+        errors.contains("w.toml:8:38: step `i`: configuration at `/colums`: unknown option `colums`, did you mean `columns`?"),
+        "{errors}"
+    );
+}

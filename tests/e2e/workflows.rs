@@ -350,3 +350,21 @@ inputs = { model = "train.model", data = "encode.test" }
     assert!(metric(&report, "scale", "mean.age") > 20.0);
     assert!(metric(&report, "evaluate", "accuracy") > 0.6);
 }
+
+#[test]
+fn example_workflows_reach_the_scikit_learn_anchors() {
+    // Holdout figures within 1.5 points of scikit-learn's on the same data (shared anchors).
+    let (runtime, _dir) = support::runtime();
+    let runtime = Arc::new(runtime);
+    let workflows = support::repo().join("workflows");
+    let checks = [
+        ("iris.toml", "accuracy", 0.90),
+        ("wine.toml", "accuracy", 0.95),
+        ("diabetes.toml", "r2", 0.40),
+    ];
+    for (file, name, bound) in checks {
+        let report = run_file(&runtime, &workflows.join(file));
+        let value = metric(&report, "evaluate", name);
+        assert!(value >= bound, "{file}: holdout {name} {value} < {bound}");
+    }
+}

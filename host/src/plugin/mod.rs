@@ -290,16 +290,104 @@ impl Plugin {
         self.info.kind
     }
 
-    /// Every way `config` breaks the plugin's configuration schema.
+    /// Every way `config` breaks the plugin's configuration schema, in words a workflow author
+    /// can act on: unknown options with the closest known one, and the allowed values of an
+    /// enumeration rather than the validator's generic "not valid under any of the schemas".
     pub fn check_config(&self, config: &serde_json::Value) -> Vec<ConfigProblem> {
-        self.schema
-            .iter_errors(config)
-            .map(|err| ConfigProblem {
-                pointer: err.instance_path().to_string(),
-                message: err.to_string(),
-            })
-            .collect()
+        let mut problems = Vec::new();
+        for err in self.schema.iter_errors(config) {
+            let pointer = err.instance_path().to_string();
+            let here = schema_at(&self.config_schema, err.schema_path().as_str());
+            match err.kind() {
+                jsonschema::error::ValidationErrorKind::AdditionalProperties { unexpected } => {
+                    let known: Vec<&str> = here
+                        .and_then(|_| {
+                            parent_properties(&self.config_schema, err.schema_path().as_str())
+                        })
+                        .map(|props| props.keys().map(String::as_str).collect())
+                        .unwrap_or_default();
+                    for name in unexpected {
+                        let closest = known
+                            .iter()
+                            .map(|k| (strsim::levenshtein(k, name), *k))
+                            .filter(|(distance, _)| *distance <= 2)
+                            .min();
+                        let hint = match closest {
+                            Some((_, k)) => format!(", did you mean `{k}`?"),
+                            None if !known.is_empty() => {
+                                format!(" (options: {})", known.join(", "))
+                            }
+                            None => String::new(),
+                        };
+                        problems.push(ConfigProblem {
+                            pointer: format!("{pointer}/{name}"),
+                            message: format!("unknown option `{name}`{hint}"),
+                        });
+                    }
+                }
+                jsonschema::error::ValidationErrorKind::OneOfNotValid { .. }
+                | jsonschema::error::ValidationErrorKind::AnyOf { .. }
+                    if enumeration(here).is_some() =>
+                {
+                    let allowed = enumeration(here).expect("checked by the guard");
+                    problems.push(ConfigProblem {
+                        pointer,
+                        message: format!("{} is not one of {}", err.instance(), allowed.join(", ")),
+                    });
+                }
+                _ => problems.push(ConfigProblem {
+                    pointer,
+                    message: err.to_string(),
+                }),
+            }
+        }
+        problems
     }
+}
+
+/// The subschema at a validator's schema path, following local `$ref`s on the way.
+fn schema_at<'a>(root: &'a serde_json::Value, path: &str) -> Option<&'a serde_json::Value> {
+    let mut current = root;
+    for token in path.split('/').skip(1) {
+        let token = token.replace("~1", "/").replace("~0", "~");
+        current = if token == "$ref" {
+            let target = current.get("$ref")?.as_str()?.strip_prefix('#')?;
+            root.pointer(target)?
+        } else {
+            match current {
+                serde_json::Value::Array(items) => items.get(token.parse::<usize>().ok()?)?,
+                _ => current.get(&token)?,
+            }
+        };
+    }
+    Some(current)
+}
+
+/// The `properties` beside the `additionalProperties` keyword at `path`.
+fn parent_properties<'a>(
+    root: &'a serde_json::Value,
+    path: &str,
+) -> Option<&'a serde_json::Map<String, serde_json::Value>> {
+    let parent = path.strip_suffix("/additionalProperties")?;
+    schema_at(root, parent)?.get("properties")?.as_object()
+}
+
+/// The allowed values when every alternative of a `oneOf`/`anyOf` is a constant (or `null`).
+fn enumeration(alternatives: Option<&serde_json::Value>) -> Option<Vec<String>> {
+    let alternatives = alternatives?.as_array()?;
+    let mut allowed = Vec::new();
+    for alternative in alternatives {
+        if let Some(constant) = alternative.get("const") {
+            allowed.push(constant.to_string());
+        } else if let Some(values) = alternative.get("enum").and_then(|e| e.as_array()) {
+            allowed.extend(values.iter().map(|v| v.to_string()));
+        } else if alternative.get("type").and_then(|t| t.as_str()) == Some("null") {
+            continue;
+        } else {
+            return None;
+        }
+    }
+    (!allowed.is_empty()).then_some(allowed)
 }
 
 /// Stops the epoch ticker thread when the runtime goes away.

@@ -2,22 +2,25 @@
 //! features, solved exactly, exported as an ONNX model the host runs with tract.
 //!
 //! This file is the glue: it reads the configuration and the table, converts the columns to
-//! plain floats (naming the column and row of anything that is not a number), calls the pure fit
-//! in [`ridge`], exports with [`model`] (which writes the file with `wflow-onnx`) and reports to
+//! plain floats (naming the column and row of anything that is not a number), chooses `alpha` by
+//! cross-validation with [`cv`] when a `search` is configured, calls the pure fit in [`ridge`], exports with [`model`] (which writes the file with `wflow-onnx`) and reports to
 //! the host. Everything between the host calls is in [`train_columns`], which runs natively, so
 //! that everything that can go wrong in the numbers is tested without a host. It does not impute,
 //! encode or scale data for other steps: text features must be one-hot encoded and nulls imputed
 //! upstream.
 
+pub mod cv;
 pub mod model;
 pub mod ridge;
 
 #[cfg(test)]
 mod test_data;
 
-use wflow_sdk::missing_column;
+pub use wflow_learn::select_features;
+use wflow_learn::{Search, SearchResult, text_features_error};
 use wflow_sdk::prelude::*;
 
+use crate::cv::{Plan, Score};
 use crate::model::OnnxMetadata;
 use crate::ridge::{FitError, Fitted};
 
@@ -34,10 +37,96 @@ pub struct Config {
     #[serde(default = "default_alpha")]
     #[schemars(range(min = 0))]
     pub alpha: f64,
+    /// Choose `alpha` by cross-validation among these candidates, then train on all rows with
+    /// the best; `alpha` is then ignored. Absent: train once with `alpha`.
+    #[serde(default)]
+    pub search: Option<SearchConfig>,
 }
 
 fn default_alpha() -> f64 {
     1.0
+}
+
+/// A hyperparameter search over `alpha` (`search = { ... }`).
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchConfig {
+    /// Candidate values of `alpha`, each >= 0.
+    pub alpha: Vec<f64>,
+    /// Cross-validation folds (rows shuffled, then cut into folds of equal size).
+    #[serde(default = "default_folds")]
+    #[schemars(range(min = 2))]
+    pub folds: u32,
+    /// `grid` tries every candidate; `random` draws `trials` of them (with replacement).
+    #[serde(default)]
+    pub method: Method,
+    /// How many candidates a random search draws; ignored by a grid search.
+    #[serde(default = "default_trials")]
+    #[schemars(range(min = 1))]
+    pub trials: u32,
+    /// Seeds the folds' shuffle and the random draws.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// What picks the best `alpha`: the highest mean held-out `r2`, or the lowest `rmse`.
+    #[serde(default)]
+    pub metric: RegressionMetric,
+}
+
+/// How a search draws its candidates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Every candidate, in the listed order.
+    #[default]
+    Grid,
+    /// `trials` candidates drawn at random, with replacement.
+    Random,
+}
+
+/// What a search scores each fold by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RegressionMetric {
+    /// Coefficient of determination on the held-out rows (maximised).
+    #[default]
+    R2,
+    /// Root mean squared error on the held-out rows (minimised).
+    Rmse,
+}
+
+fn default_folds() -> u32 {
+    5
+}
+
+fn default_trials() -> u32 {
+    10
+}
+
+fn default_seed() -> u64 {
+    42
+}
+
+impl SearchConfig {
+    /// The search as the pure code takes it.
+    pub fn plan(&self) -> Plan {
+        let widen = |v: u32| usize::try_from(v).expect("a u32 fits in usize");
+        Plan {
+            alpha: self.alpha.clone(),
+            folds: widen(self.folds),
+            search: match self.method {
+                Method::Grid => Search::Grid,
+                Method::Random => Search::Random {
+                    trials: widen(self.trials),
+                    seed: self.seed,
+                },
+            },
+            seed: self.seed,
+            score: match self.metric {
+                RegressionMetric::R2 => Score::R2,
+                RegressionMetric::Rmse => Score::Rmse,
+            },
+        }
+    }
 }
 
 /// The plugin.
@@ -68,8 +157,24 @@ impl Trainer for LinearRegression {
             features.len(),
             config.alpha
         ));
-        let training = train_columns(&feature_columns, &target_column, config.alpha)?;
+        let plan = config.search.as_ref().map(SearchConfig::plan);
+        let training = train_columns_searched(
+            &feature_columns,
+            &target_column,
+            config.alpha,
+            plan.as_ref(),
+            &mut |done, fits| {
+                progress(
+                    done as u64,
+                    fits as u64,
+                    &format!("cross-validation: fit {done} of {fits}"),
+                );
+            },
+        )?;
         progress(1, 1, "solved the normal equations");
+        for line in &training.trial_log {
+            log::info(line);
+        }
         for warning in &training.warnings {
             log::warn(warning);
         }
@@ -89,6 +194,10 @@ pub struct Training {
     pub fitted: Fitted,
     /// Things worth a warning in the step's log (a constant target, precision lost in the export).
     pub warnings: Vec<String>,
+    /// The cross-validation search that chose `alpha`, if one was configured.
+    pub search: Option<SearchResult>,
+    /// One JSON object per search trial, for the step's log (empty without a search).
+    pub trial_log: Vec<String>,
 }
 
 /// Trains on whole feature columns (in model input order, named as the features) and the
@@ -98,6 +207,21 @@ pub fn train_columns(
     feature_columns: &[Column],
     target_column: &Column,
     alpha: f64,
+) -> Result<Training, StepError> {
+    train_columns_searched(feature_columns, target_column, alpha, None, &mut |_, _| {})
+}
+
+/// [`train_columns`], after choosing `alpha` by cross-validation when `plan` is given: the final
+/// model is trained on all rows with the best `alpha`, and the search's trials are added to the
+/// metrics (`trial.<i>.alpha`, `trial.<i>.cv_<metric>`, `trial.<i>.cv_<metric>_std`,
+/// `best.alpha`, `cv_score`, `trials`), the model's properties (`search_trials` and the search's
+/// settings) and `trial_log`. `on_fit(done, total)` follows the search's fits.
+pub fn train_columns_searched(
+    feature_columns: &[Column],
+    target_column: &Column,
+    alpha: f64,
+    plan: Option<&Plan>,
+    on_fit: &mut dyn FnMut(usize, usize),
 ) -> Result<Training, StepError> {
     let features: Vec<String> = feature_columns.iter().map(|c| c.name.clone()).collect();
     let target = target_column.name.clone();
@@ -117,6 +241,41 @@ pub fn train_columns(
             }
         })
         .collect::<Result<Vec<_>, _>>()?;
+
+    let mut alpha = alpha;
+    let mut search = None;
+    let mut search_properties = Vec::new();
+    let mut search_metrics = Vec::new();
+    let mut trial_log = Vec::new();
+    if let Some(plan) = plan {
+        let result = cv::cross_validate(&columns, &features, &target, &y, plan, on_fit)?;
+        alpha = result.best_trial().params["alpha"];
+        let (name, negated) = (plan.score.name(), plan.score.minimised());
+        let trials = result.trial_json(name, negated);
+        trial_log = trials.iter().map(|t| t.to_string()).collect();
+        search_metrics = result
+            .metrics(name, negated)
+            .into_iter()
+            .map(|(metric_name, value)| metric(&metric_name, value))
+            .collect();
+        search_properties = vec![
+            (
+                "search_trials".to_string(),
+                serde_json::Value::from(trials).to_string(),
+            ),
+            ("search_metric".to_string(), name.to_string()),
+            ("search_folds".to_string(), plan.folds.to_string()),
+            (
+                "search_method".to_string(),
+                match plan.search {
+                    Search::Grid => "grid",
+                    Search::Random { .. } => "random",
+                }
+                .to_string(),
+            ),
+        ];
+        search = Some(result);
+    }
 
     let fitted = ridge::fit(&columns, &features, &target, &y, alpha).map_err(step_error)?;
     let mut warnings = Vec::new();
@@ -141,7 +300,8 @@ pub fn train_columns(
         ));
     }
 
-    let properties = properties(alpha, &fitted);
+    let mut properties = properties(alpha, &fitted);
+    properties.extend(search_properties);
     let onnx = fitted
         .model
         .to_onnx(&OnnxMetadata {
@@ -151,7 +311,8 @@ pub fn train_columns(
             properties: &properties,
         })
         .map_err(|e| StepError::Failed(format!("writing the ONNX model: {e}")))?;
-    let metrics = metrics(&fitted, y.len(), features.len());
+    let mut metrics = metrics(&fitted, y.len(), features.len());
+    metrics.extend(search_metrics);
     Ok(Training {
         trained: Trained {
             model: Model {
@@ -168,84 +329,16 @@ pub fn train_columns(
         },
         fitted,
         warnings,
+        search,
+        trial_log,
     })
 }
 
-fn step_error(error: FitError) -> StepError {
+pub(crate) fn step_error(error: FitError) -> StepError {
     match error {
         FitError::InvalidConfig(message) => StepError::InvalidConfig(message),
         FitError::InvalidInput(message) => StepError::InvalidInput(message),
     }
-}
-
-fn text_features_error(names: &[&str]) -> StepError {
-    let quoted: Vec<String> = names.iter().map(|name| format!("`{name}`")).collect();
-    StepError::InvalidInput(format!(
-        "feature{} {} {} text; one-hot encode text columns first (or leave them out with `features`)",
-        if names.len() == 1 { "" } else { "s" },
-        quoted.join(", "),
-        if names.len() == 1 { "is" } else { "are" },
-    ))
-}
-
-/// The feature columns to train on, from the table's schema: the configured list, or every
-/// column but the target. Text columns cannot be features.
-pub fn select_features(
-    schema: &[(String, ColumnType)],
-    target: &str,
-    configured: Option<&[String]>,
-) -> Result<Vec<String>, StepError> {
-    let names: Vec<String> = schema.iter().map(|(name, _)| name.clone()).collect();
-    if !names.iter().any(|name| name == target) {
-        return Err(missing_column(target, &names));
-    }
-    let features: Vec<String> = match configured {
-        Some(list) => {
-            if list.is_empty() {
-                return Err(StepError::InvalidConfig(
-                    "field `features`: must name at least one column".to_string(),
-                ));
-            }
-            for (i, name) in list.iter().enumerate() {
-                if name == target {
-                    return Err(StepError::InvalidConfig(format!(
-                        "field `features`: `{name}` is the target; a model cannot use it as a feature"
-                    )));
-                }
-                if list[..i].contains(name) {
-                    return Err(StepError::InvalidConfig(format!(
-                        "field `features`: `{name}` is listed twice"
-                    )));
-                }
-                if !names.contains(name) {
-                    return Err(missing_column(name, &names));
-                }
-            }
-            list.to_vec()
-        }
-        None => {
-            let all: Vec<String> = names.into_iter().filter(|name| name != target).collect();
-            if all.is_empty() {
-                return Err(StepError::InvalidInput(format!(
-                    "the table has no columns besides the target `{target}`"
-                )));
-            }
-            all
-        }
-    };
-    let text: Vec<&str> = features
-        .iter()
-        .filter(|name| {
-            schema
-                .iter()
-                .any(|(n, kind)| n == *name && *kind == ColumnType::Text)
-        })
-        .map(String::as_str)
-        .collect();
-    if !text.is_empty() {
-        return Err(text_features_error(&text));
-    }
-    Ok(features)
 }
 
 /// The hyperparameters and fitted preprocessing kept with the model (and as `wflow.<key>` in
@@ -307,6 +400,104 @@ mod tests {
             panic!("a text alpha is rejected");
         };
         assert!(message.starts_with("field `alpha`"), "{message}");
+    }
+
+    #[test]
+    fn search_config_defaults_and_errors() {
+        let config: Config = parse_config(r#"{"search": {"alpha": [0, 1]}}"#).unwrap();
+        assert_eq!(
+            config.search.unwrap().plan(),
+            Plan {
+                alpha: vec![0.0, 1.0],
+                folds: 5,
+                search: Search::Grid,
+                seed: 42,
+                score: Score::R2,
+            }
+        );
+        let config: Config = parse_config(
+            r#"{"search": {"alpha": [2], "folds": 3, "method": "random", "trials": 4, "seed": 1, "metric": "rmse"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.search.unwrap().plan(),
+            Plan {
+                alpha: vec![2.0],
+                folds: 3,
+                search: Search::Random { trials: 4, seed: 1 },
+                seed: 1,
+                score: Score::Rmse,
+            }
+        );
+        for (bad, field) in [
+            (r#"{"search": {}}"#, "search"),
+            (r#"{"search": {"c": [1]}}"#, "search.c"),
+            (
+                r#"{"search": {"alpha": [1], "metric": "mae"}}"#,
+                "search.metric",
+            ),
+        ] {
+            let Err(StepError::InvalidConfig(message)) = parse_config::<Config>(bad) else {
+                panic!("{bad} is rejected");
+            };
+            assert!(
+                message.starts_with(&format!("field `{field}`")),
+                "{bad}: {message}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_search_reports_every_trial_and_trains_with_the_best_alpha() {
+        let data = read_csv("diabetes.csv");
+        let (features, target) = columns_of(&data);
+        let plan = Plan {
+            alpha: vec![1e4, 1.0, 100.0],
+            folds: 4,
+            search: Search::Grid,
+            seed: 42,
+            score: Score::Rmse,
+        };
+        let mut fits = 0;
+        let training =
+            train_columns_searched(&features, &target, 5.0, Some(&plan), &mut |done, _| {
+                fits = done
+            })
+            .unwrap();
+        assert_eq!(fits, 12);
+        let value = |name: &str| {
+            training
+                .trained
+                .metrics
+                .iter()
+                .find(|m| m.name == name)
+                .unwrap_or_else(|| panic!("no metric {name}"))
+                .value
+        };
+        for (i, alpha) in [1e4, 1.0, 100.0].iter().enumerate() {
+            assert_eq!(value(&format!("trial.{i}.alpha")), *alpha);
+            assert!(value(&format!("trial.{i}.cv_rmse")) > 40.0);
+            assert!(value(&format!("trial.{i}.cv_rmse_std")) >= 0.0);
+        }
+        // A huge penalty predicts little more than the mean: its RMSE is the worst.
+        assert!(value("trial.0.cv_rmse") > value("trial.1.cv_rmse") + 5.0);
+        assert_ne!(value("best.alpha"), 1e4);
+        assert_eq!(value("trials"), 3.0);
+        let best = training.search.as_ref().unwrap().best;
+        assert_eq!(value("cv_score"), value(&format!("trial.{best}.cv_rmse")));
+
+        let plain = train_columns(&features, &target, value("best.alpha")).unwrap();
+        assert_eq!(plain.fitted.model, training.fitted.model);
+        let props = &training.trained.model.metadata.properties;
+        let get = |k: &str| props.iter().find(|(key, _)| key == k).unwrap().1.clone();
+        assert_eq!(get("alpha"), value("best.alpha").to_string());
+        assert_eq!(get("search_metric"), "rmse");
+        let trials: Vec<serde_json::Value> = serde_json::from_str(&get("search_trials")).unwrap();
+        assert_eq!(trials.len(), 3);
+        assert_eq!(trials[0]["alpha"], 1e4);
+        assert_eq!(training.trial_log.len(), 3);
+        let line: serde_json::Value = serde_json::from_str(&training.trial_log[1]).unwrap();
+        assert_eq!(line, trials[1]);
     }
 
     #[test]

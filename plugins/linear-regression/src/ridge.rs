@@ -12,8 +12,8 @@
 
 use crate::model::LinearModel;
 
-/// Features whose standard deviation is below this are constant: they get weight 0.
-pub const STD_FLOOR: f64 = 1e-12;
+/// The standardisation, shared with the other linear trainers.
+pub use wflow_learn::{STD_FLOOR, Standardizer};
 
 /// A Cholesky pivot at most this share of the largest diagonal entry means the system is
 /// singular to working precision (rounding alone leaves pivots around 1e-14 of it).
@@ -26,40 +26,6 @@ pub enum FitError {
     InvalidConfig(String),
     /// The data cannot be used; the message says where and why.
     InvalidInput(String),
-}
-
-/// Per-feature mean and scale, as scikit-learn's `StandardScaler` (population standard deviation).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Standardizer {
-    /// Column means.
-    pub mean: Vec<f64>,
-    /// Column standard deviations, floored at [`STD_FLOOR`].
-    pub scale: Vec<f64>,
-    /// Columns whose standard deviation is below the floor; they standardise to 0.
-    pub constant: Vec<bool>,
-}
-
-impl Standardizer {
-    /// Fits on whole columns.
-    pub fn fit(columns: &[Vec<f64>]) -> Self {
-        let mut mean = Vec::with_capacity(columns.len());
-        let mut scale = Vec::with_capacity(columns.len());
-        let mut constant = Vec::with_capacity(columns.len());
-        for column in columns {
-            let n = column.len().max(1) as f64;
-            let mu = column.iter().sum::<f64>() / n;
-            let var = column.iter().map(|x| (x - mu) * (x - mu)).sum::<f64>() / n;
-            let std = var.sqrt();
-            mean.push(mu);
-            scale.push(std.max(STD_FLOOR));
-            constant.push(std < STD_FLOOR);
-        }
-        Standardizer {
-            mean,
-            scale,
-            constant,
-        }
-    }
 }
 
 /// A finished fit.

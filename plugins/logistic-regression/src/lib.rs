@@ -1,12 +1,14 @@
 //! The `logistic-regression` trainer: standardised, L2-regularised logistic regression (binary
 //! or multinomial) fitted with L-BFGS, exported as an ONNX model the host runs with tract.
 //!
-//! This file is the glue: it reads the configuration and the table, calls the pure fit in
-//! [`train`], exports with [`model`] (which writes the file with `wflow-onnx`), and reports
-//! progress through the SDK. It deliberately computes nothing itself beyond choosing the feature
-//! columns, so that everything that can go wrong in the numbers is tested natively. It does not impute, encode or scale data
+//! This file is the glue: it reads the configuration and the table, chooses `c` by
+//! cross-validation with [`cv`] when a `search` is configured, calls the pure fit in [`train`],
+//! exports with [`model`] (which writes the file with `wflow-onnx`), and reports progress through
+//! the SDK. It deliberately computes nothing itself beyond assembling the search's report, so
+//! that everything that can go wrong in the numbers is tested natively. It does not impute, encode or scale data
 //! for other steps: text features must be one-hot encoded and nulls imputed upstream.
 
+pub mod cv;
 pub mod lbfgs;
 pub mod model;
 pub mod train;
@@ -14,9 +16,11 @@ pub mod train;
 #[cfg(test)]
 mod test_data;
 
-use wflow_sdk::missing_column;
+pub use wflow_learn::select_features;
+use wflow_learn::{Search, SearchResult};
 use wflow_sdk::prelude::*;
 
+use crate::cv::{Plan, Score};
 use crate::model::OnnxMetadata;
 use crate::train::{Fitted, Hyperparameters, TrainError};
 
@@ -43,6 +47,92 @@ pub struct Config {
     #[serde(default = "default_tol")]
     #[schemars(range(min = 0))]
     pub tol: f64,
+    /// Choose `c` by cross-validation among these candidates, then train on all rows with the
+    /// best; `c` is then ignored. Absent: train once with `c`.
+    #[serde(default)]
+    pub search: Option<SearchConfig>,
+}
+
+/// A hyperparameter search over `c` (`search = { ... }`).
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchConfig {
+    /// Candidate values of `c`, each > 0.
+    pub c: Vec<f64>,
+    /// Stratified cross-validation folds (each class spread evenly over them).
+    #[serde(default = "default_folds")]
+    #[schemars(range(min = 2))]
+    pub folds: u32,
+    /// `grid` tries every candidate; `random` draws `trials` of them (with replacement).
+    #[serde(default)]
+    pub method: Method,
+    /// How many candidates a random search draws; ignored by a grid search.
+    #[serde(default = "default_trials")]
+    #[schemars(range(min = 1))]
+    pub trials: u32,
+    /// Seeds the folds' shuffle and the random draws.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// What picks the best `c`: the highest mean held-out `accuracy`, or the lowest `log_loss`.
+    #[serde(default)]
+    pub metric: ClassificationMetric,
+}
+
+/// How a search draws its candidates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Method {
+    /// Every candidate, in the listed order.
+    #[default]
+    Grid,
+    /// `trials` candidates drawn at random, with replacement.
+    Random,
+}
+
+/// What a search scores each fold by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassificationMetric {
+    /// Share of held-out rows predicted right (maximised).
+    #[default]
+    Accuracy,
+    /// Mean held-out log loss (minimised).
+    LogLoss,
+}
+
+fn default_folds() -> u32 {
+    5
+}
+
+fn default_trials() -> u32 {
+    10
+}
+
+fn default_seed() -> u64 {
+    42
+}
+
+impl SearchConfig {
+    /// The search as the pure code takes it.
+    pub fn plan(&self) -> Plan {
+        let widen = |v: u32| usize::try_from(v).expect("a u32 fits in usize");
+        Plan {
+            c: self.c.clone(),
+            folds: widen(self.folds),
+            search: match self.method {
+                Method::Grid => Search::Grid,
+                Method::Random => Search::Random {
+                    trials: widen(self.trials),
+                    seed: self.seed,
+                },
+            },
+            seed: self.seed,
+            score: match self.metric {
+                ClassificationMetric::Accuracy => Score::Accuracy,
+                ClassificationMetric::LogLoss => Score::LogLoss,
+            },
+        }
+    }
 }
 
 fn default_c() -> f64 {
@@ -97,12 +187,21 @@ impl Trainer for LogisticRegression {
         ));
 
         let total = u64::from(config.max_iter);
-        let training = train_columns(
+        let plan = config.search.as_ref().map(SearchConfig::plan);
+        let training = train_columns_searched(
             &columns,
             features,
             target,
             &labels,
             &hyper,
+            plan.as_ref(),
+            &mut |done, fits| {
+                progress(
+                    done as u64,
+                    fits as u64,
+                    &format!("cross-validation: fit {done} of {fits}"),
+                );
+            },
             &mut |iteration, loss| {
                 if iteration % REPORT_EVERY == 0 {
                     emit_metric("loss", loss);
@@ -120,6 +219,9 @@ impl Trainer for LogisticRegression {
             total,
             &format!("finished after {} iterations", training.fitted.iterations),
         );
+        for line in &training.trial_log {
+            log::info(line);
+        }
         for warning in &training.warnings {
             log::warn(warning);
         }
@@ -137,6 +239,10 @@ pub struct Training {
     pub fitted: Fitted,
     /// Things worth a warning in the step's log (no convergence, precision lost in the export).
     pub warnings: Vec<String>,
+    /// The cross-validation search that chose `c`, if one was configured.
+    pub search: Option<SearchResult>,
+    /// One JSON object per search trial, for the step's log (empty without a search).
+    pub trial_log: Vec<String>,
 }
 
 /// Trains on plain columns (one per feature, in `features` order) and labels (the target
@@ -150,6 +256,70 @@ pub fn train_columns(
     hyper: &Hyperparameters,
     on_iteration: &mut dyn FnMut(usize, f64),
 ) -> Result<Training, StepError> {
+    train_columns_searched(
+        columns,
+        features,
+        target,
+        labels,
+        hyper,
+        None,
+        &mut |_, _| {},
+        on_iteration,
+    )
+}
+
+/// [`train_columns`], after choosing `c` by cross-validation when `plan` is given: the final
+/// model is trained on all rows with the best `c`, and the search's trials are added to the
+/// metrics (`trial.<i>.c`, `trial.<i>.cv_<metric>`, `trial.<i>.cv_<metric>_std`, `best.c`,
+/// `cv_score`, `trials`), the model's properties (`search_trials` and the search's settings)
+/// and `trial_log`. `on_fit(done, total)` follows the search's fits; `on_iteration` only the
+/// final one's iterations.
+#[allow(clippy::too_many_arguments)]
+pub fn train_columns_searched(
+    columns: &[Vec<f64>],
+    features: Vec<String>,
+    target: String,
+    labels: &[String],
+    hyper: &Hyperparameters,
+    plan: Option<&Plan>,
+    on_fit: &mut dyn FnMut(usize, usize),
+    on_iteration: &mut dyn FnMut(usize, f64),
+) -> Result<Training, StepError> {
+    let mut hyper = hyper.clone();
+    let mut search = None;
+    let mut search_properties = Vec::new();
+    let mut search_metrics = Vec::new();
+    let mut trial_log = Vec::new();
+    if let Some(plan) = plan {
+        let result = cv::cross_validate(columns, &features, &target, labels, &hyper, plan, on_fit)?;
+        hyper.c = result.best_trial().params["c"];
+        let (name, negated) = (plan.score.name(), plan.score.minimised());
+        let trials = result.trial_json(name, negated);
+        trial_log = trials.iter().map(|t| t.to_string()).collect();
+        search_metrics = result
+            .metrics(name, negated)
+            .into_iter()
+            .map(|(metric_name, value)| metric(&metric_name, value))
+            .collect();
+        search_properties = vec![
+            (
+                "search_trials".to_string(),
+                serde_json::Value::from(trials).to_string(),
+            ),
+            ("search_metric".to_string(), name.to_string()),
+            ("search_folds".to_string(), plan.folds.to_string()),
+            (
+                "search_method".to_string(),
+                match plan.search {
+                    Search::Grid => "grid",
+                    Search::Random { .. } => "random",
+                }
+                .to_string(),
+            ),
+        ];
+        search = Some(result);
+    }
+    let hyper = &hyper;
     let encoded = train::encode_target(&target, labels).map_err(step_error)?;
     let fitted =
         train::fit(columns, &features, &encoded, hyper, on_iteration).map_err(step_error)?;
@@ -170,7 +340,8 @@ pub fn train_columns(
         ));
     }
 
-    let properties = properties(hyper, &fitted);
+    let mut properties = properties(hyper, &fitted);
+    properties.extend(search_properties);
     let onnx = fitted
         .model
         .to_onnx(&OnnxMetadata {
@@ -181,7 +352,8 @@ pub fn train_columns(
             properties: &properties,
         })
         .map_err(|e| StepError::Failed(format!("writing the ONNX model: {e}")))?;
-    let metrics = metrics(&fitted, labels.len(), features.len());
+    let mut metrics = metrics(&fitted, labels.len(), features.len());
+    metrics.extend(search_metrics);
     Ok(Training {
         trained: Trained {
             model: Model {
@@ -198,81 +370,18 @@ pub fn train_columns(
         },
         fitted,
         warnings,
+        search,
+        trial_log,
     })
 }
 
 wflow_sdk::export_trainer!(LogisticRegression);
 
-fn step_error(error: TrainError) -> StepError {
+pub(crate) fn step_error(error: TrainError) -> StepError {
     match error {
         TrainError::InvalidConfig(message) => StepError::InvalidConfig(message),
         TrainError::InvalidInput(message) => StepError::InvalidInput(message),
     }
-}
-
-/// The feature columns to train on, from the table's schema: the configured list, or every
-/// column but the target. Text columns cannot be features.
-pub fn select_features(
-    schema: &[(String, ColumnType)],
-    target: &str,
-    configured: Option<&[String]>,
-) -> Result<Vec<String>, StepError> {
-    let names: Vec<String> = schema.iter().map(|(name, _)| name.clone()).collect();
-    if !names.iter().any(|name| name == target) {
-        return Err(missing_column(target, &names));
-    }
-    let features: Vec<String> = match configured {
-        Some(list) => {
-            if list.is_empty() {
-                return Err(StepError::InvalidConfig(
-                    "field `features`: must name at least one column".to_string(),
-                ));
-            }
-            for (i, name) in list.iter().enumerate() {
-                if name == target {
-                    return Err(StepError::InvalidConfig(format!(
-                        "field `features`: `{name}` is the target; a model cannot use it as a feature"
-                    )));
-                }
-                if list[..i].contains(name) {
-                    return Err(StepError::InvalidConfig(format!(
-                        "field `features`: `{name}` is listed twice"
-                    )));
-                }
-                if !names.contains(name) {
-                    return Err(missing_column(name, &names));
-                }
-            }
-            list.to_vec()
-        }
-        None => {
-            let all: Vec<String> = names.into_iter().filter(|name| name != target).collect();
-            if all.is_empty() {
-                return Err(StepError::InvalidInput(format!(
-                    "the table has no columns besides the target `{target}`"
-                )));
-            }
-            all
-        }
-    };
-    let text: Vec<String> = features
-        .iter()
-        .filter(|name| {
-            schema
-                .iter()
-                .any(|(n, kind)| n == *name && *kind == ColumnType::Text)
-        })
-        .map(|name| format!("`{name}`"))
-        .collect();
-    if !text.is_empty() {
-        return Err(StepError::InvalidInput(format!(
-            "feature{} {} {} text; one-hot encode text columns first (or leave them out with `features`)",
-            if text.len() == 1 { "" } else { "s" },
-            text.join(", "),
-            if text.len() == 1 { "is" } else { "are" },
-        )));
-    }
-    Ok(features)
 }
 
 /// The hyperparameters and fit details kept with the model (and as `wflow.<key>` in the ONNX file).
@@ -352,6 +461,138 @@ mod tests {
             Err(StepError::InvalidConfig(
                 "field `c`: must be a positive number, got -1".to_string()
             ))
+        );
+    }
+
+    #[test]
+    fn search_config_defaults_and_errors() {
+        let config: Config = parse_config(r#"{"search": {"c": [0.1, 1]}}"#).unwrap();
+        let search = config.search.unwrap();
+        assert_eq!(
+            search.plan(),
+            Plan {
+                c: vec![0.1, 1.0],
+                folds: 5,
+                search: Search::Grid,
+                seed: 42,
+                score: Score::Accuracy,
+            }
+        );
+        let config: Config = parse_config(
+            r#"{"search": {"c": [2], "folds": 3, "method": "random", "trials": 4, "seed": 1, "metric": "log_loss"}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            config.search.unwrap().plan(),
+            Plan {
+                c: vec![2.0],
+                folds: 3,
+                search: Search::Random { trials: 4, seed: 1 },
+                seed: 1,
+                score: Score::LogLoss,
+            }
+        );
+        for (bad, field) in [
+            (r#"{"search": {}}"#, "search"),
+            (r#"{"search": {"c": [1], "k": 3}}"#, "search.k"),
+            (
+                r#"{"search": {"c": [1], "method": "bayes"}}"#,
+                "search.method",
+            ),
+            (r#"{"search": {"c": [1], "metric": "f1"}}"#, "search.metric"),
+        ] {
+            let Err(StepError::InvalidConfig(message)) = parse_config::<Config>(bad) else {
+                panic!("{bad} is rejected");
+            };
+            assert!(
+                message.starts_with(&format!("field `{field}`")),
+                "{bad}: {message}"
+            );
+        }
+        let schema: serde_json::Value = serde_json::from_str(&config_schema::<Config>()).unwrap();
+        assert!(schema.to_string().contains("log_loss"));
+    }
+
+    #[test]
+    fn a_search_reports_every_trial_and_trains_with_the_best_c() {
+        let data = read_csv("breast_cancer.csv");
+        let plan = SearchConfig {
+            c: vec![0.01, 0.1, 1.0, 10.0],
+            folds: 5,
+            method: Method::Grid,
+            trials: 10,
+            seed: 42,
+            metric: ClassificationMetric::Accuracy,
+        }
+        .plan();
+        let mut fits = 0;
+        let training = train_columns_searched(
+            &data.columns,
+            data.features.clone(),
+            data.target.clone(),
+            &data.labels,
+            &Hyperparameters::default(),
+            Some(&plan),
+            &mut |done, _| fits = done,
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert_eq!(fits, 20);
+        let value = |name: &str| {
+            training
+                .trained
+                .metrics
+                .iter()
+                .find(|m| m.name == name)
+                .unwrap_or_else(|| panic!("no metric {name}"))
+                .value
+        };
+        for (i, c) in [0.01, 0.1, 1.0, 10.0].iter().enumerate() {
+            assert_eq!(value(&format!("trial.{i}.c")), *c);
+            let mean = value(&format!("trial.{i}.cv_accuracy"));
+            assert!(mean > 0.9 && mean <= 1.0, "{i}: {mean}");
+            assert!(value(&format!("trial.{i}.cv_accuracy_std")) >= 0.0);
+        }
+        let best = value("best.c");
+        assert_eq!(value("trials"), 4.0);
+        assert!(value("cv_score") > 0.965, "{}", value("cv_score"));
+        assert_eq!(value("train_accuracy"), training.fitted.train_accuracy);
+
+        // The final model is the one an unsearched run with the best c gives.
+        let plain = train_columns(
+            &data.columns,
+            data.features.clone(),
+            data.target.clone(),
+            &data.labels,
+            &Hyperparameters {
+                c: best,
+                ..Default::default()
+            },
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert_eq!(plain.fitted.model, training.fitted.model);
+        assert!(plain.search.is_none() && plain.trial_log.is_empty());
+
+        let props = &training.trained.model.metadata.properties;
+        let get = |k: &str| props.iter().find(|(key, _)| key == k).unwrap().1.clone();
+        assert_eq!(get("c"), best.to_string());
+        assert_eq!(get("search_metric"), "accuracy");
+        assert_eq!(get("search_folds"), "5");
+        assert_eq!(get("search_method"), "grid");
+        let trials: Vec<serde_json::Value> = serde_json::from_str(&get("search_trials")).unwrap();
+        assert_eq!(trials.len(), 4);
+        assert_eq!(trials[2]["c"], 1.0);
+        assert_eq!(trials[2]["fold_scores"].as_array().unwrap().len(), 5);
+        assert_eq!(training.trial_log.len(), 4);
+        let line: serde_json::Value = serde_json::from_str(&training.trial_log[3]).unwrap();
+        assert_eq!(line, trials[3]);
+        assert_eq!(line["trial"], 3);
+        let onnx = ModelProto::decode(training.trained.model.onnx.as_slice()).unwrap();
+        assert!(
+            metadata(&onnx)
+                .iter()
+                .any(|(k, _)| *k == "wflow.search_trials")
         );
     }
 

@@ -13,8 +13,8 @@ use std::cmp::Ordering;
 use crate::lbfgs;
 use crate::model::{LinearModel, Link};
 
-/// Features whose standard deviation is below this are constant: they get weight 0.
-pub const STD_FLOOR: f64 = 1e-12;
+/// The standardisation, shared with the other linear trainers.
+pub use wflow_learn::{STD_FLOOR, Standardizer};
 
 /// The knobs of the fit, as scikit-learn names them.
 #[derive(Clone, Debug, PartialEq)]
@@ -117,56 +117,6 @@ pub fn encode_target(target: &str, labels: &[String]) -> Result<Target, TrainErr
                 .collect();
             Ok(Target { classes, codes })
         }
-    }
-}
-
-/// Per-feature mean and scale, as scikit-learn's `StandardScaler` (population standard deviation).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Standardizer {
-    /// Column means.
-    pub mean: Vec<f64>,
-    /// Column standard deviations, floored at [`STD_FLOOR`].
-    pub scale: Vec<f64>,
-    /// Columns whose standard deviation is below the floor; they standardise to 0.
-    pub constant: Vec<bool>,
-}
-
-impl Standardizer {
-    /// Fits on whole columns.
-    pub fn fit(columns: &[Vec<f64>]) -> Self {
-        let mut mean = Vec::with_capacity(columns.len());
-        let mut scale = Vec::with_capacity(columns.len());
-        let mut constant = Vec::with_capacity(columns.len());
-        for column in columns {
-            let n = column.len().max(1) as f64;
-            let mu = column.iter().sum::<f64>() / n;
-            let var = column.iter().map(|x| (x - mu) * (x - mu)).sum::<f64>() / n;
-            let std = var.sqrt();
-            mean.push(mu);
-            scale.push(std.max(STD_FLOOR));
-            constant.push(std < STD_FLOOR);
-        }
-        Standardizer {
-            mean,
-            scale,
-            constant,
-        }
-    }
-
-    /// Row-major `n × F` standardised values. Constant columns are exactly 0, so that rounding
-    /// in the mean cannot give them a (huge, once folded) weight.
-    fn transform(&self, columns: &[Vec<f64>], n_rows: usize) -> Vec<f64> {
-        let f = columns.len();
-        let mut z = vec![0.0; n_rows * f];
-        for (j, column) in columns.iter().enumerate() {
-            if self.constant[j] {
-                continue;
-            }
-            for (i, x) in column.iter().enumerate() {
-                z[i * f + j] = (x - self.mean[j]) / self.scale[j];
-            }
-        }
-        z
     }
 }
 

@@ -1,0 +1,25 @@
+//! `wflow-learn`: pure-Rust helpers shared by trainer plugins.
+//!
+//! - [`rng`]: a seeded generator (xoshiro256** through SplitMix64), the same stream as the
+//!   `train-test-split` plugin's, so a seed means the same thing in every plugin.
+//! - [`folds`]: k-fold and stratified k-fold cross-validation splits.
+//! - [`search`]: grid and random hyperparameter search over cross-validation folds.
+//! - [`standardize`]: the `StandardScaler`-like standardisation the linear trainers fold into
+//!   their models.
+//! - [`features`]: choosing a trainer's feature columns from a table's schema.
+//!
+//! Everything works on plain Rust data (row counts, labels, `Vec<f64>` columns) and is
+//! deterministic. The crate fits no model itself and calls no host function: the trainers pass
+//! their own fitting and scoring in as closures.
+
+pub mod features;
+pub mod folds;
+pub mod rng;
+pub mod search;
+pub mod standardize;
+
+pub use features::{select_features, text_features_error};
+pub use folds::{Fold, k_fold, stratified_k_fold};
+pub use rng::Rng;
+pub use search::{Params, Search, SearchResult, Space, Trial, search};
+pub use standardize::{STD_FLOOR, Standardizer};

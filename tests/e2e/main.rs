@@ -5,5 +5,6 @@ mod cli;
 mod contract;
 mod hostile;
 mod large;
+mod onnx;
 mod support;
 mod workflows;

@@ -18,7 +18,9 @@ fn run_prints_a_summary_and_exits_zero() {
         summary.contains("workflow breast-cancer: succeeded"),
         "{summary}"
     );
-    for step in ["validate", "split", "train", "evaluate", "drift", "gate"] {
+    for step in [
+        "validate", "split", "train", "groups", "evaluate", "drift", "gate",
+    ] {
         assert!(
             summary.lines().any(|l| l.starts_with(step)),
             "no line for {step}: {summary}"
@@ -36,7 +38,7 @@ fn run_json_is_machine_readable() {
     assert!(output.status.success(), "{}", stderr(&output));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["succeeded"], true);
-    assert_eq!(report["steps"].as_array().unwrap().len(), 6);
+    assert_eq!(report["steps"].as_array().unwrap().len(), 7);
 }
 
 #[test]

@@ -35,6 +35,11 @@ fn builtin_plugins_describe_themselves_with_the_right_kind() {
     let expected = [
         ("schema-check", StepKind::Validator),
         ("train-test-split", StepKind::Transformer),
+        ("impute", StepKind::Transformer),
+        ("standard-scaler", StepKind::Transformer),
+        ("one-hot-encode", StepKind::Transformer),
+        ("bucketize", StepKind::Transformer),
+        ("mlp", StepKind::Trainer),
         ("logistic-regression", StepKind::Trainer),
         ("linear-regression", StepKind::Trainer),
         ("classification-metrics", StepKind::Evaluator),

@@ -77,6 +77,9 @@ fn breast_cancer_workflow_reaches_the_accuracy_anchor() {
     assert!(accuracy >= 0.96, "holdout accuracy {accuracy}");
     let gate = step(&report, "gate");
     assert!(gate.decision.is_some());
+    // The fairness check compared the two tumour-size groups of the holdout.
+    assert!(metric(&report, "evaluate", "group.smaller.rows") > 0.0);
+    assert!(metric(&report, "evaluate", "fairness.accuracy_gap") <= 0.1);
 }
 
 fn write_workflow(dir: &Path, body: &str) -> std::path::PathBuf {

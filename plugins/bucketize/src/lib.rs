@@ -47,7 +47,7 @@ impl Transformer for Bucketize {
         config: Config,
     ) -> Result<Vec<(String, Table)>, StepError> {
         let names: Vec<&str> = inputs.iter().map(|(name, _)| name.as_str()).collect();
-        let fit = fit_input(&names, config.fit_on.as_deref())?;
+        let fit = wflow_learn::fit_index(&names, config.fit_on.as_deref())?;
         let edges = match (&config.edges, &config.quantiles) {
             (Some(_), Some(_)) => {
                 return Err(StepError::InvalidConfig(
@@ -108,24 +108,6 @@ impl Transformer for Bucketize {
 }
 
 wflow_sdk::export_transformer!(Bucketize);
-
-/// The input to fit on: the named one, else the only one, else `train`.
-fn fit_input(names: &[&str], fit_on: Option<&str>) -> Result<usize, StepError> {
-    let wanted = fit_on.or(if names.len() == 1 {
-        None
-    } else {
-        Some("train")
-    });
-    match wanted {
-        None => Ok(0),
-        Some(wanted) => names.iter().position(|n| *n == wanted).ok_or_else(|| {
-            StepError::InvalidConfig(format!(
-                "field `fit_on`: no input `{wanted}` (inputs: {})",
-                names.join(", ")
-            ))
-        }),
-    }
-}
 
 /// Fixed edges must increase strictly and be finite.
 pub fn check_edges(edges: &[f64]) -> Result<Vec<f64>, StepError> {
@@ -231,13 +213,5 @@ mod tests {
             };
             assert!(message.contains("`quantiles`"));
         }
-    }
-
-    #[test]
-    fn the_fit_input_is_named_the_only_one_or_train() {
-        assert_eq!(fit_input(&["data"], None).unwrap(), 0);
-        assert_eq!(fit_input(&["test", "train"], None).unwrap(), 1);
-        assert_eq!(fit_input(&["a", "b"], Some("b")).unwrap(), 1);
-        assert!(fit_input(&["a", "b"], None).is_err());
     }
 }

@@ -6,16 +6,16 @@
 //! columns from the host's tables, recording the fitted values (metrics, a JSON log line and
 //! the `fitted` output) and replacing the filled columns with `with_column`, so untouched
 //! columns are shared by the host, not copied. The statistics and the filling are in
-//! [`impute`], the choice of the fit input in [`inputs`]; both are pure and tested natively.
+//! [`impute`], the choice of the fit input in [`wflow_learn::inputs`]; both are pure and
+//! tested natively.
 
 pub mod impute;
-pub mod inputs;
 
 use serde::Deserialize;
+use wflow_learn::{FITTED, fit_index};
 use wflow_sdk::prelude::*;
 
 use crate::impute::{FillValue, Imputation, Strategy};
-use crate::inputs::FITTED;
 
 /// Configuration of `impute`.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
@@ -92,7 +92,7 @@ impl Transformer for Impute {
     ) -> Result<Vec<(String, Table)>, StepError> {
         config.validate()?;
         let names: Vec<&str> = inputs.iter().map(|(name, _)| name.as_str()).collect();
-        let (fit_on, fit_table) = &inputs[inputs::fit_index(&names, config.fit_on.as_deref())?];
+        let (fit_on, fit_table) = &inputs[fit_index(&names, config.fit_on.as_deref())?];
         let chosen = impute::choose_columns(&fit_table.schema(), config.columns.as_deref())?;
         let mut imputations = Vec::with_capacity(chosen.len());
         for info in &chosen {

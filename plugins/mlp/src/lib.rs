@@ -3,15 +3,15 @@
 //! and exported as an ONNX model the host runs with tract.
 //!
 //! This file is the glue: it reads the configuration and the table, chooses the task, calls the
-//! pure fit in [`train`] (which uses [`net`] and [`rng`]), exports with [`model`] (which writes
-//! the file with `wflow-onnx`) and reports progress through the SDK. Everything between the host
-//! calls is in [`train_columns`], which runs natively so the numbers are tested without a host.
-//! It does not impute, encode or scale data for other steps, and it has no early stopping or
-//! validation split: text features must be one-hot encoded and nulls imputed upstream.
+//! pure fit in [`train`] (which uses [`net`] and the seeded [`wflow_learn::Rng`]), exports with
+//! [`model`] (which writes the file with `wflow-onnx`) and reports progress through the SDK.
+//! Everything between the host calls is in [`train_columns`], which runs natively so the numbers
+//! are tested without a host. It does not impute, encode or scale data for other steps, and it
+//! has no early stopping or validation split: text features must be one-hot encoded and nulls
+//! imputed upstream.
 
 pub mod model;
 pub mod net;
-pub mod rng;
 pub mod train;
 
 #[cfg(test)]
@@ -426,8 +426,8 @@ pub fn metrics(
 mod tests {
     use super::*;
     use crate::model::Head;
-    use crate::rng::Rng;
     use crate::test_data::{DataSet, read_csv};
+    use wflow_learn::Rng;
     use wflow_onnx::proto::ModelProto;
     use wflow_sdk::{config_schema, parse_config};
 

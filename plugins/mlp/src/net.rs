@@ -5,8 +5,9 @@
 //! It works on standardised features (and, for regression, a standardised target): folding
 //! that back into raw units is `train`'s job. It knows nothing about tables, the SDK or ONNX.
 
+use wflow_learn::Rng;
+
 use crate::model::{Activation, Head};
-use crate::rng::Rng;
 
 /// The shape of a network: layer widths from the input to the output, the hidden activation
 /// and the head.

@@ -8,9 +8,10 @@
 
 use std::cmp::Ordering;
 
+use wflow_learn::Rng;
+
 use crate::model::{Activation, Dense, Head, Mlp};
 use crate::net::{Adam, Architecture, Targets};
-use crate::rng::Rng;
 
 /// Features whose standard deviation is below this are constant: they get weight 0.
 pub const STD_FLOOR: f64 = 1e-12;

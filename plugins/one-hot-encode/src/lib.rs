@@ -7,16 +7,15 @@
 //! and the `fitted` output) and adding the indicator columns one at a time with `with_column`,
 //! so untouched columns are shared by the host, not copied, and the plugin holds one indicator
 //! column in memory at a time. The categories and the encoding are in [`encode`], the choice
-//! of the fit input in [`inputs`]; both are pure and tested natively.
+//! of the fit input in [`wflow_learn::inputs`]; both are pure and tested natively.
 
 pub mod encode;
-pub mod inputs;
 
 use serde::Deserialize;
+use wflow_learn::{FITTED, fit_index};
 use wflow_sdk::prelude::*;
 
 use crate::encode::{Encoding, HandleUnknown};
-use crate::inputs::FITTED;
 
 /// Configuration of `one-hot-encode`.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
@@ -96,7 +95,7 @@ impl Transformer for OneHotEncode {
     ) -> Result<Vec<(String, Table)>, StepError> {
         config.validate()?;
         let names: Vec<&str> = inputs.iter().map(|(name, _)| name.as_str()).collect();
-        let (fit_on, fit_table) = &inputs[inputs::fit_index(&names, config.fit_on.as_deref())?];
+        let (fit_on, fit_table) = &inputs[fit_index(&names, config.fit_on.as_deref())?];
         let chosen = encode::choose_columns(
             &fit_table.schema(),
             config.columns.as_deref(),

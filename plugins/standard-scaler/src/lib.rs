@@ -6,15 +6,14 @@
 //! columns from the host's tables, recording the fitted parameters (metrics, a JSON log line
 //! and the `fitted` output) and replacing the scaled columns with `with_column`, so untouched
 //! columns are shared by the host, not copied. The statistics are in [`scale`], the choice of
-//! the fit input in [`inputs`]; both are pure and tested natively.
+//! the fit input in [`wflow_learn::inputs`]; both are pure and tested natively.
 
-pub mod inputs;
 pub mod scale;
 
 use serde::Deserialize;
+use wflow_learn::{FITTED, fit_index};
 use wflow_sdk::prelude::*;
 
-use crate::inputs::FITTED;
 use crate::scale::Scaling;
 
 /// Configuration of `standard-scaler`.
@@ -82,7 +81,7 @@ impl Transformer for StandardScaler {
     ) -> Result<Vec<(String, Table)>, StepError> {
         config.validate()?;
         let names: Vec<&str> = inputs.iter().map(|(name, _)| name.as_str()).collect();
-        let (fit_on, fit_table) = &inputs[inputs::fit_index(&names, config.fit_on.as_deref())?];
+        let (fit_on, fit_table) = &inputs[fit_index(&names, config.fit_on.as_deref())?];
         let chosen = scale::choose_columns(
             &fit_table.schema(),
             config.columns.as_deref(),

@@ -1,70 +1,13 @@
-//! Choosing which rows go to train and which to test: a seeded PRNG written here (so a seed
-//! gives the same split on every platform and every version of every dependency), the plain
-//! split and the stratified split.
+//! Choosing which rows go to train and which to test: the plain split and the stratified split,
+//! both drawn from `wflow_learn::Rng`, a seeded generator written in this workspace (so a seed
+//! gives the same split on every platform and every version of every dependency).
 //!
 //! Works on row counts and class labels only; building the tables is the glue's business.
 
 use std::collections::HashMap;
 
+use wflow_learn::Rng;
 use wflow_sdk::StepError;
-
-/// xoshiro256** seeded through SplitMix64, as its authors recommend: small, fast, and defined
-/// bit for bit, unlike a library generator whose stream may change between versions.
-pub struct Rng {
-    state: [u64; 4],
-}
-
-impl Rng {
-    /// A generator whose whole stream is determined by `seed`.
-    pub fn new(seed: u64) -> Rng {
-        let mut sm = seed;
-        let mut next = || {
-            sm = sm.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = sm;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        };
-        Rng {
-            state: [next(), next(), next(), next()],
-        }
-    }
-
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        let s = &mut self.state;
-        let result = s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
-        let t = s[1] << 17;
-        s[2] ^= s[0];
-        s[3] ^= s[1];
-        s[1] ^= s[2];
-        s[0] ^= s[3];
-        s[2] ^= t;
-        s[3] = s[3].rotate_left(45);
-        result
-    }
-
-    /// A uniform integer in `0..n` (`n > 0`), without modulo bias (Lemire's method).
-    pub fn below(&mut self, n: u64) -> u64 {
-        debug_assert!(n > 0, "below(0) has no value to return");
-        // Products whose low half falls under this threshold would over-represent some values.
-        let threshold = n.wrapping_neg() % n;
-        loop {
-            let product = u128::from(self.next_u64()) * u128::from(n);
-            if (product as u64) >= threshold {
-                return (product >> 64) as u64;
-            }
-        }
-    }
-
-    /// Shuffles a slice in place (Fisher-Yates).
-    pub fn shuffle<T>(&mut self, items: &mut [T]) {
-        for i in (1..items.len()).rev() {
-            let j = self.below(i as u64 + 1) as usize;
-            items.swap(i, j);
-        }
-    }
-}
 
 /// How to split.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -191,36 +134,6 @@ mod tests {
             }
         }
         out
-    }
-
-    #[test]
-    fn the_generator_matches_the_reference_xoshiro256starstar_stream() {
-        // With the state [1, 2, 3, 4], the reference C implementation yields these first values.
-        let mut rng = Rng {
-            state: [1, 2, 3, 4],
-        };
-        let first: Vec<u64> = (0..3).map(|_| rng.next_u64()).collect();
-        assert_eq!(first, vec![11520, 0, 1509978240]);
-    }
-
-    #[test]
-    fn splitmix_seeding_matches_the_reference_stream() {
-        // SplitMix64 from seed 0 yields 0xe220a8397b1dcdaf, 0x6e789e6aa1b965f4, ...
-        let rng = Rng::new(0);
-        assert_eq!(rng.state[0], 0xe220_a839_7b1d_cdaf);
-        assert_eq!(rng.state[1], 0x6e78_9e6a_a1b9_65f4);
-    }
-
-    #[test]
-    fn below_stays_in_range_and_covers_it() {
-        let mut rng = Rng::new(7);
-        let mut seen = [0_u32; 6];
-        for _ in 0..6000 {
-            let v = rng.below(6) as usize;
-            seen[v] += 1;
-        }
-        // Each value's expected count is 1000; 800 is more than 6 standard deviations away.
-        assert!(seen.iter().all(|&c| c > 800), "{seen:?}");
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! - [`standardize`]: the `StandardScaler`-like standardisation the linear trainers fold into
 //!   their models.
 //! - [`features`]: choosing a trainer's feature columns from a table's schema.
+//! - [`inputs`]: choosing the input a fitted preprocessing step (`impute`, `standard-scaler`,
+//!   `one-hot-encode`) fits on, and the name of its `fitted` output.
 //!
 //! Everything works on plain Rust data (row counts, labels, `Vec<f64>` columns) and is
 //! deterministic. The crate fits no model itself and calls no host function: the trainers pass
@@ -14,12 +16,14 @@
 
 pub mod features;
 pub mod folds;
+pub mod inputs;
 pub mod rng;
 pub mod search;
 pub mod standardize;
 
 pub use features::{select_features, text_features_error};
 pub use folds::{Fold, k_fold, stratified_k_fold};
+pub use inputs::{DEFAULT_FIT_ON, FITTED, fit_index};
 pub use rng::Rng;
 pub use search::{Params, Search, SearchResult, Space, Trial, search};
 pub use standardize::{STD_FLOOR, Standardizer};

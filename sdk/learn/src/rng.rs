@@ -1,9 +1,10 @@
 //! A seeded pseudo-random generator written here, so that a seed gives the same stream on every
 //! platform and with every version of every dependency: xoshiro256** seeded through SplitMix64,
-//! with Lemire's unbiased bounded integers and a Fisher-Yates shuffle.
+//! with Lemire's unbiased bounded integers, Box-Muller normals and a Fisher-Yates shuffle.
 //!
-//! It is bit for bit the generator of the `train-test-split` plugin (same seeding, same
-//! streams), so a test or a trainer can reproduce that plugin's splits. It is not
+//! It is the one generator of the `train-test-split` plugin's splits and of the `mlp` plugin's
+//! weight initialisation and shuffling (same seeding, same streams), so a seed means the same
+//! thing in every plugin and a test or a trainer can reproduce that plugin's splits. It is not
 //! cryptographically secure and is not meant to be.
 
 /// xoshiro256** seeded through SplitMix64, as its authors recommend: small, fast, and defined
@@ -51,6 +52,15 @@ impl Rng {
     /// A uniform float in `[0, 1)` (the top 53 bits of the next value).
     pub fn uniform(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// A standard normal draw (Box-Muller; the second value of each pair is dropped, which
+    /// keeps the generator stateless beyond its four words).
+    pub fn normal(&mut self) -> f64 {
+        // `1 - uniform` lies in (0, 1], so the logarithm is finite.
+        let u1 = 1.0 - self.uniform();
+        let u2 = self.uniform();
+        (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
     }
 
     /// A uniform integer in `0..n` (`n > 0`), without modulo bias (Lemire's method).
@@ -124,5 +134,44 @@ mod tests {
         let mut sorted = a.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, (0..50).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn below_stays_in_range_and_covers_it() {
+        let mut rng = Rng::new(7);
+        let mut seen = [0_u32; 6];
+        for _ in 0..6000 {
+            let v = rng.below(6) as usize;
+            seen[v] += 1;
+        }
+        // Each value's expected count is 1000; 800 is more than 6 standard deviations away.
+        assert!(seen.iter().all(|&c| c > 800), "{seen:?}");
+    }
+
+    #[test]
+    fn the_stream_is_fixed_by_the_seed() {
+        let a: Vec<u64> = {
+            let mut r = Rng::new(42);
+            (0..4).map(|_| r.next_u64()).collect()
+        };
+        let mut r = Rng::new(42);
+        assert_eq!(a, (0..4).map(|_| r.next_u64()).collect::<Vec<_>>());
+        let mut other = Rng::new(43);
+        assert_ne!(a[0], other.next_u64());
+    }
+
+    #[test]
+    fn normals_have_unit_spread_and_shuffles_permute() {
+        let mut r = Rng::new(7);
+        let draws: Vec<f64> = (0..20_000).map(|_| r.normal()).collect();
+        let mean = draws.iter().sum::<f64>() / draws.len() as f64;
+        let var = draws.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / draws.len() as f64;
+        assert!(mean.abs() < 0.03, "{mean}");
+        assert!((var - 1.0).abs() < 0.05, "{var}");
+        let mut items: Vec<usize> = (0..50).collect();
+        r.shuffle(&mut items);
+        assert_ne!(items, (0..50).collect::<Vec<_>>());
+        items.sort_unstable();
+        assert_eq!(items, (0..50).collect::<Vec<_>>());
     }
 }

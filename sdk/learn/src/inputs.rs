@@ -1,8 +1,8 @@
 //! Which input the parameters are fitted on, and the name of the extra `fitted` output.
 //!
-//! Works on input names only; reading tables is the glue's business. The same rules hold in
-//! `one-hot-encode`, `impute` and `standard-scaler`, so that every preprocessing step of a
-//! workflow fits on the same input without being told twice.
+//! Works on input names only; reading tables is each plugin's glue's business. It lives here so
+//! that `impute`, `standard-scaler` and `one-hot-encode` share one copy of the rules, and every
+//! preprocessing step of a workflow fits on the same input without being told twice.
 
 use wflow_sdk::StepError;
 

@@ -17,7 +17,6 @@ pub mod train;
 #[cfg(test)]
 mod test_data;
 
-use wflow_sdk::missing_column;
 use wflow_sdk::prelude::*;
 
 use crate::model::{Activation, OnnxMetadata};
@@ -220,13 +219,13 @@ pub fn train_columns(
 ) -> Result<Training, StepError> {
     let features: Vec<String> = feature_columns.iter().map(|c| c.name.clone()).collect();
     let target_name = target_column.name.clone();
-    let text: Vec<String> = feature_columns
+    let text: Vec<&str> = feature_columns
         .iter()
         .filter(|c| c.kind() == ColumnType::Text)
-        .map(|c| format!("`{}`", c.name))
+        .map(|c| c.name.as_str())
         .collect();
     if !text.is_empty() {
-        return Err(text_features_error(&text));
+        return Err(wflow_learn::text_features_error(&text));
     }
     let columns = feature_columns
         .iter()
@@ -293,74 +292,7 @@ fn step_error(error: TrainError) -> StepError {
     }
 }
 
-fn text_features_error(quoted: &[String]) -> StepError {
-    StepError::InvalidInput(format!(
-        "feature{} {} {} text; one-hot encode text columns first (or leave them out with `features`)",
-        if quoted.len() == 1 { "" } else { "s" },
-        quoted.join(", "),
-        if quoted.len() == 1 { "is" } else { "are" },
-    ))
-}
-
-/// The feature columns to train on, from the table's schema: the configured list, or every
-/// column but the target. Text columns cannot be features.
-pub fn select_features(
-    schema: &[(String, ColumnType)],
-    target: &str,
-    configured: Option<&[String]>,
-) -> Result<Vec<String>, StepError> {
-    let names: Vec<String> = schema.iter().map(|(name, _)| name.clone()).collect();
-    if !names.iter().any(|name| name == target) {
-        return Err(missing_column(target, &names));
-    }
-    let features: Vec<String> = match configured {
-        Some(list) => {
-            if list.is_empty() {
-                return Err(StepError::InvalidConfig(
-                    "field `features`: must name at least one column".to_string(),
-                ));
-            }
-            for (i, name) in list.iter().enumerate() {
-                if name == target {
-                    return Err(StepError::InvalidConfig(format!(
-                        "field `features`: `{name}` is the target; a model cannot use it as a feature"
-                    )));
-                }
-                if list[..i].contains(name) {
-                    return Err(StepError::InvalidConfig(format!(
-                        "field `features`: `{name}` is listed twice"
-                    )));
-                }
-                if !names.contains(name) {
-                    return Err(missing_column(name, &names));
-                }
-            }
-            list.to_vec()
-        }
-        None => {
-            let all: Vec<String> = names.into_iter().filter(|name| name != target).collect();
-            if all.is_empty() {
-                return Err(StepError::InvalidInput(format!(
-                    "the table has no columns besides the target `{target}`"
-                )));
-            }
-            all
-        }
-    };
-    let text: Vec<String> = features
-        .iter()
-        .filter(|name| {
-            schema
-                .iter()
-                .any(|(n, kind)| n == *name && *kind == ColumnType::Text)
-        })
-        .map(|name| format!("`{name}`"))
-        .collect();
-    if !text.is_empty() {
-        return Err(text_features_error(&text));
-    }
-    Ok(features)
-}
+pub use wflow_learn::select_features;
 
 /// The hyperparameters and fitted preprocessing kept with the model (and as `wflow.<key>` in
 /// the ONNX file).

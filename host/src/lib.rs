@@ -3,12 +3,14 @@
 //! The modules follow the data: a workflow file is parsed and validated (`workflow`), its
 //! datasets are read into tables (`table`), its plugins loaded into the sandboxed runtime
 //! (`plugin`), and the engine plans and runs the steps (`engine`), with models executed
-//! natively by tract (`inference`). `cli` is the only module that prints for people.
+//! natively by tract (`inference`); runs, artifacts and the model registry persist in `store`.
+//! `cli` is the only module that prints for people.
 //! See ARCHITECTURE.md for the invariants.
 
 pub mod cli;
 pub mod engine;
 pub mod inference;
 pub mod plugin;
+pub mod store;
 pub mod table;
 pub mod workflow;

@@ -38,7 +38,8 @@ fn run_json_is_machine_readable() {
     assert!(output.status.success(), "{}", stderr(&output));
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["succeeded"], true);
-    assert_eq!(report["steps"].as_array().unwrap().len(), 7);
+    assert_eq!(report["run"], 1);
+    assert_eq!(report["steps"].as_array().unwrap().len(), 8);
 }
 
 #[test]

@@ -6,5 +6,6 @@ mod contract;
 mod hostile;
 mod large;
 mod onnx;
+mod store;
 mod support;
 mod workflows;

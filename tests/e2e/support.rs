@@ -58,6 +58,7 @@ pub fn wflow(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .current_dir(dir)
         .env("WFLOW_CACHE_DIR", dir.join(".wflow-cache"))
+        .env_remove("WFLOW_DATA_DIR")
         .env_remove("RUST_LOG")
         .output()
         .unwrap()

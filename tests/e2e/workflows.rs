@@ -6,12 +6,16 @@ use std::sync::Arc;
 
 use wflow::engine::{self, RunOptions, RunReport, StepReport, StepStatus};
 use wflow::plugin::Runtime;
+use wflow::store::{RunJournal, Store};
 
 use crate::support;
 
+/// Runs a workflow file recorded in a fresh store (the examples register their models).
 fn run_file(runtime: &Arc<Runtime>, file: &Path) -> RunReport {
     let source = std::fs::read_to_string(file).unwrap();
     let workflow = wflow::workflow::parse(file, &source).unwrap_or_else(|d| panic!("{d}"));
+    let data = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(data.path()).unwrap());
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -20,7 +24,17 @@ fn run_file(runtime: &Arc<Runtime>, file: &Path) -> RunReport {
         let plan = engine::plan(workflow, runtime)
             .await
             .unwrap_or_else(|d| panic!("{d}"));
-        engine::run(Arc::new(plan), runtime.clone(), RunOptions::default(), None).await
+        let steps = plan.steps.iter().map(|s| s.step.id.clone()).collect();
+        let run = store
+            .create_run(&plan.workflow.name, file, source.as_bytes(), steps, false)
+            .unwrap();
+        let journal = RunJournal::new(store.clone(), run.id, false, Default::default());
+        let options = RunOptions {
+            journal: Some(Arc::new(journal)),
+            run: Some(run.id),
+            ..RunOptions::default()
+        };
+        engine::run(Arc::new(plan), runtime.clone(), options, None).await
     })
 }
 
@@ -259,7 +273,10 @@ fn concurrency_bounds_the_steps_running_at_once() {
             engine::run(
                 Arc::new(plan),
                 runtime.clone(),
-                RunOptions { concurrency },
+                RunOptions {
+                    concurrency,
+                    ..RunOptions::default()
+                },
                 Some(sender),
             )
             .await

@@ -4,6 +4,8 @@
 //! Human output goes to stdout (summaries) and stderr (progress, errors); `--json` prints one
 //! JSON document on stdout for scripts. Logs (`tracing`) go to stderr, set by `-v` or RUST_LOG.
 
+mod history;
+mod models;
 mod output;
 
 use std::path::{Path, PathBuf};
@@ -15,6 +17,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::engine::{self, Event, RunOptions};
 use crate::plugin::{CompiledCache, Runtime};
+use crate::store::{RunJournal, RunStatus, Store};
 use crate::workflow;
 
 /// Exit code: the workflow or one of its steps failed.
@@ -34,6 +37,9 @@ struct Cli {
     /// Compile plugins every time instead of using the compiled-plugin cache.
     #[arg(long, global = true)]
     no_compile_cache: bool,
+    /// Where runs, artifacts and the model registry are kept [default: ./.wflow].
+    #[arg(long, global = true, env = "WFLOW_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -47,6 +53,15 @@ enum Command {
     /// Inspect and list plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// The run history: list, show, logs, resume.
+    #[command(subcommand)]
+    Runs(history::RunsCommand),
+    /// The model registry: versions, aliases, promotion, rollback, lineage.
+    #[command(subcommand)]
+    Models(models::ModelsCommand),
+    /// Stored artifacts (tables, models, reports) by digest.
+    #[command(subcommand)]
+    Artifacts(history::ArtifactsCommand),
 }
 
 #[derive(Debug, Args)]
@@ -62,6 +77,10 @@ struct RunArgs {
     /// Print each step's log after the summary.
     #[arg(long)]
     logs: bool,
+    /// Run every step, even those whose plugin, configuration and inputs match an earlier
+    /// successful execution.
+    #[arg(long)]
+    no_cache: bool,
 }
 
 #[derive(Debug, Args)]
@@ -112,8 +131,9 @@ fn init_tracing(verbose: u8) {
         _ => "trace",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        // sled's own messages about a damaged database are turned into our error instead.
         tracing_subscriber::EnvFilter::new(format!(
-            "wflow={default},{}",
+            "wflow={default},sled=off,{}",
             if verbose >= 3 { default } else { "warn" }
         ))
     });
@@ -159,8 +179,17 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 output::print_plugin_list(&plugins, *json);
                 Ok(0)
             }
+            Command::Runs(command) => history::runs(&cli, command).await,
+            Command::Models(command) => models::run(&cli, command),
+            Command::Artifacts(command) => history::artifacts(&cli, command),
         }
     })
+}
+
+/// Opens the store of `--data-dir` (or its default).
+fn open_store(cli: &Cli) -> anyhow::Result<Arc<Store>> {
+    let dir = cli.data_dir.clone().unwrap_or_else(Store::default_dir);
+    Ok(Arc::new(Store::open(dir)?))
 }
 
 /// Reads and parses a workflow, printing every diagnostic on failure.
@@ -206,16 +235,74 @@ async fn validate(cli: &Cli, args: &ValidateArgs) -> anyhow::Result<u8> {
 
 async fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<u8> {
     let runtime = Arc::new(runtime(cli)?);
+    let source = match std::fs::read(&args.file) {
+        Ok(source) => source,
+        Err(err) => {
+            eprintln!("error: cannot read workflow {}: {err}", args.file.display());
+            return Ok(EXIT_USAGE);
+        }
+    };
     let plan = match plan(&runtime, &args.file).await {
         Ok(plan) => Arc::new(plan),
         Err(code) => return Ok(code),
     };
-    let concurrency = args
+    let store = open_store(cli)?;
+    let steps = plan.steps.iter().map(|s| s.step.id.clone()).collect();
+    let record = store.create_run(
+        &plan.workflow.name,
+        &args.file,
+        &source,
+        steps,
+        args.no_cache,
+    )?;
+    let options = Execution {
+        concurrency: args.concurrency,
+        json: args.json,
+        logs: args.logs,
+        no_cache: args.no_cache,
+        resuming: false,
+    };
+    execute(plan, runtime, store, record.id, &options).await
+}
+
+/// How a recorded run is executed and shown.
+struct Execution {
+    concurrency: Option<usize>,
+    json: bool,
+    logs: bool,
+    no_cache: bool,
+    resuming: bool,
+}
+
+/// Runs a planned workflow as run `id` of the store, with live progress and a summary.
+async fn execute(
+    plan: Arc<engine::Plan>,
+    runtime: Arc<Runtime>,
+    store: Arc<Store>,
+    id: u64,
+    options: &Execution,
+) -> anyhow::Result<u8> {
+    let concurrency = options
         .concurrency
         .or(plan.workflow.concurrency)
         .unwrap_or_else(|| RunOptions::default().concurrency);
+    let dataset_paths = plan
+        .workflow
+        .datasets
+        .iter()
+        .map(|d| {
+            let path = std::path::absolute(&d.path).unwrap_or_else(|_| d.path.clone());
+            (d.name.clone(), path.display().to_string())
+        })
+        .collect();
+    let journal = Arc::new(RunJournal::new(
+        store.clone(),
+        id,
+        options.resuming,
+        dataset_paths,
+    ));
     let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Event>();
-    let mut progress = output::Progress::new(args.json);
+    let mut progress = output::Progress::new(options.json);
     let printer = tokio::spawn(async move {
         while let Some(event) = receiver.recv().await {
             progress.event(&event);
@@ -224,12 +311,23 @@ async fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<u8> {
     let report = engine::run(
         plan.clone(),
         runtime.clone(),
-        RunOptions { concurrency },
+        RunOptions {
+            concurrency,
+            journal: Some(journal),
+            run: Some(id),
+            no_cache: options.no_cache,
+        },
         Some(sender),
     )
     .await;
     // The sender is gone with the run: the printer drains what is left and stops.
     let _ = printer.await;
-    output::print_report(&report, args.json, args.logs);
+    let status = if report.succeeded() {
+        RunStatus::Succeeded
+    } else {
+        RunStatus::Failed
+    };
+    store.set_run_status(id, status, None)?;
+    output::print_report(&report, options.json, options.logs);
     Ok(if report.succeeded() { 0 } else { EXIT_FAILED })
 }

@@ -12,7 +12,7 @@ use crate::engine::{Event, Plan, RunReport, StepReport, StepStatus};
 use crate::plugin::{Capability, Decision, Plugin, Severity, StepKind, kind_name};
 
 /// Metrics worth showing in the summary, by kind, in this order when present.
-const KEY_METRICS: &[&str] = &[
+pub const KEY_METRICS: &[&str] = &[
     "accuracy",
     "f1_macro",
     "roc_auc",
@@ -38,7 +38,7 @@ fn millis(duration: Duration) -> String {
     }
 }
 
-fn format_value(value: f64) -> String {
+pub fn format_value(value: f64) -> String {
     if value.fract() == 0.0 && value.abs() < 1e12 {
         format!("{value:.0}")
     } else {
@@ -58,7 +58,7 @@ fn decision_text(decision: &Decision) -> String {
 /// The one-line gist of a step: its key metrics, checks or decision.
 /// Plugin-provided text with control characters made visible, so that a plugin cannot move
 /// the cursor, fake lines or send terminal escape sequences through its messages.
-fn clean(text: &str) -> String {
+pub fn clean(text: &str) -> String {
     text.chars()
         .flat_map(|c| {
             let escaped: Vec<char> = if c.is_control() && c != '\t' {
@@ -77,6 +77,15 @@ fn details(step: &StepReport) -> String {
 }
 
 fn raw_details(step: &StepReport) -> String {
+    if step.kind.is_none() {
+        // The registration step: what it registered and which alias moved.
+        return step
+            .findings
+            .iter()
+            .map(|f| f.message.clone())
+            .collect::<Vec<_>>()
+            .join("; ");
+    }
     if let Some(gate) = &step.decision {
         return format!("decision: {}", decision_text(&gate.decision));
     }
@@ -115,7 +124,7 @@ fn raw_details(step: &StepReport) -> String {
         );
     }
     let mut parts = Vec::new();
-    if step.kind == StepKind::Validator {
+    if step.kind == Some(StepKind::Validator) {
         let passed = step.findings.iter().filter(|f| f.passed).count();
         let warnings = step
             .findings
@@ -130,7 +139,7 @@ fn raw_details(step: &StepReport) -> String {
             ));
         }
     }
-    if step.kind == StepKind::Transformer {
+    if step.kind == Some(StepKind::Transformer) {
         parts.extend(
             step.metrics
                 .iter()
@@ -222,6 +231,16 @@ impl Progress {
                 );
             }
             Event::StepFinished { report } => match &report.status {
+                StepStatus::Succeeded if report.reused.is_some() => eprintln!(
+                    "{ok} {} ({}{})  {}",
+                    report.id,
+                    report.status_label(),
+                    report
+                        .reused
+                        .filter(|r| !r.resumed)
+                        .map_or(String::new(), |r| format!(" from run {}", r.run)),
+                    details(report)
+                ),
                 StepStatus::Succeeded => eprintln!(
                     "{ok} {} ({})  {}",
                     report.id,
@@ -239,6 +258,43 @@ impl Progress {
                 }
             },
         }
+    }
+}
+
+/// Prints rows under headers, each column padded to its widest cell; the last is not padded.
+pub fn pad_table(headers: &[&str], rows: Vec<Vec<String>>) {
+    let columns = headers.len();
+    let widths: Vec<usize> = (0..columns)
+        .map(|i| {
+            rows.iter()
+                .map(|r| r[i].chars().count())
+                .chain([headers[i].len()])
+                .max()
+                .unwrap_or(0)
+                + 2
+        })
+        .collect();
+    let line = |cells: Vec<&str>| {
+        let mut text = String::new();
+        for (i, cell) in cells.iter().enumerate() {
+            if i + 1 == columns {
+                text.push_str(cell);
+            } else {
+                text.push_str(&pad(cell, widths[i]));
+            }
+        }
+        println!("{}", text.trim_end());
+    };
+    line(headers.to_vec());
+    for row in &rows {
+        line(
+            row.iter()
+                .map(|c| clean(c))
+                .collect::<Vec<_>>()
+                .iter()
+                .map(String::as_str)
+                .collect(),
+        );
     }
 }
 
@@ -267,9 +323,13 @@ pub fn print_report(report: &RunReport, as_json: bool, logs: bool) {
             .filter(|s| s.status.label() == label)
             .count()
     };
+    let reused = report.steps.iter().filter(|s| s.reused.is_some()).count();
     println!();
     println!(
-        "workflow {}: {} ({} steps: {} ok, {} failed, {} skipped) in {}",
+        "{}workflow {}: {} ({} steps: {} ok{}, {} failed, {} skipped) in {}",
+        report
+            .run
+            .map_or(String::new(), |run| format!("run {run} · ")),
         report.workflow,
         if report.succeeded() {
             "succeeded"
@@ -278,6 +338,11 @@ pub fn print_report(report: &RunReport, as_json: bool, logs: bool) {
         },
         report.steps.len(),
         count("ok"),
+        if reused > 0 {
+            format!(" ({reused} reused)")
+        } else {
+            String::new()
+        },
         count("failed"),
         count("skipped"),
         millis(report.duration)
@@ -289,8 +354,12 @@ pub fn print_report(report: &RunReport, as_json: bool, logs: bool) {
             [
                 s.id.clone(),
                 s.plugin.clone(),
-                s.status.label().to_string(),
-                millis(s.duration),
+                s.status_label().to_string(),
+                if s.reused.is_some() {
+                    "-".to_string()
+                } else {
+                    millis(s.duration)
+                },
                 details(s),
             ]
         })
@@ -375,14 +444,16 @@ fn severity_name(severity: Severity) -> &'static str {
 
 fn report_json(report: &RunReport) -> serde_json::Value {
     json!({
+        "run": report.run,
         "workflow": report.workflow,
         "succeeded": report.succeeded(),
         "duration_ms": report.duration.as_secs_f64() * 1000.0,
         "steps": report.steps.iter().map(|s| json!({
             "id": s.id,
             "plugin": s.plugin,
-            "kind": kind_name(s.kind),
-            "status": s.status.label(),
+            "kind": s.kind_label(),
+            "status": s.status_label(),
+            "reused_from_run": s.reused.map(|r| r.run),
             "reason": match &s.status { StepStatus::Succeeded => None, StepStatus::Failed(r) | StepStatus::Skipped(r) => Some(r) },
             "failure_kind": s.failure_kind,
             "attempts": s.attempts,
@@ -412,10 +483,9 @@ pub fn print_validated(plan: &Plan, as_json: bool) {
             })).collect::<Vec<_>>(),
             "steps": plan.steps.iter().map(|s| json!({
                 "id": s.step.id,
-                "plugin": s.plugin.info.name,
-                "version": s.plugin.info.version,
-                "kind": kind_name(s.plugin.kind()),
-                "digest": s.plugin.digest,
+                "plugin": s.plugin_label(),
+                "kind": s.kind_label(),
+                "digest": s.plugin_digest(),
                 "needs": s.step.needs,
             })).collect::<Vec<_>>(),
         });
@@ -443,11 +513,10 @@ pub fn print_validated(plan: &Plan, as_json: bool) {
             format!(" (after {})", step.step.needs.join(", "))
         };
         println!(
-            "  step {}: {} {}@{}{needs}",
+            "  step {}: {} {}{needs}",
             step.step.id,
-            kind_name(step.plugin.kind()),
-            step.plugin.info.name,
-            step.plugin.info.version
+            step.kind_label(),
+            step.plugin_label()
         );
     }
 }

@@ -1,8 +1,11 @@
 //! Runs workflows: `plan` checks a parsed workflow against its files and plugins and loads
-//! them; `run` executes the plan's DAG. Nothing here prints or parses TOML.
+//! them; `run` executes the plan's DAG, recording it through a `journal` when given one.
+//! Nothing here prints or parses TOML.
 
+pub mod journal;
 pub mod plan;
 pub mod run;
 
-pub use plan::{Plan, PlannedStep, builtin, plan};
-pub use run::{Event, RunOptions, RunReport, StepReport, StepStatus, Value, run};
+pub use journal::Journal;
+pub use plan::{Plan, PlannedStep, Runner, builtin, plan};
+pub use run::{Event, ReuseOrigin, RunOptions, RunReport, StepReport, StepStatus, Value, run};

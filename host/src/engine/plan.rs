@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
+use super::journal::RegisterAliases;
 use crate::plugin::{self, Capabilities, DirGrant, Limits, Plugin, Runtime, StepKind, kind_name};
 use crate::table::{self, Table};
 use crate::workflow::{self, Diagnostics, InputSource, PluginRef, Step, Workflow};
@@ -86,13 +87,87 @@ pub fn input_slots(kind: StepKind) -> &'static [(&'static str, ValueType, bool)]
     }
 }
 
+/// The `uses` of the host's own step that registers a model version in the store.
+pub const REGISTER_STEP: &str = "register-model";
+
+/// The input slots of the registration step: the model, and what its version records.
+pub const REGISTER_SLOTS: &[(&str, ValueType, bool)] = &[
+    ("model", ValueType::Model, true),
+    ("data", ValueType::Table, false),
+    ("evaluation", ValueType::Evaluation, false),
+    ("decision", ValueType::Decision, false),
+];
+
+/// The configuration of a `register-model` step.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterConfig {
+    /// The registered model's name [default: the workflow's name].
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub aliases: RegisterAliases,
+}
+
+/// What executes a step.
+#[derive(Clone, Debug)]
+pub enum Runner {
+    /// A plugin, in the sandbox.
+    Plugin(Arc<Plugin>),
+    /// The host itself, registering the model in the store.
+    Register(RegisterConfig),
+}
+
 /// A step ready to run: its plugin loaded, limits and grants resolved.
 #[derive(Debug)]
 pub struct PlannedStep {
     pub step: Step,
-    pub plugin: Arc<Plugin>,
+    pub runner: Runner,
     pub limits: Limits,
     pub capabilities: Capabilities,
+}
+
+impl PlannedStep {
+    pub fn plugin(&self) -> Option<&Arc<Plugin>> {
+        match &self.runner {
+            Runner::Plugin(plugin) => Some(plugin),
+            Runner::Register(_) => None,
+        }
+    }
+
+    /// The plugin kind, or `None` for the host's registration step.
+    pub fn kind(&self) -> Option<StepKind> {
+        self.plugin().map(|p| p.kind())
+    }
+
+    pub fn kind_label(&self) -> &'static str {
+        self.kind().map_or("register", kind_name)
+    }
+
+    /// `name@version` of what runs the step.
+    pub fn plugin_label(&self) -> String {
+        match &self.runner {
+            Runner::Plugin(plugin) => format!("{}@{}", plugin.info.name, plugin.info.version),
+            Runner::Register(_) => format!("{REGISTER_STEP}@{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+
+    /// The digest of what runs the step: the component's, or the host version for its own step.
+    pub fn plugin_digest(&self) -> String {
+        match &self.runner {
+            Runner::Plugin(plugin) => format!("sha256:{}", plugin.digest),
+            Runner::Register(_) => format!("wflow:{}", env!("CARGO_PKG_VERSION")),
+        }
+    }
+
+    /// Whether an earlier identical execution may stand in for this step: a plugin step with
+    /// the cache on and no grants (a granted directory, variable or network can change its
+    /// result without changing its inputs).
+    pub fn cacheable(&self) -> bool {
+        matches!(self.runner, Runner::Plugin(_))
+            && self.step.cache
+            && self.capabilities == Capabilities::default()
+    }
 }
 
 /// A workflow whose every step can run.
@@ -108,6 +183,11 @@ impl Plan {
     pub fn step(&self, id: &str) -> Option<&PlannedStep> {
         self.steps.iter().find(|s| s.step.id == id)
     }
+}
+
+/// The slots of a step's inputs: by plugin kind, or the registration step's.
+fn slots_of(kinds: Option<StepKind>) -> &'static [(&'static str, ValueType, bool)] {
+    kinds.map_or(REGISTER_SLOTS, input_slots)
 }
 
 /// Reads a plugin's component bytes.
@@ -170,7 +250,7 @@ fn capabilities(workflow: &Workflow, step: &Step) -> Capabilities {
 /// The type of value an input reference yields, if it can be known before running.
 fn source_type(
     source: &InputSource,
-    kinds: &BTreeMap<String, StepKind>,
+    kinds: &BTreeMap<String, Option<StepKind>>,
 ) -> Result<ValueType, String> {
     match source {
         InputSource::Dataset(_) => Ok(ValueType::Table),
@@ -178,6 +258,11 @@ fn source_type(
             let Some(&kind) = kinds.get(step) else {
                 // The producing step's plugin failed to load; that is reported on its own.
                 return Err(String::new());
+            };
+            let Some(kind) = kind else {
+                return Err(format!(
+                    "step `{step}` registers a model and has no outputs; to run after it, use `needs = [\"{step}\"]`"
+                ));
             };
             match fixed_output(kind) {
                 None => Ok(ValueType::Table),
@@ -222,10 +307,22 @@ pub async fn plan(workflow: Workflow, runtime: &Runtime) -> Result<Plan, Diagnos
         }
     }
 
-    let mut plugins: BTreeMap<String, Arc<Plugin>> = BTreeMap::new();
+    let mut plugins: BTreeMap<String, Runner> = BTreeMap::new();
     // Many steps often use the same plugin: read, hash and load each reference once.
     let mut by_reference: HashMap<PluginRef, Result<Arc<Plugin>, String>> = HashMap::new();
     for step in &workflow.steps {
+        if step.uses == PluginRef::Builtin(REGISTER_STEP.into()) {
+            match serde_json::from_value::<RegisterConfig>(step.config.clone()) {
+                Ok(config) => {
+                    plugins.insert(step.id.clone(), Runner::Register(config));
+                }
+                Err(err) => diagnostics.push(
+                    step.config_span.clone(),
+                    format!("step `{}`: configuration: {err}", step.id),
+                ),
+            }
+            continue;
+        }
         let loaded = match by_reference.get(&step.uses) {
             Some(loaded) => loaded.clone(),
             None => {
@@ -239,29 +336,40 @@ pub async fn plan(workflow: Workflow, runtime: &Runtime) -> Result<Plan, Diagnos
         };
         match loaded {
             Ok(plugin) => {
-                plugins.insert(step.id.clone(), plugin);
+                plugins.insert(step.id.clone(), Runner::Plugin(plugin));
             }
             Err(err) => {
                 diagnostics.push(step.uses_span.clone(), format!("step `{}`: {err}", step.id))
             }
         }
     }
-    let kinds: BTreeMap<String, StepKind> = plugins
+    let kinds: BTreeMap<String, Option<StepKind>> = plugins
         .iter()
-        .map(|(id, p)| (id.clone(), p.kind()))
+        .map(|(id, runner)| {
+            let kind = match runner {
+                Runner::Plugin(plugin) => Some(plugin.kind()),
+                Runner::Register(_) => None,
+            };
+            (id.clone(), kind)
+        })
         .collect();
 
     let mut steps = Vec::new();
     for step in &workflow.steps {
-        let Some(plugin) = plugins.get(&step.id) else {
+        let Some(runner) = plugins.get(&step.id) else {
             continue;
         };
-        let kind = plugin.kind();
-        let slots = input_slots(kind);
+        let kind = kinds[&step.id];
+        let slots = slots_of(kind);
         let id = &step.id;
+        let kind_text = kind.map_or("registration step", kind_name);
+        let plugin_name = match runner {
+            Runner::Plugin(plugin) => plugin.info.name.clone(),
+            Runner::Register(_) => REGISTER_STEP.to_string(),
+        };
 
         for (slot, input) in &step.inputs {
-            let expected = if kind == StepKind::Transformer {
+            let expected = if kind == Some(StepKind::Transformer) {
                 Some(ValueType::Table)
             } else {
                 slots
@@ -273,8 +381,7 @@ pub async fn plan(workflow: Workflow, runtime: &Runtime) -> Result<Plan, Diagnos
                 diagnostics.push(
                     input.span.clone(),
                     format!(
-                        "step `{id}`: a {} has no input `{slot}` (its inputs: {})",
-                        kind_name(kind),
+                        "step `{id}`: a {kind_text} has no input `{slot}` (its inputs: {})",
                         slots
                             .iter()
                             .map(|(n, _, _)| format!("`{n}`"))
@@ -302,27 +409,29 @@ pub async fn plan(workflow: Workflow, runtime: &Runtime) -> Result<Plan, Diagnos
                 diagnostics.push(
                     step.span.clone(),
                     format!(
-                        "step `{id}`: the {} `{}` needs the input `{slot}`",
-                        kind_name(kind),
-                        plugin.info.name
+                        "step `{id}`: the {kind_text} `{plugin_name}` needs the input `{slot}`"
                     ),
                 );
             }
         }
-        if kind == StepKind::Transformer && step.inputs.is_empty() {
+        if kind == Some(StepKind::Transformer) && step.inputs.is_empty() {
             diagnostics.push(
                 step.span.clone(),
                 format!("step `{id}`: a transformer needs at least one input table"),
             );
         }
-        if kind == StepKind::Trainer && step.target.is_none() {
+        if kind == Some(StepKind::Trainer) && step.target.is_none() {
             diagnostics.push(
                 step.span.clone(),
                 format!("step `{id}`: a trainer needs `target`, the column to predict"),
             );
         }
 
-        for problem in plugin.check_config(&step.config) {
+        let problems = match runner {
+            Runner::Plugin(plugin) => plugin.check_config(&step.config),
+            Runner::Register(_) => Vec::new(),
+        };
+        for problem in problems {
             let span = step
                 .config_key_spans
                 .get(&problem.pointer)
@@ -340,13 +449,16 @@ pub async fn plan(workflow: Workflow, runtime: &Runtime) -> Result<Plan, Diagnos
         }
 
         let capabilities = capabilities(&workflow, step);
-        let missing = capabilities.missing(&plugin.info.capabilities);
+        let requested = match runner {
+            Runner::Plugin(plugin) => plugin.info.capabilities.as_slice(),
+            Runner::Register(_) => &[],
+        };
+        let missing = capabilities.missing(requested);
         if !missing.is_empty() {
             diagnostics.push(
                 step.span.clone(),
                 format!(
-                    "step `{id}`: the plugin `{}` requests {}, which the step does not grant (add them to `grants`)",
-                    plugin.info.name,
+                    "step `{id}`: the plugin `{plugin_name}` requests {}, which the step does not grant (add them to `grants`)",
                     missing.join(", ")
                 ),
             );
@@ -369,7 +481,7 @@ pub async fn plan(workflow: Workflow, runtime: &Runtime) -> Result<Plan, Diagnos
         };
         steps.push(PlannedStep {
             step: step.clone(),
-            plugin: plugin.clone(),
+            runner: runner.clone(),
             limits,
             capabilities,
         });

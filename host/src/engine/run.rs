@@ -4,16 +4,21 @@
 //! reports between steps.
 //!
 //! It reports what happens through `Event`s (the CLI turns them into progress lines) and
-//! returns a `RunReport`. It does not print and does not persist anything.
+//! returns a `RunReport`. It does not print. With a [`Journal`] it records every step as it
+//! happens, reuses the outputs of an earlier identical execution instead of running a step
+//! (keyed by [`cache_key`]), and runs the host's `register-model` step; without one it
+//! persists nothing.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sha2::{Digest, Sha256};
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 
-use super::plan::{Plan, PlannedStep};
+use super::journal::{InputDigest, Journal, Registration};
+use super::plan::{Plan, PlannedStep, Runner};
 use crate::plugin::{
     Call, DriftOutcome, Evaluation, Failure, Finding, GateOutcome, LogLine, Model, Output,
     ProgressSink, Report, Runtime, Severity, StepKind,
@@ -52,13 +57,25 @@ impl StepStatus {
     }
 }
 
+/// Where a step's outputs came from when it did not run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReuseOrigin {
+    /// The run that produced them.
+    pub run: u64,
+    /// Whether that is this run, being resumed (else: the step cache).
+    pub resumed: bool,
+}
+
 /// Everything known about one step after the run.
 #[derive(Clone, Debug)]
 pub struct StepReport {
     pub id: String,
     pub plugin: String,
-    pub kind: StepKind,
+    /// The plugin's kind; `None` for the host's registration step.
+    pub kind: Option<StepKind>,
     pub status: StepStatus,
+    /// Set when the outputs were reused instead of running the plugin.
+    pub reused: Option<ReuseOrigin>,
     /// The failure kind (`timeout`, `memory-limit`...) when the plugin call failed.
     pub failure_kind: Option<&'static str>,
     pub attempts: u32,
@@ -72,9 +89,27 @@ pub struct StepReport {
     pub log: Vec<LogLine>,
 }
 
+impl StepReport {
+    /// `trainer`, `validator`... or `register`.
+    pub fn kind_label(&self) -> &'static str {
+        self.kind.map_or("register", crate::plugin::kind_name)
+    }
+
+    /// The status as people read it: `cached` and `resumed` for reused outputs.
+    pub fn status_label(&self) -> &'static str {
+        match (&self.status, self.reused) {
+            (StepStatus::Succeeded, Some(ReuseOrigin { resumed: true, .. })) => "resumed",
+            (StepStatus::Succeeded, Some(ReuseOrigin { resumed: false, .. })) => "cached",
+            (status, _) => status.label(),
+        }
+    }
+}
+
 /// The outcome of a whole run.
 #[derive(Clone, Debug)]
 pub struct RunReport {
+    /// The run's id in the store, when it was recorded.
+    pub run: Option<u64>,
     pub workflow: String,
     pub steps: Vec<StepReport>,
     pub duration: Duration,
@@ -112,16 +147,36 @@ pub enum Event {
 }
 
 /// Options of one run.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct RunOptions {
     /// Steps running at once.
     pub concurrency: usize,
+    /// Where the run is recorded; `None` records nothing and caches nothing.
+    pub journal: Option<Arc<dyn Journal>>,
+    /// The run's id in the journal, for the report.
+    pub run: Option<u64>,
+    /// Run every step even when an identical execution could be reused.
+    pub no_cache: bool,
+}
+
+impl std::fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("concurrency", &self.concurrency)
+            .field("journal", &self.journal.is_some())
+            .field("run", &self.run)
+            .field("no_cache", &self.no_cache)
+            .finish()
+    }
 }
 
 impl Default for RunOptions {
     fn default() -> RunOptions {
         RunOptions {
             concurrency: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            journal: None,
+            run: None,
+            no_cache: false,
         }
     }
 }
@@ -132,6 +187,41 @@ struct Attempted {
     metrics: Vec<(String, f64)>,
     attempts: u32,
     duration: Duration,
+    reused: Option<ReuseOrigin>,
+    /// The outputs' digests (in [`output_values`] order), once stored.
+    digests: Vec<String>,
+    /// Why the outputs could not be stored: the step fails rather than lose them.
+    store_error: Option<String>,
+}
+
+impl Attempted {
+    fn failed(failure: Failure) -> Attempted {
+        Attempted {
+            outcome: Err(failure),
+            log: Vec::new(),
+            metrics: Vec::new(),
+            attempts: 1,
+            duration: Duration::ZERO,
+            reused: None,
+            digests: Vec::new(),
+            store_error: None,
+        }
+    }
+}
+
+/// What a step task does: call a plugin, or register a model.
+enum Work {
+    Call(Call),
+    Register(Box<Registration>),
+}
+
+/// Runs blocking journal IO off the async threads.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|err| Err(anyhow::anyhow!("the store failed: {err}")))
 }
 
 /// Runs every step of `plan`.
@@ -143,10 +233,26 @@ pub async fn run(
 ) -> RunReport {
     let started = Instant::now();
     let concurrency = options.concurrency.max(1);
-    let mut board = Board::new(&plan, events.clone());
-    let mut values: HashMap<(String, String), Value> = HashMap::new();
+    let journal = options.journal.clone();
+    let mut board = Board::new(&plan, events.clone(), journal.clone());
+    let mut values = Values::default();
     let mut tasks: JoinSet<Attempted> = JoinSet::new();
     let mut task_steps: HashMap<tokio::task::Id, usize> = HashMap::new();
+
+    if let Some(journal) = &journal
+        && let Err(err) = store_datasets(&plan, journal, &mut values).await
+    {
+        // Nothing can be recorded: fail every step rather than run unrecorded.
+        let message = format!("the run could not be recorded: {err:#}");
+        for index in 0..plan.steps.len() {
+            if board.reports[index].is_none() {
+                let mut report = skipped(&plan.steps[index], String::new());
+                report.status = StepStatus::Failed(message.clone());
+                board.record(index, report);
+            }
+        }
+        board.ready.clear();
+    }
 
     loop {
         while tasks.len() < concurrency {
@@ -154,13 +260,18 @@ pub async fn run(
                 break;
             };
             let planned = &plan.steps[index];
-            match build_call(&plan, planned, &values) {
-                Ok(call) => {
+            match build_work(&plan, index, &values) {
+                Ok((work, inputs)) => {
                     let runtime = runtime.clone();
                     let plan = plan.clone();
                     let events = events.clone();
+                    let journal = journal.clone();
+                    let no_cache = options.no_cache;
                     let task = tasks.spawn(async move {
-                        attempt(&runtime, &plan.steps[index], call, events).await
+                        execute(
+                            &runtime, &plan, index, work, inputs, journal, no_cache, events,
+                        )
+                        .await
                     });
                     task_steps.insert(task.id(), index);
                 }
@@ -190,18 +301,11 @@ pub async fn run(
                 tracing::error!(error = %err, "a step task panicked");
                 let index = task_steps.remove(&err.id()).expect("every task is a step");
                 let failure = Failure::Sandbox("the host failed while running this step".into());
-                let attempted = Attempted {
-                    outcome: Err(failure),
-                    log: Vec::new(),
-                    metrics: Vec::new(),
-                    attempts: 1,
-                    duration: Duration::ZERO,
-                };
-                (index, attempted)
+                (index, Attempted::failed(failure))
             }
         };
-        let report = finish(&plan.steps[index], attempted, &mut values);
-        board.record(index, report);
+        let (report, returned) = finish(&plan.steps[index], attempted, &mut values);
+        board.finish(index, report, &returned);
     }
 
     let steps = plan
@@ -211,16 +315,194 @@ pub async fn run(
         .map(|(planned, report)| report.unwrap_or_else(|| skipped(planned, "not reached".into())))
         .collect();
     RunReport {
+        run: options.run,
         workflow: plan.workflow.name.clone(),
         steps,
         duration: started.elapsed(),
     }
 }
 
+/// The values steps produced, with their digests when the run is recorded.
+#[derive(Default)]
+struct Values {
+    by_output: HashMap<(String, String), (Value, Option<String>)>,
+    datasets: HashMap<String, String>,
+}
+
+async fn store_datasets(
+    plan: &Arc<Plan>,
+    journal: &Arc<dyn Journal>,
+    values: &mut Values,
+) -> anyhow::Result<()> {
+    let mut names: Vec<&String> = plan.datasets.keys().collect();
+    names.sort();
+    for name in names {
+        let table = plan.datasets[name].clone();
+        let (journal, owned) = (journal.clone(), name.clone());
+        let digest = blocking(move || journal.dataset(&owned, &table)).await?;
+        values.datasets.insert(name.clone(), digest);
+    }
+    Ok(())
+}
+
+/// The step-cache key: what determines a step's result. The plugin's digest, its
+/// configuration (as canonical JSON), the target, and each input slot's content digest; not
+/// the step's id or where its inputs came from, so renaming a step or a dataset keeps its cache.
+pub fn cache_key(planned: &PlannedStep, inputs: &[InputDigest]) -> String {
+    let mut text = String::from("wflow-step-cache-v1\n");
+    text.push_str(&planned.plugin_digest());
+    text.push('\n');
+    canonical_json(&planned.step.config, &mut text);
+    text.push('\n');
+    text.push_str(&serde_json::to_string(&planned.step.target).expect("a string serialises"));
+    for input in inputs {
+        text.push('\n');
+        text.push_str(&serde_json::to_string(&input.slot).expect("a string serialises"));
+        text.push('=');
+        text.push_str(&input.digest);
+    }
+    format!("sha256:{}", hex::encode(Sha256::digest(text.as_bytes())))
+}
+
+/// JSON with object keys sorted at every level, whatever map type serde_json was built with.
+fn canonical_json(value: &serde_json::Value, out: &mut String) {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            out.push('{');
+            for (i, key) in keys.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&serde_json::to_string(key).expect("a string serialises"));
+                out.push(':');
+                canonical_json(&map[key], out);
+            }
+            out.push('}');
+        }
+        serde_json::Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                canonical_json(item, out);
+            }
+            out.push(']');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+}
+
+/// Runs one step: reuses an earlier identical execution when the journal has one, else calls
+/// the plugin (or registers the model) and stores the outputs.
+#[allow(clippy::too_many_arguments)]
+async fn execute(
+    runtime: &Arc<Runtime>,
+    plan: &Arc<Plan>,
+    index: usize,
+    work: Work,
+    inputs: Vec<InputDigest>,
+    journal: Option<Arc<dyn Journal>>,
+    no_cache: bool,
+    events: Option<UnboundedSender<Event>>,
+) -> Attempted {
+    let planned = &plan.steps[index];
+    let key = journal.as_ref().map(|_| cache_key(planned, &inputs));
+    if let Some(journal) = &journal
+        && let Err(err) = journal.started(index, planned, &inputs, key.as_deref(), 1)
+    {
+        let mut attempted = Attempted::failed(Failure::Sandbox(String::new()));
+        attempted.store_error = Some(format!("the step could not be recorded: {err:#}"));
+        return attempted;
+    }
+    if let (Some(journal), Some(key), Work::Call(_)) = (&journal, &key, &work) {
+        let allow_cache = planned.cacheable() && !no_cache;
+        let (journal, plan, key) = (journal.clone(), plan.clone(), key.clone());
+        let reused =
+            blocking(move || journal.reuse(index, &plan.steps[index], &key, allow_cache)).await;
+        match reused {
+            Ok(Some(reused)) => {
+                return Attempted {
+                    outcome: Ok(reused.output),
+                    log: reused.log,
+                    metrics: reused.metrics,
+                    attempts: 0,
+                    duration: Duration::ZERO,
+                    reused: Some(ReuseOrigin {
+                        run: reused.run,
+                        resumed: reused.resumed,
+                    }),
+                    digests: reused.digests,
+                    store_error: None,
+                };
+            }
+            Ok(None) => {}
+            // An unreadable cache entry costs a re-run, never the step.
+            Err(err) => tracing::warn!(
+                step = %planned.step.id,
+                error = %format!("{err:#}"),
+                "cannot reuse an earlier execution; running the step"
+            ),
+        }
+    }
+    let mut attempted = match work {
+        Work::Call(call) => attempt(runtime, planned, call, events).await,
+        Work::Register(registration) => register(plan, index, *registration, &journal).await,
+    };
+    if let (Some(journal), Ok(output)) = (&journal, &attempted.outcome)
+        && matches!(planned.runner, Runner::Plugin(_))
+    {
+        let (outputs, _) = output_values(output.clone());
+        let journal = journal.clone();
+        match blocking(move || journal.store_outputs(index, &outputs)).await {
+            Ok(digests) => attempted.digests = digests,
+            Err(err) => {
+                attempted.store_error =
+                    Some(format!("the step's outputs could not be stored: {err:#}"))
+            }
+        }
+    }
+    attempted
+}
+
+/// The host's registration step.
+async fn register(
+    plan: &Arc<Plan>,
+    index: usize,
+    registration: Registration,
+    journal: &Option<Arc<dyn Journal>>,
+) -> Attempted {
+    let started = Instant::now();
+    let Some(journal) = journal.clone() else {
+        return Attempted::failed(Failure::Failed(
+            "registering a model needs the store: run the workflow with `wflow run`".into(),
+        ));
+    };
+    let plan = plan.clone();
+    let outcome = blocking(move || journal.register(index, &plan.steps[index], registration)).await;
+    let mut attempted = match outcome {
+        Ok(registered) => {
+            let mut attempted = Attempted::failed(Failure::Sandbox(String::new()));
+            attempted.outcome = Ok(Output::Report(registered.report));
+            attempted.metrics = vec![("version".into(), registered.version as f64)];
+            attempted.reused = registered
+                .earlier
+                .map(|run| ReuseOrigin { run, resumed: true });
+            attempted
+        }
+        Err(err) => Attempted::failed(Failure::Failed(format!("{err:#}"))),
+    };
+    attempted.duration = started.elapsed();
+    attempted
+}
+
 /// Which steps are done, ready or waiting: O(steps + dependencies) over a whole run.
 struct Board<'a> {
     plan: &'a Plan,
     events: Option<UnboundedSender<Event>>,
+    journal: Option<Arc<dyn Journal>>,
     /// Dependencies each step still waits for.
     waiting: Vec<usize>,
     /// The steps that need each step.
@@ -231,7 +513,11 @@ struct Board<'a> {
 }
 
 impl<'a> Board<'a> {
-    fn new(plan: &'a Plan, events: Option<UnboundedSender<Event>>) -> Board<'a> {
+    fn new(
+        plan: &'a Plan,
+        events: Option<UnboundedSender<Event>>,
+        journal: Option<Arc<dyn Journal>>,
+    ) -> Board<'a> {
         let index: HashMap<&str, usize> = plan
             .steps
             .iter()
@@ -252,6 +538,7 @@ impl<'a> Board<'a> {
         Board {
             plan,
             events,
+            journal,
             waiting,
             dependents,
             ready,
@@ -259,9 +546,23 @@ impl<'a> Board<'a> {
         }
     }
 
-    /// Records a finished step: its dependents become ready, or are skipped (transitively)
-    /// when it did not succeed.
+    /// Records a finished step in the journal, then on the board: its dependents become
+    /// ready, or are skipped (transitively) when it did not succeed. A step the journal cannot
+    /// record fails, since a resume could not find its outputs.
     fn record(&mut self, index: usize, report: StepReport) {
+        self.finish(index, report, &[]);
+    }
+
+    fn finish(&mut self, index: usize, mut report: StepReport, returned: &[(String, f64)]) {
+        if let Some(journal) = &self.journal {
+            let planned = &self.plan.steps[index];
+            let cacheable = planned.cacheable() && report.reused.is_none();
+            if let Err(err) = journal.finished(index, planned, &report, returned, cacheable) {
+                report.status =
+                    StepStatus::Failed(format!("the step could not be recorded: {err:#}"));
+                report.failure_kind = Some("store");
+            }
+        }
         let succeeded = report.status == StepStatus::Succeeded;
         self.emit(&report);
         self.reports[index] = Some(report);
@@ -282,6 +583,12 @@ impl<'a> Board<'a> {
             }
             let reason = format!("`{}` did not succeed", self.plan.steps[blocker].step.id);
             let report = skipped(&self.plan.steps[step], reason);
+            if let Some(journal) = &self.journal
+                && let Err(err) =
+                    journal.finished(step, &self.plan.steps[step], &report, &[], false)
+            {
+                tracing::error!(step = %report.id, error = %format!("{err:#}"), "cannot record the step");
+            }
             self.emit(&report);
             self.reports[step] = Some(report);
             blocked.extend(self.dependents[step].iter().map(|&d| (d, step)));
@@ -301,12 +608,10 @@ impl<'a> Board<'a> {
 fn skipped(planned: &PlannedStep, reason: String) -> StepReport {
     StepReport {
         id: planned.step.id.clone(),
-        plugin: format!(
-            "{}@{}",
-            planned.plugin.info.name, planned.plugin.info.version
-        ),
-        kind: planned.plugin.kind(),
+        plugin: planned.plugin_label(),
+        kind: planned.kind(),
         status: StepStatus::Skipped(reason),
+        reused: None,
         failure_kind: None,
         attempts: 0,
         duration: Duration::ZERO,
@@ -319,27 +624,35 @@ fn skipped(planned: &PlannedStep, reason: String) -> StepReport {
     }
 }
 
-fn resolve<'a>(
+/// An input's value and, when the run is recorded, its digest.
+fn resolve(
     source: &InputSource,
-    plan: &'a Plan,
-    values: &'a HashMap<(String, String), Value>,
-) -> Result<Value, String> {
+    plan: &Plan,
+    values: &Values,
+) -> Result<(Value, Option<String>), String> {
     match source {
         InputSource::Dataset(name) => plan
             .datasets
             .get(name)
-            .cloned()
-            .map(Value::Table)
+            .map(|table| {
+                (
+                    Value::Table(table.clone()),
+                    values.datasets.get(name).cloned(),
+                )
+            })
             .ok_or_else(|| format!("dataset `{name}` is not loaded")),
         InputSource::StepOutput { step, output } => values
+            .by_output
             .get(&(step.clone(), output.clone()))
             .cloned()
             .ok_or_else(|| {
-                let produced: Vec<String> = values
+                let mut produced: Vec<String> = values
+                    .by_output
                     .keys()
                     .filter(|(s, _)| s == step)
                     .map(|(s, o)| format!("`{s}.{o}`"))
                     .collect();
+                produced.sort();
                 format!(
                     "step `{step}` produced no output `{output}` (it produced {})",
                     if produced.is_empty() {
@@ -352,34 +665,136 @@ fn resolve<'a>(
     }
 }
 
-/// Gathers a step's inputs into the call its plugin expects.
-fn build_call(
+/// Every step upstream of `index` (through inputs and `needs`), in plan order.
+fn upstream(plan: &Plan, index: usize) -> Vec<usize> {
+    let position: HashMap<&str, usize> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (p.step.id.as_str(), i))
+        .collect();
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![index];
+    while let Some(i) = stack.pop() {
+        for need in &plan.steps[i].step.needs {
+            if let Some(&j) = position.get(need.as_str())
+                && seen.insert(j)
+            {
+                stack.push(j);
+            }
+        }
+    }
+    seen.into_iter().collect()
+}
+
+/// The datasets an input derives from, following step inputs back to the files.
+fn source_datasets(plan: &Plan, source: &InputSource) -> Vec<String> {
+    let mut found = BTreeSet::new();
+    let mut stack = vec![source.clone()];
+    let mut visited = HashSet::new();
+    while let Some(source) = stack.pop() {
+        match source {
+            InputSource::Dataset(name) => {
+                found.insert(name);
+            }
+            InputSource::StepOutput { step, .. } => {
+                if visited.insert(step.clone())
+                    && let Some(planned) = plan.step(&step)
+                {
+                    stack.extend(planned.step.inputs.values().map(|i| i.source.clone()));
+                }
+            }
+        }
+    }
+    found.into_iter().collect()
+}
+
+/// Gathers a step's inputs into the work its runner does, with the inputs' digests.
+fn build_work(
     plan: &Plan,
-    planned: &PlannedStep,
-    values: &HashMap<(String, String), Value>,
-) -> Result<Call, String> {
+    index: usize,
+    values: &Values,
+) -> Result<(Work, Vec<InputDigest>), String> {
+    let planned = &plan.steps[index];
     let step = &planned.step;
     let config = step.config.to_string();
-    let input = |slot: &str| -> Result<Option<Value>, String> {
-        step.inputs
-            .get(slot)
-            .map(|input| resolve(&input.source, plan, values))
-            .transpose()
-    };
+    let mut inputs = Vec::new();
+    let mut resolved: HashMap<&str, Value> = HashMap::new();
+    for (slot, input) in &step.inputs {
+        let (value, digest) = resolve(&input.source, plan, values)?;
+        if let Some(digest) = digest {
+            inputs.push(InputDigest {
+                slot: slot.clone(),
+                source: input.source.to_string(),
+                digest,
+            });
+        }
+        resolved.insert(slot.as_str(), value);
+    }
+    let input = |slot: &str| -> Option<Value> { resolved.get(slot).cloned() };
     let table = |slot: &str| -> Result<Table, String> {
-        match input(slot)? {
+        match input(slot) {
             Some(Value::Table(table)) => Ok(table),
             _ => Err(format!("input `{slot}` is not a table")),
         }
     };
     let evaluation = |slot: &str| -> Result<Option<Evaluation>, String> {
-        match input(slot)? {
+        match input(slot) {
             Some(Value::Evaluation(evaluation)) => Ok(Some(evaluation)),
             None => Ok(None),
             _ => Err(format!("input `{slot}` is not an evaluation")),
         }
     };
-    Ok(match planned.plugin.kind() {
+    let model = || -> Result<Model, String> {
+        match input("model") {
+            Some(Value::Model(model)) => Ok(model),
+            _ => Err("input `model` is not a model".into()),
+        }
+    };
+    let kind = match &planned.runner {
+        Runner::Plugin(plugin) => plugin.kind(),
+        Runner::Register(config) => {
+            let data = match step.inputs.get("data") {
+                Some(data_input) => {
+                    let digest = inputs
+                        .iter()
+                        .find(|i| i.slot == "data")
+                        .map(|i| i.digest.clone())
+                        .unwrap_or_default();
+                    Some((
+                        table("data")?,
+                        digest,
+                        source_datasets(plan, &data_input.source),
+                    ))
+                }
+                None => None,
+            };
+            let trained_by = match &step.inputs.get("model").map(|i| &i.source) {
+                Some(InputSource::StepOutput { step, .. }) => step.clone(),
+                _ => String::new(),
+            };
+            let decision = match input("decision") {
+                Some(Value::Decision(decision)) => Some(decision),
+                None => None,
+                _ => return Err("input `decision` is not a decision".into()),
+            };
+            let registration = Registration {
+                name: config
+                    .name
+                    .clone()
+                    .unwrap_or_else(|| plan.workflow.name.clone()),
+                model: model()?,
+                trained_by,
+                data,
+                evaluation: evaluation("evaluation")?,
+                decision,
+                upstream: upstream(plan, index),
+                aliases: config.aliases.clone(),
+            };
+            return Ok((Work::Register(Box::new(registration)), inputs));
+        }
+    };
+    let call = match kind {
         StepKind::Validator => Call::Validate {
             data: table("data")?,
             config,
@@ -397,17 +812,11 @@ fn build_call(
             target: step.target.clone().ok_or("a trainer needs `target`")?,
             config,
         },
-        StepKind::Evaluator => {
-            let model = match input("model")? {
-                Some(Value::Model(model)) => model,
-                _ => return Err("input `model` is not a model".into()),
-            };
-            Call::Evaluate {
-                model,
-                data: table("data")?,
-                config,
-            }
-        }
+        StepKind::Evaluator => Call::Evaluate {
+            model: model()?,
+            data: table("data")?,
+            config,
+        },
         StepKind::Deployer => Call::Decide {
             candidate: evaluation("candidate")?.ok_or("input `candidate` is missing")?,
             champion: evaluation("champion")?,
@@ -418,7 +827,8 @@ fn build_call(
             current: table("current")?,
             config,
         },
-    })
+    };
+    Ok((Work::Call(call), inputs))
 }
 
 /// Runs the plugin call, retrying with exponential backoff and jitter while the failure is
@@ -451,9 +861,12 @@ async fn attempt(
                 });
             }) as ProgressSink
         });
+        let Runner::Plugin(plugin) = &planned.runner else {
+            unreachable!("only plugin steps make calls");
+        };
         let execution = runtime
             .call_with_progress(
-                &planned.plugin,
+                plugin,
                 call.clone(),
                 &planned.limits,
                 &planned.capabilities,
@@ -473,6 +886,9 @@ async fn attempt(
                 metrics: execution.metrics,
                 attempts: attempt,
                 duration: started.elapsed(),
+                reused: None,
+                digests: Vec::new(),
+                store_error: None,
             };
         };
         let delay = backoff(retries.backoff, retries.max_backoff, attempt);
@@ -531,61 +947,120 @@ fn describe_failed_checks(failed: &[&Finding]) -> String {
     )
 }
 
-/// Records a finished step's outputs and builds its report.
+/// Named values, in order.
+pub type NamedValues = Vec<(String, Value)>;
+
+/// A step's output as named values (in the order the engine records them) and the metrics
+/// a trainer returned with its model.
+pub fn output_values(output: Output) -> (NamedValues, Vec<(String, f64)>) {
+    let mut returned = Vec::new();
+    let values = match output {
+        Output::Report(report) => vec![("report".to_string(), Value::Report(report))],
+        Output::Tables(tables) => tables
+            .into_iter()
+            .map(|(name, table)| (name, Value::Table(table)))
+            .collect(),
+        Output::Trained { model, metrics } => {
+            returned = metrics.into_iter().map(|m| (m.name, m.value)).collect();
+            vec![("model".to_string(), Value::Model(model))]
+        }
+        Output::Evaluation(evaluation) => {
+            vec![("evaluation".to_string(), Value::Evaluation(evaluation))]
+        }
+        Output::Gate(gate) => vec![("decision".to_string(), Value::Decision(gate))],
+        Output::Drift(drift) => vec![("drift".to_string(), Value::Drift(drift))],
+    };
+    (values, returned)
+}
+
+/// The inverse of [`output_values`], for outputs read back from the store.
+pub fn output_from_values(
+    kind: StepKind,
+    values: Vec<(String, Value)>,
+    returned: Vec<(String, f64)>,
+) -> Result<Output, String> {
+    let mismatch = || {
+        format!(
+            "the stored outputs do not fit a {}",
+            crate::plugin::kind_name(kind)
+        )
+    };
+    if kind == StepKind::Transformer {
+        return values
+            .into_iter()
+            .map(|(name, value)| match value {
+                Value::Table(table) => Ok((name, table)),
+                _ => Err(mismatch()),
+            })
+            .collect::<Result<Vec<_>, String>>()
+            .map(Output::Tables);
+    }
+    let mut values = values.into_iter();
+    let (Some((_, value)), None) = (values.next(), values.next()) else {
+        return Err(mismatch());
+    };
+    Ok(match (kind, value) {
+        (StepKind::Validator, Value::Report(report)) => Output::Report(report),
+        (StepKind::Trainer, Value::Model(model)) => Output::Trained {
+            model,
+            metrics: returned
+                .into_iter()
+                .map(|(name, value)| crate::plugin::Metric { name, value })
+                .collect(),
+        },
+        (StepKind::Evaluator, Value::Evaluation(evaluation)) => Output::Evaluation(evaluation),
+        (StepKind::Deployer, Value::Decision(gate)) => Output::Gate(gate),
+        (StepKind::DriftCheck, Value::Drift(drift)) => Output::Drift(drift),
+        _ => return Err(mismatch()),
+    })
+}
+
+/// Records a finished step's outputs and builds its report; also returns the metrics a
+/// trainer returned with its model, which the journal keeps apart.
 fn finish(
     planned: &PlannedStep,
     attempted: Attempted,
-    values: &mut HashMap<(String, String), Value>,
-) -> StepReport {
+    values: &mut Values,
+) -> (StepReport, Vec<(String, f64)>) {
     let id = planned.step.id.clone();
     let mut report = skipped(planned, String::new());
     report.attempts = attempted.attempts;
     report.duration = attempted.duration;
     report.log = attempted.log;
     report.metrics = attempted.metrics;
+    report.reused = attempted.reused;
+    if let Some(error) = attempted.store_error {
+        report.failure_kind = Some("store");
+        report.status = StepStatus::Failed(error);
+        return (report, Vec::new());
+    }
     let output = match attempted.outcome {
         Ok(output) => output,
         Err(failure) => {
             report.failure_kind = Some(failure.kind());
             report.status = StepStatus::Failed(failure.to_string());
-            return report;
+            return (report, Vec::new());
         }
-    };
-    let mut put = |name: &str, value: Value| {
-        values.insert((id.clone(), name.to_string()), value);
-        report.outputs.push(name.to_string());
     };
     let mut findings = Vec::new();
     let mut metrics = Vec::new();
     let mut decision = None;
     let mut drift = None;
-    match output {
-        Output::Report(r) => {
-            findings = r.findings.clone();
-            put("report", Value::Report(r));
-        }
+    match &output {
+        Output::Report(r) => findings = r.findings.clone(),
         Output::Tables(tables) => {
             for (name, table) in tables {
                 metrics.push((format!("{name}.rows"), table.row_count() as f64));
-                put(&name, Value::Table(table));
             }
         }
-        Output::Trained {
-            model,
-            metrics: trained,
-        } => {
-            metrics.extend(trained.into_iter().map(|m| (m.name, m.value)));
-            put("model", Value::Model(model));
-        }
+        Output::Trained { .. } => {}
         Output::Evaluation(evaluation) => {
             metrics.extend(evaluation.metrics.iter().map(|m| (m.name.clone(), m.value)));
             findings = evaluation.report.findings.clone();
-            put("evaluation", Value::Evaluation(evaluation));
         }
         Output::Gate(gate) => {
             findings = gate.report.findings.clone();
             decision = Some(gate.clone());
-            put("decision", Value::Decision(gate));
         }
         Output::Drift(outcome) => {
             metrics.push(("drift_share".into(), outcome.drift_share));
@@ -600,10 +1075,25 @@ fn finish(
             metrics.push(("drifted_features".into(), drifted as f64));
             findings = outcome.report.findings.clone();
             drift = Some(outcome.clone());
-            put("drift", Value::Drift(outcome));
         }
     }
-    report.metrics.extend(metrics);
+    let (named, returned) = output_values(output);
+    // A reused step already carries its returned metrics among the metrics it recorded.
+    if report.reused.is_none() {
+        metrics.splice(0..0, returned.iter().cloned());
+    }
+    if matches!(planned.runner, Runner::Plugin(_)) {
+        let mut digests = attempted.digests.into_iter();
+        for (name, value) in named {
+            values
+                .by_output
+                .insert((id.clone(), name.clone()), (value, digests.next()));
+            report.outputs.push(name);
+        }
+    }
+    if report.reused.is_none() {
+        report.metrics.extend(metrics);
+    }
     let checked = Report { findings };
     let failed = failed_checks(&checked);
     report.status = if failed.is_empty() {
@@ -617,7 +1107,7 @@ fn finish(
     report.findings = checked.findings;
     report.decision = decision;
     report.drift = drift;
-    report
+    (report, returned)
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@ wasmtime::component::bindgen!({
     path: "../wit",
     imports: { default: async | trappable },
     exports: { default: async },
+    // Reports, models' metadata, evaluations and decisions are stored as JSON.
+    additional_derives: [serde::Serialize, serde::Deserialize],
     with: {
         "wflow:plugin/types.table": crate::table::Table,
         "wflow:plugin/inference.session": crate::inference::Session,

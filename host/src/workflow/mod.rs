@@ -53,6 +53,12 @@
 //! uses = "plugins/custom_check.wasm"      # relative to this file's directory
 //! inputs = { model = "train.model", data = "split.test" }
 //! grants = { read = ["data/extra"], write = ["out"], env = ["HOME"], network = false }
+//! cache = false                           # never reuse an earlier result (default: true)
+//!
+//! [steps.register]
+//! uses = "register-model"                 # the host's registration step (see `engine::plan`)
+//! inputs = { model = "train.model", data = "split.train" }   # also: evaluation, decision
+//! with = { name = "breast-cancer" }
 //! ```
 //!
 //! Rules checked here:
@@ -244,6 +250,15 @@ pub enum InputSource {
         /// The output's name, checked by the caller against the step's plugin kind.
         output: String,
     },
+}
+
+impl std::fmt::Display for InputSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            InputSource::Dataset(name) => f.write_str(name),
+            InputSource::StepOutput { step, output } => write!(f, "{step}.{output}"),
+        }
+    }
 }
 
 /// Resource limits of one step.

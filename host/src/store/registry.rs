@@ -1,0 +1,333 @@
+//! The model registry: numbered versions of named models, aliases (`champion`, `challenger`,
+//! any name) pointing at versions, and the audit trail of every alias move, kept forever.
+//!
+//! Keys are `name 0x00 ...` so each model's versions, aliases and events are one ordered
+//! prefix scan. An alias move and its audit event are written in one transaction: there is
+//! never a move without its event or an event without its move.
+
+use std::collections::BTreeMap;
+
+use sled::Transactional;
+
+use super::records::{Actor, AliasEvent, ModelVersion, now};
+use super::{Store, StoreError};
+
+fn prefix(name: &str) -> Vec<u8> {
+    let mut key = name.as_bytes().to_vec();
+    key.push(0);
+    key
+}
+
+fn version_key(name: &str, version: u32) -> Vec<u8> {
+    let mut key = prefix(name);
+    key.extend_from_slice(&version.to_be_bytes());
+    key
+}
+
+fn alias_key(name: &str, alias: &str) -> Vec<u8> {
+    let mut key = prefix(name);
+    key.extend_from_slice(alias.as_bytes());
+    key
+}
+
+fn event_key(name: &str, seq: u64) -> Vec<u8> {
+    let mut key = prefix(name);
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// A model name or alias: letters, digits, `-`, `_`, `.`; not empty.
+pub fn check_name(what: &str, name: &str) -> Result<(), StoreError> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(format!(
+            "{what} `{name}` is not valid: use letters, digits, `-`, `_` and `.`"
+        )))
+    }
+}
+
+/// `NAME`, `NAME@VERSION` or `NAME@ALIAS`, as the `models` commands take them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ModelRef {
+    Latest(String),
+    Version(String, u32),
+    Alias(String, String),
+}
+
+impl ModelRef {
+    pub fn parse(text: &str) -> Result<ModelRef, StoreError> {
+        let (name, at) = match text.split_once('@') {
+            Some((name, at)) => (name, Some(at)),
+            None => (text, None),
+        };
+        check_name("model name", name)?;
+        Ok(match at {
+            None => ModelRef::Latest(name.to_string()),
+            Some(at) => {
+                let number = at.strip_prefix('v').unwrap_or(at);
+                match number.parse::<u32>() {
+                    Ok(version) => ModelRef::Version(name.to_string(), version),
+                    Err(_) => {
+                        check_name("alias", at)?;
+                        ModelRef::Alias(name.to_string(), at.to_string())
+                    }
+                }
+            }
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            ModelRef::Latest(name) | ModelRef::Version(name, _) | ModelRef::Alias(name, _) => name,
+        }
+    }
+}
+
+/// A model as `models list` shows it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ModelSummary {
+    pub name: String,
+    pub versions: u32,
+    pub latest: u32,
+    pub updated: u64,
+    pub aliases: BTreeMap<String, u32>,
+}
+
+impl Store {
+    fn transaction_error<E: std::fmt::Debug>(&self, err: E) -> StoreError {
+        StoreError::Database {
+            path: self.dir.join("db"),
+            reason: format!("{err:?}"),
+        }
+    }
+
+    /// Every version of a model, oldest first.
+    pub fn versions(&self, name: &str) -> Result<Vec<ModelVersion>, StoreError> {
+        self.versions
+            .scan_prefix(prefix(name))
+            .map(|entry| {
+                let (key, bytes) = entry.map_err(self.db_error())?;
+                self.decode("versions", &key, &bytes)
+            })
+            .collect()
+    }
+
+    /// One version of a model.
+    pub fn version(&self, name: &str, version: u32) -> Result<ModelVersion, StoreError> {
+        let key = version_key(name, version);
+        match self.versions.get(&key).map_err(self.db_error())? {
+            Some(bytes) => self.decode("versions", &key, &bytes),
+            None if self.versions(name)?.is_empty() => {
+                Err(StoreError::NotFound(format!("no model `{name}`")))
+            }
+            None => Err(StoreError::NotFound(format!(
+                "model `{name}` has no version {version}"
+            ))),
+        }
+    }
+
+    /// The version an alias points at.
+    pub fn alias(&self, name: &str, alias: &str) -> Result<Option<u32>, StoreError> {
+        Ok(self
+            .aliases
+            .get(alias_key(name, alias))
+            .map_err(self.db_error())?
+            .and_then(|bytes| <[u8; 4]>::try_from(bytes.as_ref()).ok())
+            .map(u32::from_be_bytes))
+    }
+
+    /// Every alias of a model and its version.
+    pub fn aliases(&self, name: &str) -> Result<BTreeMap<String, u32>, StoreError> {
+        let start = prefix(name).len();
+        let mut out = BTreeMap::new();
+        for entry in self.aliases.scan_prefix(prefix(name)) {
+            let (key, bytes) = entry.map_err(self.db_error())?;
+            if let Ok(version) = <[u8; 4]>::try_from(bytes.as_ref()) {
+                out.insert(
+                    String::from_utf8_lossy(&key[start..]).into_owned(),
+                    u32::from_be_bytes(version),
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// The version a reference names.
+    pub fn resolve_model(&self, reference: &ModelRef) -> Result<ModelVersion, StoreError> {
+        match reference {
+            ModelRef::Version(name, version) => self.version(name, *version),
+            ModelRef::Latest(name) => self
+                .versions(name)?
+                .pop()
+                .ok_or_else(|| StoreError::NotFound(format!("no model `{name}`"))),
+            ModelRef::Alias(name, alias) => match self.alias(name, alias)? {
+                Some(version) => self.version(name, version),
+                None => {
+                    let aliases = self.aliases(name)?;
+                    Err(StoreError::NotFound(if aliases.is_empty() {
+                        format!("model `{name}` has no alias `{alias}` (it has no aliases)")
+                    } else {
+                        format!(
+                            "model `{name}` has no alias `{alias}` (its aliases: {})",
+                            aliases.keys().cloned().collect::<Vec<_>>().join(", ")
+                        )
+                    }))
+                }
+            },
+        }
+    }
+
+    /// Every model, by name.
+    pub fn models(&self) -> Result<Vec<ModelSummary>, StoreError> {
+        let mut out: BTreeMap<String, ModelSummary> = BTreeMap::new();
+        for entry in self.versions.iter() {
+            let (key, bytes) = entry.map_err(self.db_error())?;
+            let version: ModelVersion = self.decode("versions", &key, &bytes)?;
+            let summary = out
+                .entry(version.name.clone())
+                .or_insert_with(|| ModelSummary {
+                    name: version.name.clone(),
+                    versions: 0,
+                    latest: 0,
+                    updated: 0,
+                    aliases: BTreeMap::new(),
+                });
+            summary.versions += 1;
+            summary.latest = summary.latest.max(version.version);
+            summary.updated = summary.updated.max(version.created);
+        }
+        for summary in out.values_mut() {
+            summary.aliases = self.aliases(&summary.name)?;
+        }
+        Ok(out.into_values().collect())
+    }
+
+    /// The version a run's step registered, if it did (a resumed run must not register twice).
+    pub fn registered_by(
+        &self,
+        name: &str,
+        run: u64,
+        step: &str,
+    ) -> Result<Option<ModelVersion>, StoreError> {
+        Ok(self
+            .versions(name)?
+            .into_iter()
+            .find(|v| v.run == run && v.step == step))
+    }
+
+    /// Adds the next version of `version.name` (its `version` field is assigned here).
+    pub fn add_version(&self, mut version: ModelVersion) -> Result<ModelVersion, StoreError> {
+        check_name("model name", &version.name)?;
+        let _guard = self.allocate.lock().unwrap_or_else(|e| e.into_inner());
+        version.version = self
+            .versions(&version.name)?
+            .last()
+            .map_or(1, |v| v.version + 1);
+        self.versions
+            .insert(
+                version_key(&version.name, version.version),
+                Self::encode(&version),
+            )
+            .map_err(self.db_error())?;
+        self.flush()?;
+        Ok(version)
+    }
+
+    /// The audit trail of a model's aliases (of one alias when given), oldest first.
+    pub fn alias_history(
+        &self,
+        name: &str,
+        alias: Option<&str>,
+    ) -> Result<Vec<AliasEvent>, StoreError> {
+        let mut out = Vec::new();
+        for entry in self.events.scan_prefix(prefix(name)) {
+            let (key, bytes) = entry.map_err(self.db_error())?;
+            let event: AliasEvent = self.decode("events", &key, &bytes)?;
+            if alias.is_none_or(|a| a == event.alias) {
+                out.push(event);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Points `alias` at `to` (or removes it), recording who did it and why.
+    pub fn move_alias(
+        &self,
+        name: &str,
+        alias: &str,
+        to: u32,
+        reason: &str,
+        actor: Actor,
+        rollback: bool,
+    ) -> Result<AliasEvent, StoreError> {
+        check_name("alias", alias)?;
+        self.version(name, to)?;
+        let _guard = self.allocate.lock().unwrap_or_else(|e| e.into_inner());
+        let seq = self
+            .events
+            .scan_prefix(prefix(name))
+            .last()
+            .transpose()
+            .map_err(self.db_error())?
+            .and_then(|(key, _)| {
+                <[u8; 8]>::try_from(&key[key.len() - 8..])
+                    .ok()
+                    .map(u64::from_be_bytes)
+            })
+            .unwrap_or(0)
+            + 1;
+        let event = AliasEvent {
+            model: name.to_string(),
+            alias: alias.to_string(),
+            seq,
+            at: now(),
+            from: self.alias(name, alias)?,
+            to: Some(to),
+            reason: reason.to_string(),
+            actor,
+            rollback,
+        };
+        let event_bytes = Self::encode(&event);
+        (&self.aliases, &self.events)
+            .transaction(|(aliases, events)| {
+                aliases.insert(alias_key(name, alias), &to.to_be_bytes())?;
+                events.insert(event_key(name, seq), event_bytes.as_slice())?;
+                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|err| self.transaction_error(err))?;
+        self.flush()?;
+        Ok(event)
+    }
+
+    /// Returns `alias` to the version it had before its current one was given to it (skipping
+    /// earlier rollbacks, so rolling back twice walks back two promotions).
+    pub fn rollback(
+        &self,
+        name: &str,
+        alias: &str,
+        reason: &str,
+        actor: Actor,
+    ) -> Result<AliasEvent, StoreError> {
+        let current = self.alias(name, alias)?.ok_or_else(|| {
+            StoreError::NotFound(format!("model `{name}` has no alias `{alias}`"))
+        })?;
+        let history = self.alias_history(name, Some(alias))?;
+        let previous = history
+            .iter()
+            .rev()
+            .find(|event| !event.rollback && event.to == Some(current))
+            .and_then(|event| event.from)
+            .ok_or_else(|| {
+                StoreError::Invalid(format!(
+                    "`{name}@{alias}` has no earlier version to roll back to (it points at v{current}, its first)"
+                ))
+            })?;
+        self.move_alias(name, alias, previous, reason, actor, true)
+    }
+}

@@ -39,7 +39,7 @@ fn run_json_is_machine_readable() {
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(report["succeeded"], true);
     assert_eq!(report["run"], 1);
-    assert_eq!(report["steps"].as_array().unwrap().len(), 8);
+    assert_eq!(report["steps"].as_array().unwrap().len(), 10);
 }
 
 #[test]

@@ -56,7 +56,18 @@ fn a_second_run_reuses_every_step_and_registers_a_new_version() {
             .map(|s| s["status"].as_str().unwrap().to_string())
             .collect()
     };
-    assert!(statuses(&first).iter().all(|s| s == "ok"), "{first}");
+    // No champion yet: loading and evaluating it has nothing to do, and the run succeeds.
+    for step in first["steps"].as_array().unwrap() {
+        let expected = if step["id"].as_str().unwrap().starts_with("champion")
+            || step["id"] == "evaluate-champion"
+        {
+            "n/a"
+        } else {
+            "ok"
+        };
+        assert_eq!(step["status"], expected, "{step}");
+    }
+    assert_eq!(first["succeeded"], true);
 
     let second = ok(wflow(dir.path(), &["run", "breast-cancer.toml"]));
     let summary = stdout(&second);
@@ -64,8 +75,11 @@ fn a_second_run_reuses_every_step_and_registers_a_new_version() {
         summary.contains("run 2 · workflow breast-cancer: succeeded"),
         "{summary}"
     );
-    assert!(summary.contains("(7 reused)"), "{summary}");
-    for step in ["validate", "split", "train", "evaluate", "drift", "gate"] {
+    assert!(summary.contains("(6 reused)"), "{summary}");
+    // The champion registered by the first run is now evaluated on the same holdout and the
+    // gate compares the two.
+    assert!(summary.contains("champion `accuracy` = 0.98"), "{summary}");
+    for step in ["validate", "split", "train", "evaluate ", "drift"] {
         let line = summary
             .lines()
             .find(|l| l.starts_with(step))
@@ -147,7 +161,7 @@ fn runs_show_logs_and_artifacts_get_reach_every_recorded_output() {
     assert_eq!(shown["run"]["status"], "succeeded");
     assert_eq!(shown["run"]["datasets"][0]["rows"], 569);
     let steps = shown["steps"].as_array().unwrap();
-    assert_eq!(steps.len(), 8);
+    assert_eq!(steps.len(), 10);
     let train = steps.iter().find(|s| s["id"] == "train").unwrap();
     assert!(
         train["plugin_digest"]
@@ -494,4 +508,51 @@ fn a_run_killed_at_random_points_leaves_a_consistent_store_and_resumes() {
         .filter(|v| v.run == id)
         .count();
     assert_eq!(registered, 1);
+}
+
+#[test]
+fn host_steps_are_checked_like_plugins() {
+    let dir = tempfile::tempdir().unwrap();
+    breast_cancer(dir.path());
+    std::fs::write(
+        dir.path().join("w.toml"),
+        r#"[workflow]
+name = "w"
+
+[steps.champion]
+uses = "load-model"
+with = { name = "breast-cancer", alias = "champion", version = 2 }
+
+[steps.other]
+uses = "load-model"
+with = { nme = "breast-cancer" }
+
+[steps.valid]
+uses = "load-model"
+with = { name = "breast-cancer", version = 1 }
+
+[steps.register]
+uses = "register-model"
+inputs = { model = "valid.weights" }
+
+[steps.after]
+uses = "register-model"
+inputs = { model = "register.model" }
+"#,
+    )
+    .unwrap();
+    let output = wflow(dir.path(), &["validate", "w.toml"]);
+    assert_eq!(output.status.code(), Some(2));
+    let problems = stderr(&output);
+    for expected in [
+        "w.toml:6:8: step `champion`: configuration: give `alias` or `version`, not both",
+        "step `other`: configuration: unknown field `nme`",
+        "step `register`: step `valid` loads a model and has one output, `valid.model`; it has no output `weights`",
+        "step `after`: step `register` registers a model and has no outputs",
+    ] {
+        assert!(
+            problems.contains(expected),
+            "missing `{expected}` in\n{problems}"
+        );
+    }
 }

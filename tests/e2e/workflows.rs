@@ -66,14 +66,17 @@ fn every_example_workflow_runs() {
         if path.extension().is_some_and(|e| e == "toml") {
             let report = run_file(&runtime, &path);
             for step in &report.steps {
-                assert_eq!(
-                    step.status,
-                    StepStatus::Succeeded,
-                    "{}: step {}",
+                // In a fresh store there is no champion to load yet: that has nothing to do.
+                assert!(
+                    step.status == StepStatus::Succeeded
+                        || matches!(&step.status, StepStatus::NotApplicable(reason) if reason.contains("champion")),
+                    "{}: step {}: {:?}",
                     path.display(),
-                    step.id
+                    step.id,
+                    step.status
                 );
             }
+            assert!(report.succeeded(), "{}", path.display());
             seen += 1;
         }
     }

@@ -78,6 +78,12 @@ fn details(step: &StepReport) -> String {
 
 fn raw_details(step: &StepReport) -> String {
     if step.kind.is_none() {
+        if let Some((_, version)) = step.metrics.iter().find(|(name, _)| name == "version")
+            && step.findings.is_empty()
+        {
+            // The model-loading step: which version it read.
+            return format!("v{version}");
+        }
         // The registration step: what it registered and which alias moved.
         return step
             .findings
@@ -256,6 +262,9 @@ impl Progress {
                 StepStatus::Skipped(reason) => {
                     eprintln!("{skipped} {}: skipped, {}", report.id, clean(reason))
                 }
+                StepStatus::NotApplicable(reason) => {
+                    eprintln!("{skipped} {}: nothing to do, {}", report.id, clean(reason))
+                }
             },
         }
     }
@@ -326,7 +335,7 @@ pub fn print_report(report: &RunReport, as_json: bool, logs: bool) {
     let reused = report.steps.iter().filter(|s| s.reused.is_some()).count();
     println!();
     println!(
-        "{}workflow {}: {} ({} steps: {} ok{}, {} failed, {} skipped) in {}",
+        "{}workflow {}: {} ({} steps: {} ok{}{}, {} failed, {} skipped) in {}",
         report
             .run
             .map_or(String::new(), |run| format!("run {run} · ")),
@@ -342,6 +351,10 @@ pub fn print_report(report: &RunReport, as_json: bool, logs: bool) {
             format!(" ({reused} reused)")
         } else {
             String::new()
+        },
+        match count("n/a") {
+            0 => String::new(),
+            n => format!(", {n} with nothing to do"),
         },
         count("failed"),
         count("skipped"),
@@ -401,7 +414,11 @@ pub fn print_report(report: &RunReport, as_json: bool, logs: bool) {
                     clean(reason)
                 )
             }
-            StepStatus::Skipped(reason) if !reason.is_empty() => println!("    {}", clean(reason)),
+            StepStatus::Skipped(reason) | StepStatus::NotApplicable(reason)
+                if !reason.is_empty() =>
+            {
+                println!("    {}", clean(reason))
+            }
             _ => {}
         }
         if let Some(gate) = &step.decision {
@@ -454,7 +471,7 @@ fn report_json(report: &RunReport) -> serde_json::Value {
             "kind": s.kind_label(),
             "status": s.status_label(),
             "reused_from_run": s.reused.map(|r| r.run),
-            "reason": match &s.status { StepStatus::Succeeded => None, StepStatus::Failed(r) | StepStatus::Skipped(r) => Some(r) },
+            "reason": match &s.status { StepStatus::Succeeded => None, StepStatus::Failed(r) | StepStatus::Skipped(r) | StepStatus::NotApplicable(r) => Some(r) },
             "failure_kind": s.failure_kind,
             "attempts": s.attempts,
             "duration_ms": s.duration.as_secs_f64() * 1000.0,

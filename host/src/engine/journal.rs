@@ -6,7 +6,7 @@
 //!
 //! Every method does blocking IO; the engine calls them off the async threads.
 
-use super::plan::PlannedStep;
+use super::plan::{LoadModelConfig, PlannedStep};
 use super::run::{StepReport, Value};
 use crate::plugin::{Evaluation, GateOutcome, LogLine, Model, Output, Report};
 use crate::table::Table;
@@ -138,6 +138,10 @@ pub trait Journal: Send + Sync {
         returned_metrics: &[(String, f64)],
         cacheable: bool,
     ) -> anyhow::Result<()>;
+
+    /// The model version a `load-model` step names and its number, or `None` when the
+    /// registry has no such model, version or alias (yet).
+    fn load_model(&self, config: &LoadModelConfig) -> anyhow::Result<Option<(Model, u32)>>;
 
     /// Registers a model version (the host's `register-model` step).
     fn register(

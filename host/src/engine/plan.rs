@@ -98,6 +98,35 @@ pub const REGISTER_SLOTS: &[(&str, ValueType, bool)] = &[
     ("decision", ValueType::Decision, false),
 ];
 
+/// The `uses` of the host's own step that reads a model version from the registry, so a
+/// workflow can evaluate the current champion on the same holdout as its candidate.
+pub const LOAD_MODEL_STEP: &str = "load-model";
+
+/// The configuration of a `load-model` step: a model by alias (default `champion`) or version.
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoadModelConfig {
+    /// The registered model's name.
+    pub name: String,
+    /// The alias to read [default: `champion`, unless `version` is given].
+    #[serde(default)]
+    pub alias: Option<String>,
+    /// A version number instead of an alias.
+    #[serde(default)]
+    pub version: Option<u32>,
+}
+
+impl LoadModelConfig {
+    /// `NAME@ALIAS` or `NAME@VERSION`.
+    pub fn reference(&self) -> String {
+        match (self.version, &self.alias) {
+            (Some(version), _) => format!("{}@{version}", self.name),
+            (None, Some(alias)) => format!("{}@{alias}", self.name),
+            (None, None) => format!("{}@champion", self.name),
+        }
+    }
+}
+
 /// The configuration of a `register-model` step.
 #[derive(Clone, Debug, PartialEq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -116,6 +145,26 @@ pub enum Runner {
     Plugin(Arc<Plugin>),
     /// The host itself, registering the model in the store.
     Register(RegisterConfig),
+    /// The host itself, reading a model version from the store's registry.
+    LoadModel(LoadModelConfig),
+}
+
+/// What kind of step produces a value, as far as checking inputs needs to know.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Producer {
+    Plugin(StepKind),
+    Register,
+    LoadModel,
+}
+
+impl Runner {
+    pub fn producer(&self) -> Producer {
+        match self {
+            Runner::Plugin(plugin) => Producer::Plugin(plugin.kind()),
+            Runner::Register(_) => Producer::Register,
+            Runner::LoadModel(_) => Producer::LoadModel,
+        }
+    }
 }
 
 /// A step ready to run: its plugin loaded, limits and grants resolved.
@@ -131,33 +180,53 @@ impl PlannedStep {
     pub fn plugin(&self) -> Option<&Arc<Plugin>> {
         match &self.runner {
             Runner::Plugin(plugin) => Some(plugin),
-            Runner::Register(_) => None,
+            Runner::Register(_) | Runner::LoadModel(_) => None,
         }
     }
 
-    /// The plugin kind, or `None` for the host's registration step.
+    /// The plugin kind, or `None` for the host's own steps.
     pub fn kind(&self) -> Option<StepKind> {
         self.plugin().map(|p| p.kind())
     }
 
     pub fn kind_label(&self) -> &'static str {
-        self.kind().map_or("register", kind_name)
+        match self.runner.producer() {
+            Producer::Plugin(kind) => kind_name(kind),
+            Producer::Register => "register",
+            Producer::LoadModel => "load-model",
+        }
     }
 
     /// `name@version` of what runs the step.
     pub fn plugin_label(&self) -> String {
+        let host = env!("CARGO_PKG_VERSION");
         match &self.runner {
             Runner::Plugin(plugin) => format!("{}@{}", plugin.info.name, plugin.info.version),
-            Runner::Register(_) => format!("{REGISTER_STEP}@{}", env!("CARGO_PKG_VERSION")),
+            Runner::Register(_) => format!("{REGISTER_STEP}@{host}"),
+            Runner::LoadModel(_) => format!("{LOAD_MODEL_STEP}@{host}"),
         }
     }
 
-    /// The digest of what runs the step: the component's, or the host version for its own step.
+    /// The digest of what runs the step: the component's, or the host version for its own steps.
     pub fn plugin_digest(&self) -> String {
         match &self.runner {
             Runner::Plugin(plugin) => format!("sha256:{}", plugin.digest),
-            Runner::Register(_) => format!("wflow:{}", env!("CARGO_PKG_VERSION")),
+            Runner::Register(_) | Runner::LoadModel(_) => {
+                format!("wflow:{}", env!("CARGO_PKG_VERSION"))
+            }
         }
+    }
+
+    /// Whether the step's input `slot` may be absent (when its producer had nothing to give).
+    pub fn optional_slot(&self, slot: &str) -> bool {
+        let slots: &[(&str, ValueType, bool)] = match self.runner.producer() {
+            Producer::Plugin(kind) => input_slots(kind),
+            Producer::Register => REGISTER_SLOTS,
+            Producer::LoadModel => &[],
+        };
+        slots
+            .iter()
+            .any(|(name, _, required)| *name == slot && !required)
     }
 
     /// Whether an earlier identical execution may stand in for this step: a plugin step with
@@ -185,9 +254,13 @@ impl Plan {
     }
 }
 
-/// The slots of a step's inputs: by plugin kind, or the registration step's.
-fn slots_of(kinds: Option<StepKind>) -> &'static [(&'static str, ValueType, bool)] {
-    kinds.map_or(REGISTER_SLOTS, input_slots)
+/// The slots of a step's inputs: by plugin kind, or the host step's.
+fn slots_of(producer: Producer) -> &'static [(&'static str, ValueType, bool)] {
+    match producer {
+        Producer::Plugin(kind) => input_slots(kind),
+        Producer::Register => REGISTER_SLOTS,
+        Producer::LoadModel => &[],
+    }
 }
 
 /// Reads a plugin's component bytes.
@@ -250,19 +323,28 @@ fn capabilities(workflow: &Workflow, step: &Step) -> Capabilities {
 /// The type of value an input reference yields, if it can be known before running.
 fn source_type(
     source: &InputSource,
-    kinds: &BTreeMap<String, Option<StepKind>>,
+    kinds: &BTreeMap<String, Producer>,
 ) -> Result<ValueType, String> {
     match source {
         InputSource::Dataset(_) => Ok(ValueType::Table),
         InputSource::StepOutput { step, output } => {
-            let Some(&kind) = kinds.get(step) else {
+            let Some(&producer) = kinds.get(step) else {
                 // The producing step's plugin failed to load; that is reported on its own.
                 return Err(String::new());
             };
-            let Some(kind) = kind else {
-                return Err(format!(
-                    "step `{step}` registers a model and has no outputs; to run after it, use `needs = [\"{step}\"]`"
-                ));
+            let kind = match producer {
+                Producer::Plugin(kind) => kind,
+                Producer::Register => {
+                    return Err(format!(
+                        "step `{step}` registers a model and has no outputs; to run after it, use `needs = [\"{step}\"]`"
+                    ));
+                }
+                Producer::LoadModel if output == "model" => return Ok(ValueType::Model),
+                Producer::LoadModel => {
+                    return Err(format!(
+                        "step `{step}` loads a model and has one output, `{step}.model`; it has no output `{output}`"
+                    ));
+                }
             };
             match fixed_output(kind) {
                 None => Ok(ValueType::Table),
@@ -311,10 +393,29 @@ pub async fn plan(workflow: Workflow, runtime: &Runtime) -> Result<Plan, Diagnos
     // Many steps often use the same plugin: read, hash and load each reference once.
     let mut by_reference: HashMap<PluginRef, Result<Arc<Plugin>, String>> = HashMap::new();
     for step in &workflow.steps {
-        if step.uses == PluginRef::Builtin(REGISTER_STEP.into()) {
-            match serde_json::from_value::<RegisterConfig>(step.config.clone()) {
-                Ok(config) => {
-                    plugins.insert(step.id.clone(), Runner::Register(config));
+        if let PluginRef::Builtin(name) = &step.uses
+            && (name == REGISTER_STEP || name == LOAD_MODEL_STEP)
+        {
+            let runner = if name == REGISTER_STEP {
+                serde_json::from_value::<RegisterConfig>(step.config.clone()).map(Runner::Register)
+            } else {
+                serde_json::from_value::<LoadModelConfig>(step.config.clone())
+                    .map(Runner::LoadModel)
+            };
+            match runner {
+                Ok(Runner::LoadModel(config))
+                    if config.alias.is_some() && config.version.is_some() =>
+                {
+                    diagnostics.push(
+                        step.config_span.clone(),
+                        format!(
+                            "step `{}`: configuration: give `alias` or `version`, not both",
+                            step.id
+                        ),
+                    )
+                }
+                Ok(runner) => {
+                    plugins.insert(step.id.clone(), runner);
                 }
                 Err(err) => diagnostics.push(
                     step.config_span.clone(),
@@ -343,15 +444,9 @@ pub async fn plan(workflow: Workflow, runtime: &Runtime) -> Result<Plan, Diagnos
             }
         }
     }
-    let kinds: BTreeMap<String, Option<StepKind>> = plugins
+    let kinds: BTreeMap<String, Producer> = plugins
         .iter()
-        .map(|(id, runner)| {
-            let kind = match runner {
-                Runner::Plugin(plugin) => Some(plugin.kind()),
-                Runner::Register(_) => None,
-            };
-            (id.clone(), kind)
-        })
+        .map(|(id, runner)| (id.clone(), runner.producer()))
         .collect();
 
     let mut steps = Vec::new();
@@ -359,13 +454,18 @@ pub async fn plan(workflow: Workflow, runtime: &Runtime) -> Result<Plan, Diagnos
         let Some(runner) = plugins.get(&step.id) else {
             continue;
         };
-        let kind = kinds[&step.id];
-        let slots = slots_of(kind);
+        let producer = kinds[&step.id];
+        let slots = slots_of(producer);
         let id = &step.id;
-        let kind_text = kind.map_or("registration step", kind_name);
+        let (kind, kind_text) = match producer {
+            Producer::Plugin(kind) => (Some(kind), kind_name(kind)),
+            Producer::Register => (None, "registration step"),
+            Producer::LoadModel => (None, "model-loading step"),
+        };
         let plugin_name = match runner {
             Runner::Plugin(plugin) => plugin.info.name.clone(),
             Runner::Register(_) => REGISTER_STEP.to_string(),
+            Runner::LoadModel(_) => LOAD_MODEL_STEP.to_string(),
         };
 
         for (slot, input) in &step.inputs {
@@ -429,7 +529,7 @@ pub async fn plan(workflow: Workflow, runtime: &Runtime) -> Result<Plan, Diagnos
 
         let problems = match runner {
             Runner::Plugin(plugin) => plugin.check_config(&step.config),
-            Runner::Register(_) => Vec::new(),
+            Runner::Register(_) | Runner::LoadModel(_) => Vec::new(),
         };
         for problem in problems {
             let span = step
@@ -451,7 +551,7 @@ pub async fn plan(workflow: Workflow, runtime: &Runtime) -> Result<Plan, Diagnos
         let capabilities = capabilities(&workflow, step);
         let requested = match runner {
             Runner::Plugin(plugin) => plugin.info.capabilities.as_slice(),
-            Runner::Register(_) => &[],
+            Runner::Register(_) | Runner::LoadModel(_) => &[],
         };
         let missing = capabilities.missing(requested);
         if !missing.is_empty() {

@@ -18,7 +18,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio::task::JoinSet;
 
 use super::journal::{InputDigest, Journal, Registration};
-use super::plan::{Plan, PlannedStep, Runner};
+use super::plan::{LoadModelConfig, Plan, PlannedStep, Runner};
 use crate::plugin::{
     Call, DriftOutcome, Evaluation, Failure, Finding, GateOutcome, LogLine, Model, Output,
     ProgressSink, Report, Runtime, Severity, StepKind,
@@ -45,6 +45,10 @@ pub enum StepStatus {
     Failed(String),
     /// Not run because a step it depends on did not succeed.
     Skipped(String),
+    /// Had nothing to do, which is not a failure: a `load-model` step whose model is not in the
+    /// registry yet (no champion before the first promotion), and the steps that needed it.
+    /// A step that only optionally takes its value (a gate's `champion`) runs without it.
+    NotApplicable(String),
 }
 
 impl StepStatus {
@@ -53,7 +57,13 @@ impl StepStatus {
             StepStatus::Succeeded => "ok",
             StepStatus::Failed(_) => "failed",
             StepStatus::Skipped(_) => "skipped",
+            StepStatus::NotApplicable(_) => "n/a",
         }
+    }
+
+    /// Whether the run may count this step as fine.
+    pub fn is_fine(&self) -> bool {
+        matches!(self, StepStatus::Succeeded | StepStatus::NotApplicable(_))
     }
 }
 
@@ -117,7 +127,7 @@ pub struct RunReport {
 
 impl RunReport {
     pub fn succeeded(&self) -> bool {
-        self.steps.iter().all(|s| s.status == StepStatus::Succeeded)
+        self.steps.iter().all(|s| s.status.is_fine())
     }
 }
 
@@ -192,6 +202,8 @@ struct Attempted {
     digests: Vec<String>,
     /// Why the outputs could not be stored: the step fails rather than lose them.
     store_error: Option<String>,
+    /// Why the step had nothing to do (see [`StepStatus::NotApplicable`]).
+    absent: Option<String>,
 }
 
 impl Attempted {
@@ -205,14 +217,16 @@ impl Attempted {
             reused: None,
             digests: Vec::new(),
             store_error: None,
+            absent: None,
         }
     }
 }
 
-/// What a step task does: call a plugin, or register a model.
+/// What a step task does: call a plugin, register a model or load one from the registry.
 enum Work {
     Call(Call),
     Register(Box<Registration>),
+    LoadModel(LoadModelConfig),
 }
 
 /// Runs blocking journal IO off the async threads.
@@ -260,7 +274,7 @@ pub async fn run(
                 break;
             };
             let planned = &plan.steps[index];
-            match build_work(&plan, index, &values) {
+            match build_work(&plan, index, &values, &board.absent) {
                 Ok((work, inputs)) => {
                     let runtime = runtime.clone();
                     let plan = plan.clone();
@@ -417,7 +431,8 @@ async fn execute(
         attempted.store_error = Some(format!("the step could not be recorded: {err:#}"));
         return attempted;
     }
-    if let (Some(journal), Some(key), Work::Call(_)) = (&journal, &key, &work) {
+    if let (Some(journal), Some(key), Work::Call(_) | Work::LoadModel(_)) = (&journal, &key, &work)
+    {
         let allow_cache = planned.cacheable() && !no_cache;
         let (journal, plan, key) = (journal.clone(), plan.clone(), key.clone());
         let reused =
@@ -436,6 +451,7 @@ async fn execute(
                     }),
                     digests: reused.digests,
                     store_error: None,
+                    absent: None,
                 };
             }
             Ok(None) => {}
@@ -450,9 +466,10 @@ async fn execute(
     let mut attempted = match work {
         Work::Call(call) => attempt(runtime, planned, call, events).await,
         Work::Register(registration) => register(plan, index, *registration, &journal).await,
+        Work::LoadModel(config) => load_model(config, &journal).await,
     };
-    if let (Some(journal), Ok(output)) = (&journal, &attempted.outcome)
-        && matches!(planned.runner, Runner::Plugin(_))
+    if let (Some(journal), Ok(output), None) = (&journal, &attempted.outcome, &attempted.absent)
+        && !matches!(planned.runner, Runner::Register(_))
     {
         let (outputs, _) = output_values(output.clone());
         let journal = journal.clone();
@@ -464,6 +481,38 @@ async fn execute(
             }
         }
     }
+    attempted
+}
+
+/// The host's model-loading step: the registry's version, or nothing to do when there is none.
+async fn load_model(config: LoadModelConfig, journal: &Option<Arc<dyn Journal>>) -> Attempted {
+    let started = Instant::now();
+    let reference = config.reference();
+    let mut attempted = Attempted::failed(Failure::Sandbox(String::new()));
+    let Some(journal) = journal.clone() else {
+        attempted.absent = Some("no model registry: the run is not recorded".into());
+        attempted.outcome = Ok(Output::Report(Report {
+            findings: Vec::new(),
+        }));
+        return attempted;
+    };
+    match blocking(move || journal.load_model(&config)).await {
+        Ok(Some((model, version))) => {
+            attempted.outcome = Ok(Output::Trained {
+                model,
+                metrics: Vec::new(),
+            });
+            attempted.metrics = vec![("version".into(), version as f64)];
+        }
+        Ok(None) => {
+            attempted.absent = Some(format!("no `{reference}` in the model registry yet"));
+            attempted.outcome = Ok(Output::Report(Report {
+                findings: Vec::new(),
+            }));
+        }
+        Err(err) => attempted.outcome = Err(Failure::Failed(format!("{err:#}"))),
+    }
+    attempted.duration = started.elapsed();
     attempted
 }
 
@@ -510,6 +559,8 @@ struct Board<'a> {
     /// Steps whose dependencies all succeeded, in plan order of becoming ready.
     ready: VecDeque<usize>,
     reports: Vec<Option<StepReport>>,
+    /// Steps that had nothing to give (not applicable), by id.
+    absent: HashSet<String>,
 }
 
 impl<'a> Board<'a> {
@@ -543,6 +594,7 @@ impl<'a> Board<'a> {
             dependents,
             ready,
             reports: vec![None; plan.steps.len()],
+            absent: HashSet::new(),
         }
     }
 
@@ -563,18 +615,45 @@ impl<'a> Board<'a> {
                 report.failure_kind = Some("store");
             }
         }
-        let succeeded = report.status == StepStatus::Succeeded;
+        let status = report.status.clone();
+        if matches!(status, StepStatus::NotApplicable(_)) {
+            self.absent.insert(report.id.clone());
+        }
         self.emit(&report);
         self.reports[index] = Some(report);
         let mut blocked = Vec::new();
-        for &dependent in &self.dependents[index] {
-            if succeeded {
+        let mut absent = Vec::new();
+        for &dependent in &self.dependents[index].clone() {
+            let release = match &status {
+                StepStatus::Succeeded => true,
+                StepStatus::NotApplicable(_) if self.tolerates_absence(dependent, index) => true,
+                StepStatus::NotApplicable(_) => {
+                    absent.push(dependent);
+                    false
+                }
+                _ => {
+                    blocked.push((dependent, index));
+                    false
+                }
+            };
+            if release {
                 self.waiting[dependent] -= 1;
                 if self.waiting[dependent] == 0 {
                     self.ready.push_back(dependent);
                 }
-            } else {
-                blocked.push((dependent, index));
+            }
+        }
+        if let StepStatus::NotApplicable(reason) = &status {
+            // A step that needs the value of one with nothing to give has nothing to do either.
+            for dependent in absent {
+                if self.reports[dependent].is_none() {
+                    let mut report = skipped(&self.plan.steps[dependent], String::new());
+                    report.status = StepStatus::NotApplicable(format!(
+                        "`{}` had nothing to give: {reason}",
+                        self.plan.steps[index].step.id
+                    ));
+                    self.finish(dependent, report, &[]);
+                }
             }
         }
         while let Some((step, blocker)) = blocked.pop() {
@@ -593,6 +672,23 @@ impl<'a> Board<'a> {
             self.reports[step] = Some(report);
             blocked.extend(self.dependents[step].iter().map(|&d| (d, step)));
         }
+    }
+
+    /// Whether `dependent` can run without the value of `producer`: it takes it only in
+    /// optional slots (a gate's `champion`), or only runs after it (`needs`).
+    fn tolerates_absence(&self, dependent: usize, producer: usize) -> bool {
+        let producer = &self.plan.steps[producer].step.id;
+        let planned = &self.plan.steps[dependent];
+        planned
+            .step
+            .inputs
+            .iter()
+            .all(|(slot, input)| match &input.source {
+                InputSource::StepOutput { step, .. } if step == producer => {
+                    planned.optional_slot(slot)
+                }
+                _ => true,
+            })
     }
 
     fn emit(&self, report: &StepReport) {
@@ -714,6 +810,7 @@ fn build_work(
     plan: &Plan,
     index: usize,
     values: &Values,
+    absent: &HashSet<String>,
 ) -> Result<(Work, Vec<InputDigest>), String> {
     let planned = &plan.steps[index];
     let step = &planned.step;
@@ -721,6 +818,12 @@ fn build_work(
     let mut inputs = Vec::new();
     let mut resolved: HashMap<&str, Value> = HashMap::new();
     for (slot, input) in &step.inputs {
+        if let InputSource::StepOutput { step: producer, .. } = &input.source
+            && absent.contains(producer)
+            && planned.optional_slot(slot)
+        {
+            continue;
+        }
         let (value, digest) = resolve(&input.source, plan, values)?;
         if let Some(digest) = digest {
             inputs.push(InputDigest {
@@ -753,6 +856,7 @@ fn build_work(
     };
     let kind = match &planned.runner {
         Runner::Plugin(plugin) => plugin.kind(),
+        Runner::LoadModel(config) => return Ok((Work::LoadModel(config.clone()), inputs)),
         Runner::Register(config) => {
             let data = match step.inputs.get("data") {
                 Some(data_input) => {
@@ -889,6 +993,7 @@ async fn attempt(
                 reused: None,
                 digests: Vec::new(),
                 store_error: None,
+                absent: None,
             };
         };
         let delay = backoff(retries.backoff, retries.max_backoff, attempt);
@@ -1034,6 +1139,10 @@ fn finish(
         report.status = StepStatus::Failed(error);
         return (report, Vec::new());
     }
+    if let Some(reason) = attempted.absent {
+        report.status = StepStatus::NotApplicable(reason);
+        return (report, Vec::new());
+    }
     let output = match attempted.outcome {
         Ok(output) => output,
         Err(failure) => {
@@ -1082,7 +1191,7 @@ fn finish(
     if report.reused.is_none() {
         metrics.splice(0..0, returned.iter().cloned());
     }
-    if matches!(planned.runner, Runner::Plugin(_)) {
+    if !matches!(planned.runner, Runner::Register(_)) {
         let mut digests = attempted.digests.into_iter();
         for (name, value) in named {
             values

@@ -12,9 +12,10 @@ use super::records::*;
 use super::stats::feature_stats;
 use super::{Store, StoreError};
 use crate::engine::journal::{InputDigest, Journal, Registered, Registration, Reused};
+use crate::engine::plan::LoadModelConfig;
 use crate::engine::run::output_from_values;
 use crate::engine::{PlannedStep, StepReport, StepStatus as EngineStatus, Value};
-use crate::plugin::{Decision, Finding, Report, Severity};
+use crate::plugin::{Decision, Finding, Model, Report, Severity};
 use crate::table::Table;
 
 /// Records one run in the store.
@@ -91,7 +92,8 @@ impl RunJournal {
         record: &StepRecord,
         resumed: bool,
     ) -> anyhow::Result<Reused> {
-        let kind = planned.kind().context("only plugin steps are reused")?;
+        // A loaded model has the shape of a trainer's output: one model.
+        let kind = planned.kind().unwrap_or(crate::plugin::StepKind::Trainer);
         let mut values = Vec::new();
         let mut digests = Vec::new();
         for output in &record.outputs {
@@ -271,6 +273,9 @@ impl Journal for RunJournal {
             (EngineStatus::Succeeded, None) => (StepStatus::Succeeded, None),
             (EngineStatus::Failed(reason), _) => (StepStatus::Failed, Some(reason.clone())),
             (EngineStatus::Skipped(reason), _) => (StepStatus::Skipped, Some(reason.clone())),
+            (EngineStatus::NotApplicable(reason), _) => {
+                (StepStatus::NotApplicable, Some(reason.clone()))
+            }
         };
         if let (Some(origin), false) = (report.reused, report.reused.is_some_and(|o| o.resumed)) {
             record.reused = Some(Reuse {
@@ -314,6 +319,23 @@ impl Journal for RunJournal {
         let log = LogRecord::bounded(report.log.clone());
         self.store.finish_step(&record, &log, cacheable)?;
         Ok(())
+    }
+
+    fn load_model(&self, config: &LoadModelConfig) -> anyhow::Result<Option<(Model, u32)>> {
+        let reference = super::registry::ModelRef::parse(&config.reference())?;
+        let version = match self.store.resolve_model(&reference) {
+            Ok(version) => version,
+            Err(StoreError::NotFound(_)) => return Ok(None),
+            Err(err) => return Err(err.into()),
+        };
+        match codec::load_value(
+            self.store.artifacts(),
+            super::ValueKind::Model,
+            &version.model_digest,
+        )? {
+            Value::Model(model) => Ok(Some((model, version.version))),
+            _ => anyhow::bail!("the registry's {} is not a model", config.reference()),
+        }
     }
 
     fn register(

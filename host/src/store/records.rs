@@ -70,6 +70,9 @@ pub enum StepStatus {
     Cached,
     Failed,
     Skipped,
+    /// Had nothing to do (a `load-model` step before the model exists), which is not a failure.
+    #[serde(rename = "n/a")]
+    NotApplicable,
     Interrupted,
 }
 
@@ -81,6 +84,7 @@ impl StepStatus {
             StepStatus::Cached => "cached",
             StepStatus::Failed => "failed",
             StepStatus::Skipped => "skipped",
+            StepStatus::NotApplicable => "n/a",
             StepStatus::Interrupted => "interrupted",
         }
     }

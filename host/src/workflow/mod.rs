@@ -55,6 +55,10 @@
 //! grants = { read = ["data/extra"], write = ["out"], env = ["HOME"], network = false }
 //! cache = false                           # never reuse an earlier result (default: true)
 //!
+//! [steps.champion]
+//! uses = "load-model"                     # the host's step reading the model registry
+//! with = { name = "breast-cancer", alias = "champion" }
+//!
 //! [steps.register]
 //! uses = "register-model"                 # the host's registration step (see `engine::plan`)
 //! inputs = { model = "train.model", data = "split.train" }   # also: evaluation, decision

@@ -383,5 +383,15 @@ fn the_example_in_the_module_documentation_is_valid() {
     let workflow = parse(Path::new("workflows/example.toml"), &docs)
         .unwrap_or_else(|diagnostics| panic!("{diagnostics}"));
     let ids: Vec<&str> = workflow.steps.iter().map(|step| step.id.as_str()).collect();
-    assert_eq!(ids, ["validate", "split", "train", "custom-check", "register"]);
+    assert_eq!(
+        ids,
+        [
+            "validate",
+            "split",
+            "train",
+            "custom-check",
+            "champion",
+            "register"
+        ]
+    );
 }

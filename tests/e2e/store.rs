@@ -89,6 +89,14 @@ fn a_second_run_reuses_every_step_and_registers_a_new_version() {
     // The registration is never cached: each run registers its own version.
     assert!(summary.contains("breast-cancer v2"), "{summary}");
 
+    // A cached step's log is the one of the execution it reuses.
+    let logs = stdout(&ok(wflow(dir.path(), &["runs", "logs", "2", "train"])));
+    assert!(
+        logs.contains("== train (cached, log of run 1) =="),
+        "{logs}"
+    );
+    assert!(logs.lines().count() > 1, "{logs}");
+
     // --no-cache runs everything again, with the same results.
     let third = json(&ok(wflow(
         dir.path(),
@@ -114,9 +122,12 @@ fn a_second_run_reuses_every_step_and_registers_a_new_version() {
 
     // A changed configuration misses the cache for that step and everything after it.
     let file = dir.path().join("breast-cancer.toml");
+    // Renaming a step keeps its cache: the key is what the step computes, not what it is called.
     let text = std::fs::read_to_string(&file)
         .unwrap()
-        .replace("test_fraction = 0.25", "test_fraction = 0.3");
+        .replace("test_fraction = 0.25", "test_fraction = 0.3")
+        .replace("[steps.validate]", "[steps.checks]")
+        .replace("\"validate\"", "\"checks\"");
     std::fs::write(&file, text).unwrap();
     let changed = json(&ok(wflow(
         dir.path(),
@@ -133,7 +144,7 @@ fn a_second_run_reuses_every_step_and_registers_a_new_version() {
             .unwrap()
             .to_string()
     };
-    assert_eq!(by_id("validate"), "cached");
+    assert_eq!(by_id("checks"), "cached");
     assert_eq!(by_id("split"), "ok");
     assert_eq!(by_id("train"), "ok");
 

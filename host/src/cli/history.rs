@@ -165,8 +165,16 @@ pub async fn runs(cli: &Cli, command: &RunsCommand) -> anyhow::Result<u8> {
                 .iter()
                 .filter(|s| step.as_ref().is_none_or(|id| &s.id == id))
             {
-                let log = store.log(*id, record.index)?;
-                println!("== {} ({}) ==", record.id, record.status.label());
+                let log = store.step_log(record)?;
+                match &record.reused {
+                    Some(reuse) => println!(
+                        "== {} ({}, log of run {}) ==",
+                        record.id,
+                        record.status.label(),
+                        reuse.run
+                    ),
+                    None => println!("== {} ({}) ==", record.id, record.status.label()),
+                }
                 for (i, line) in log.lines.iter().enumerate() {
                     if log.dropped > 0 && i == log.lines.len() / 2 {
                         println!("  ... {} lines not kept ...", log.dropped);

@@ -30,6 +30,8 @@ pub struct RunJournal {
     in_flight: Mutex<HashMap<usize, StepRecord>>,
     /// Outputs stored (or reused) for steps not yet finished.
     outputs: Mutex<HashMap<usize, Vec<OutputRecord>>>,
+    /// The executions reused for steps not yet finished.
+    origins: Mutex<HashMap<usize, Reuse>>,
 }
 
 impl RunJournal {
@@ -46,6 +48,7 @@ impl RunJournal {
             dataset_paths,
             in_flight: Mutex::new(HashMap::new()),
             outputs: Mutex::new(HashMap::new()),
+            origins: Mutex::new(HashMap::new()),
         }
     }
 
@@ -88,6 +91,7 @@ impl RunJournal {
     /// The outputs of a recorded execution, read back and verified.
     fn load(
         &self,
+        index: usize,
         planned: &PlannedStep,
         record: &StepRecord,
         resumed: bool,
@@ -108,7 +112,14 @@ impl RunJournal {
         let output = output_from_values(kind, values, record.returned_metrics.clone())
             .map_err(anyhow::Error::msg)?;
         let log = self.store.log(record.run, record.index)?;
-        Self::lock(&self.outputs).insert(record.index as usize, record.outputs.clone());
+        Self::lock(&self.outputs).insert(index, record.outputs.clone());
+        Self::lock(&self.origins).insert(
+            index,
+            Reuse {
+                run: record.run,
+                step: record.id.clone(),
+            },
+        );
         Ok(Reused {
             output,
             digests,
@@ -178,13 +189,13 @@ impl Journal for RunJournal {
             && own.status.completed()
             && own.cache_key.as_deref() == Some(key)
         {
-            return self.load(planned, &own, true).map(Some);
+            return self.load(index, planned, &own, true).map(Some);
         }
         if !allow_cache {
             return Ok(None);
         }
         match self.store.cached(key)? {
-            Some(record) => self.load(planned, &record, false).map(Some),
+            Some(record) => self.load(index, planned, &record, false).map(Some),
             None => Ok(None),
         }
     }
@@ -277,11 +288,9 @@ impl Journal for RunJournal {
                 (StepStatus::NotApplicable, Some(reason.clone()))
             }
         };
-        if let (Some(origin), false) = (report.reused, report.reused.is_some_and(|o| o.resumed)) {
-            record.reused = Some(Reuse {
-                run: origin.run,
-                step: planned.step.id.clone(),
-            });
+        let origin = Self::lock(&self.origins).remove(&index);
+        if report.reused.is_some_and(|o| !o.resumed) {
+            record.reused = origin;
         }
         if report.reused.is_some_and(|o| o.resumed) {
             // The earlier record of this run already holds everything; keep it, add the note.
@@ -316,7 +325,13 @@ impl Journal for RunJournal {
             EngineStatus::Failed(reason) => Some(reason.clone()),
             _ => None,
         };
-        let log = LogRecord::bounded(report.log.clone());
+        // A cached step's log is the original execution's, kept once under that run
+        // (`Store::step_log` follows `reused` to it).
+        let log = if record.reused.is_some() {
+            LogRecord::default()
+        } else {
+            LogRecord::bounded(report.log.clone())
+        };
         self.store.finish_step(&record, &log, cacheable)?;
         Ok(())
     }

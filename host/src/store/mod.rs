@@ -527,6 +527,19 @@ impl Store {
             .unwrap_or_default())
     }
 
+    /// The log of a step as it ran: for a step reused from the cache, the original execution's.
+    pub fn step_log(&self, step: &StepRecord) -> Result<LogRecord, StoreError> {
+        if let Some(reuse) = &step.reused
+            && let Some(original) = self
+                .steps(reuse.run)?
+                .into_iter()
+                .find(|s| s.id == reuse.step && s.reused.is_none())
+        {
+            return self.log(original.run, original.index);
+        }
+        self.log(step.run, step.index)
+    }
+
     /// The earlier successful execution of a step with this cache key, if its record and every
     /// output artifact are still there.
     pub fn cached(&self, cache_key: &str) -> Result<Option<StepRecord>, StoreError> {

@@ -182,6 +182,12 @@ fn build_plugins<'a>(
     ] {
         command.env_remove(var);
     }
+    // wasm SIMD: LLVM vectorises the plugins' numeric loops to 128-bit lanes, which wasmtime
+    // runs natively; without it, training in the sandbox is over twice as slow as natively.
+    command.env(
+        "CARGO_TARGET_WASM32_WASIP2_RUSTFLAGS",
+        "-Ctarget-feature=+simd128",
+    );
     let status = command
         .status()
         .unwrap_or_else(|err| panic!("cannot run cargo to build the plugins: {err}"));

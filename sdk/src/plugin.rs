@@ -225,10 +225,14 @@ pub trait DriftCheck: Plugin {
 /// The private type (rather than implementing `Guest` on the plugin type itself) keeps the
 /// generated methods from clashing with the plugin's own, and lets the macros accept any type
 /// path although wit-bindgen's export macro takes a bare identifier.
+///
+/// The exported symbols exist only when building the component (`wasm32`): natively a plugin
+/// crate is a plain library, so several plugins can be linked into one program (benchmarks
+/// comparing native and sandboxed runs) without their identically named exports colliding.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __export_step {
-    ($plugin:ty, $kind:ident, $world:ident, $world_macro:ident, { $($methods:tt)* }) => {
+    ($plugin:ty, $kind:ident, $method:ident, $world:ident, $world_macro:ident, { $($methods:tt)* }) => {
         const _: () = {
             #[doc(hidden)]
             pub struct __WflowExport;
@@ -245,7 +249,16 @@ macro_rules! __export_step {
                 $($methods)*
             }
 
+            #[cfg(target_arch = "wasm32")]
             $crate::bindings::$world::$world_macro!(__WflowExport with_types_in $crate::bindings::$world);
+
+            // Natively nothing calls the plugin through the exports: this keeps its code
+            // reachable, so the compiler does not report it unused.
+            #[cfg(not(target_arch = "wasm32"))]
+            #[used]
+            static __WFLOW_NATIVE_KEEP: fn() = || {
+                let _ = <$plugin as $crate::$kind>::$method;
+            };
         };
     };
 }
@@ -271,7 +284,7 @@ macro_rules! __export_step {
 #[macro_export]
 macro_rules! export_validator {
     ($plugin:ty) => {
-        $crate::__export_step!($plugin, Validator, validator, __export_validator_world, {
+        $crate::__export_step!($plugin, Validator, validate, validator, __export_validator_world, {
             fn validate(
                 data: $crate::Table,
                 config: ::std::string::String,
@@ -309,6 +322,7 @@ macro_rules! export_transformer {
         $crate::__export_step!(
             $plugin,
             Transformer,
+            transform,
             transformer,
             __export_transformer_world,
             {
@@ -350,7 +364,7 @@ macro_rules! export_transformer {
 #[macro_export]
 macro_rules! export_trainer {
     ($plugin:ty) => {
-        $crate::__export_step!($plugin, Trainer, trainer, __export_trainer_world, {
+        $crate::__export_step!($plugin, Trainer, train, trainer, __export_trainer_world, {
             fn train(
                 data: $crate::Table,
                 target: ::std::string::String,
@@ -386,7 +400,7 @@ macro_rules! export_trainer {
 #[macro_export]
 macro_rules! export_evaluator {
     ($plugin:ty) => {
-        $crate::__export_step!($plugin, Evaluator, evaluator, __export_evaluator_world, {
+        $crate::__export_step!($plugin, Evaluator, evaluate, evaluator, __export_evaluator_world, {
             fn evaluate(
                 model: $crate::Model,
                 data: $crate::Table,
@@ -422,7 +436,7 @@ macro_rules! export_evaluator {
 #[macro_export]
 macro_rules! export_deployer {
     ($plugin:ty) => {
-        $crate::__export_step!($plugin, Deployer, deployer, __export_deployer_world, {
+        $crate::__export_step!($plugin, Deployer, decide, deployer, __export_deployer_world, {
             fn decide(
                 candidate: $crate::Evaluation,
                 champion: ::core::option::Option<$crate::Evaluation>,
@@ -461,6 +475,7 @@ macro_rules! export_drift_check {
         $crate::__export_step!(
             $plugin,
             DriftCheck,
+            check,
             drift_check,
             __export_drift_check_world,
             {

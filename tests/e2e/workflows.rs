@@ -390,4 +390,13 @@ fn example_workflows_reach_the_scikit_learn_anchors() {
         let value = metric(&report, "evaluate", name);
         assert!(value >= bound, "{file}: holdout {name} {value} < {bound}");
     }
+    // Digits: the network and the logistic-regression baseline (scikit-learn: 0.972).
+    let report = run_file(&runtime, &workflows.join("digits.toml"));
+    for step in ["evaluate", "evaluate-baseline"] {
+        let accuracy = metric(&report, step, "accuracy");
+        assert!(
+            accuracy >= 0.957,
+            "digits {step}: holdout accuracy {accuracy}"
+        );
+    }
 }

@@ -10,6 +10,8 @@
 //! (otherwise the fit fails, naming the feature). Everything is deterministic. This module knows
 //! nothing about tables, the SDK or ONNX files.
 
+use wflow_learn::linalg::dot;
+
 use crate::model::LinearModel;
 
 /// The standardisation, shared with the other linear trainers.
@@ -212,10 +214,6 @@ fn fold(weights: &[f64], intercept: f64, standardizer: &Standardizer) -> LinearM
         weights: raw,
         bias: bias as f32,
     }
-}
-
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// Solves `A x = b` in place for a symmetric positive definite row-major `k × k` matrix `A`:

@@ -8,6 +8,8 @@
 
 use std::collections::VecDeque;
 
+use wflow_learn::linalg::{axpy, dot};
+
 /// When to stop and how much history to keep.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -172,16 +174,6 @@ fn outcome(x: Vec<f64>, value: f64, g: &[f64], iterations: usize, converged: boo
         grad_max: max_abs(g),
         iterations,
         converged,
-    }
-}
-
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-fn axpy(a: f64, x: &[f64], y: &mut [f64]) {
-    for (yi, xi) in y.iter_mut().zip(x) {
-        *yi += a * xi;
     }
 }
 

@@ -148,7 +148,7 @@ fn default_tol() -> f64 {
 }
 
 impl Config {
-    fn hyperparameters(&self) -> Hyperparameters {
+    pub fn hyperparameters(&self) -> Hyperparameters {
         Hyperparameters {
             c: self.c,
             max_iter: usize::try_from(self.max_iter).expect("a u32 fits in usize"),

@@ -347,7 +347,7 @@ impl Problem<'_> {
         let f = self.n_features;
         let x = &self.z[row * f..(row + 1) * f];
         for (o, block) in out.iter_mut().zip(theta.chunks_exact(f + 1)) {
-            *o = block[f] + x.iter().zip(block).map(|(a, b)| a * b).sum::<f64>();
+            *o = block[f] + wflow_learn::linalg::dot(x, &block[..f]);
         }
     }
 

@@ -6,6 +6,7 @@
 //! that back into raw units is `train`'s job. It knows nothing about tables, the SDK or ONNX.
 
 use wflow_learn::Rng;
+use wflow_learn::linalg::{axpy, dot};
 
 use crate::model::{Activation, Head};
 
@@ -282,16 +283,6 @@ fn softmax(logits: &mut [f64]) {
     }
     for z in logits.iter_mut() {
         *z /= sum;
-    }
-}
-
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-fn axpy(alpha: f64, x: &[f64], y: &mut [f64]) {
-    for (y, x) in y.iter_mut().zip(x) {
-        *y += alpha * x;
     }
 }
 

@@ -7,6 +7,7 @@
 //! - [`standardize`]: the `StandardScaler`-like standardisation the linear trainers fold into
 //!   their models.
 //! - [`features`]: choosing a trainer's feature columns from a table's schema.
+//! - [`linalg`]: the dot product and `axpy` the trainers' fitting loops spend their time in.
 //! - [`inputs`]: choosing the input a fitted preprocessing step (`impute`, `standard-scaler`,
 //!   `one-hot-encode`) fits on, and the name of its `fitted` output.
 //!
@@ -17,6 +18,7 @@
 pub mod features;
 pub mod folds;
 pub mod inputs;
+pub mod linalg;
 pub mod rng;
 pub mod search;
 pub mod standardize;

@@ -284,17 +284,24 @@ macro_rules! __export_step {
 #[macro_export]
 macro_rules! export_validator {
     ($plugin:ty) => {
-        $crate::__export_step!($plugin, Validator, validate, validator, __export_validator_world, {
-            fn validate(
-                data: $crate::Table,
-                config: ::std::string::String,
-            ) -> ::core::result::Result<$crate::Report, $crate::StepError> {
-                let config = $crate::__private::parse_config::<<$plugin as $crate::Plugin>::Config>(
-                    &config,
-                )?;
-                <$plugin as $crate::Validator>::validate(data, config)
+        $crate::__export_step!(
+            $plugin,
+            Validator,
+            validate,
+            validator,
+            __export_validator_world,
+            {
+                fn validate(
+                    data: $crate::Table,
+                    config: ::std::string::String,
+                ) -> ::core::result::Result<$crate::Report, $crate::StepError> {
+                    let config = $crate::__private::parse_config::<
+                        <$plugin as $crate::Plugin>::Config,
+                    >(&config)?;
+                    <$plugin as $crate::Validator>::validate(data, config)
+                }
             }
-        });
+        );
     };
 }
 
@@ -400,18 +407,25 @@ macro_rules! export_trainer {
 #[macro_export]
 macro_rules! export_evaluator {
     ($plugin:ty) => {
-        $crate::__export_step!($plugin, Evaluator, evaluate, evaluator, __export_evaluator_world, {
-            fn evaluate(
-                model: $crate::Model,
-                data: $crate::Table,
-                config: ::std::string::String,
-            ) -> ::core::result::Result<$crate::Evaluation, $crate::StepError> {
-                let config = $crate::__private::parse_config::<<$plugin as $crate::Plugin>::Config>(
-                    &config,
-                )?;
-                <$plugin as $crate::Evaluator>::evaluate(model, data, config)
+        $crate::__export_step!(
+            $plugin,
+            Evaluator,
+            evaluate,
+            evaluator,
+            __export_evaluator_world,
+            {
+                fn evaluate(
+                    model: $crate::Model,
+                    data: $crate::Table,
+                    config: ::std::string::String,
+                ) -> ::core::result::Result<$crate::Evaluation, $crate::StepError> {
+                    let config = $crate::__private::parse_config::<
+                        <$plugin as $crate::Plugin>::Config,
+                    >(&config)?;
+                    <$plugin as $crate::Evaluator>::evaluate(model, data, config)
+                }
             }
-        });
+        );
     };
 }
 
@@ -436,18 +450,25 @@ macro_rules! export_evaluator {
 #[macro_export]
 macro_rules! export_deployer {
     ($plugin:ty) => {
-        $crate::__export_step!($plugin, Deployer, decide, deployer, __export_deployer_world, {
-            fn decide(
-                candidate: $crate::Evaluation,
-                champion: ::core::option::Option<$crate::Evaluation>,
-                policy: ::std::string::String,
-            ) -> ::core::result::Result<$crate::GateOutcome, $crate::StepError> {
-                let policy = $crate::__private::parse_config::<<$plugin as $crate::Plugin>::Config>(
-                    &policy,
-                )?;
-                <$plugin as $crate::Deployer>::decide(candidate, champion, policy)
+        $crate::__export_step!(
+            $plugin,
+            Deployer,
+            decide,
+            deployer,
+            __export_deployer_world,
+            {
+                fn decide(
+                    candidate: $crate::Evaluation,
+                    champion: ::core::option::Option<$crate::Evaluation>,
+                    policy: ::std::string::String,
+                ) -> ::core::result::Result<$crate::GateOutcome, $crate::StepError> {
+                    let policy = $crate::__private::parse_config::<
+                        <$plugin as $crate::Plugin>::Config,
+                    >(&policy)?;
+                    <$plugin as $crate::Deployer>::decide(candidate, champion, policy)
+                }
             }
-        });
+        );
     };
 }
 

@@ -51,8 +51,13 @@ impl Kind {
     /// Whether `method` can score features of this kind.
     pub fn supports(self, method: Method) -> bool {
         match self {
-            Kind::Numeric => method != Method::JensenShannon,
-            Kind::Categorical => matches!(method, Method::Psi | Method::JensenShannon),
+            Kind::Numeric => !matches!(method, Method::JensenShannon | Method::ChiSquare),
+            Kind::Categorical => {
+                matches!(
+                    method,
+                    Method::Psi | Method::JensenShannon | Method::ChiSquare
+                )
+            }
         }
     }
 
@@ -137,17 +142,32 @@ pub fn scores(sample: &Sample, methods: &[Method]) -> Vec<Score> {
                     Method::Wasserstein => {
                         plain(method, stats::normalise_wasserstein(walk().1, reference))
                     }
-                    Method::JensenShannon => unreachable!("filtered out by Kind::supports"),
+                    Method::JensenShannon | Method::ChiSquare => {
+                        unreachable!("filtered out by Kind::supports")
+                    }
                 })
                 .collect()
         }
         Sample::Categorical { reference, current } => {
-            let (reference, current) = aligned_shares(reference, current);
+            let (reference_counts, current_counts) = aligned_counts(reference, current);
+            let (reference, current) = (
+                stats::shares(&reference_counts),
+                stats::shares(&current_counts),
+            );
             applicable
                 .map(|method| match method {
                     Method::Psi => plain(method, stats::psi_from_shares(&reference, &current)),
                     Method::JensenShannon => {
                         plain(method, stats::jensen_shannon(&reference, &current))
+                    }
+                    Method::ChiSquare => {
+                        let (statistic, _, p) =
+                            stats::chi_square(&reference_counts, &current_counts);
+                        Score {
+                            method,
+                            score: statistic,
+                            p_value: Some(p),
+                        }
                     }
                     Method::Ks | Method::Wasserstein => {
                         unreachable!("filtered out by Kind::supports")
@@ -166,11 +186,11 @@ fn plain(method: Method, score: f64) -> Score {
     }
 }
 
-/// Shares of both samples over the union of their categories, in one order.
-fn aligned_shares(
+/// Counts of both samples over the union of their categories, in one order.
+fn aligned_counts(
     reference: &BTreeMap<String, u64>,
     current: &BTreeMap<String, u64>,
-) -> (Vec<f64>, Vec<f64>) {
+) -> (Vec<u64>, Vec<u64>) {
     let mut categories: Vec<&String> = reference.keys().chain(current.keys()).collect();
     categories.sort();
     categories.dedup();
@@ -180,10 +200,7 @@ fn aligned_shares(
             .map(|c| side.get(*c).copied().unwrap_or(0))
             .collect()
     };
-    (
-        stats::shares(&counts(reference)),
-        stats::shares(&counts(current)),
-    )
+    (counts(reference), counts(current))
 }
 
 /// Counts the categories of a column's non-null values.
@@ -211,16 +228,18 @@ pub fn primary_for(kind: Kind, config: &Config) -> Option<Method> {
 /// Assembles the outcome from scored features: per-method verdicts, per-feature primary
 /// verdicts, the drift share and the dataset verdict, with a finding for each.
 pub fn assess(features: &[Feature], skipped: &[Skipped], config: &Config) -> DriftOutcome {
-    // Bonferroni divides the p-value threshold by the number of tests run with that method.
-    let ks_tests = features
-        .iter()
-        .filter(|f| f.scores.iter().any(|s| s.method == Method::Ks))
-        .count()
-        .max(1);
-    let ks_alpha = if config.bonferroni {
-        config.thresholds.ks / ks_tests as f64
-    } else {
-        config.thresholds.ks
+    // Bonferroni divides a test's significance level by the number of features it tested.
+    let alpha = |method: Method| {
+        let tests = features
+            .iter()
+            .filter(|f| f.scores.iter().any(|s| s.method == method))
+            .count()
+            .max(1);
+        if config.bonferroni {
+            config.thresholds.of(method) / tests as f64
+        } else {
+            config.thresholds.of(method)
+        }
     };
 
     let mut report = Report::new();
@@ -240,12 +259,13 @@ pub fn assess(features: &[Feature], skipped: &[Skipped], config: &Config) -> Dri
             .filter(|s| s.method == primary)
             .chain(feature_scores.iter().filter(|s| s.method != primary));
         for score in ordered {
-            let threshold = match score.method {
-                Method::Ks => ks_alpha,
-                other => config.thresholds.of(other),
+            let threshold = if score.method.is_test() {
+                alpha(score.method)
+            } else {
+                config.thresholds.of(score.method)
             };
-            let drifted = match (score.method, score.p_value) {
-                (Method::Ks, Some(p)) => p < threshold,
+            let drifted = match score.p_value {
+                Some(p) if score.method.is_test() => p < threshold,
                 _ => score.score >= threshold,
             };
             if score.method == primary && drifted {
@@ -344,6 +364,11 @@ fn method_finding(
             fmt_num(p),
             format!("p >= {}", fmt_num(threshold)),
             format!("D = {}, p = {}", fmt_num(score.score), fmt_num(p)),
+        ),
+        (Method::ChiSquare, Some(p)) => (
+            fmt_num(p),
+            format!("p >= {}", fmt_num(threshold)),
+            format!("chi2 = {}, p = {}", fmt_num(score.score), fmt_num(p)),
         ),
         _ => (
             fmt_num(score.score),

@@ -31,6 +31,9 @@ pub enum Method {
     Wasserstein,
     /// Jensen-Shannon distance with natural logarithms (text and boolean columns).
     JensenShannon,
+    /// Pearson's chi-square test of homogeneity on the 2 x k table of category counts (text and
+    /// boolean columns), without continuity correction; drifts when p < threshold.
+    ChiSquare,
 }
 
 impl Method {
@@ -41,7 +44,13 @@ impl Method {
             Method::Ks => "ks",
             Method::Wasserstein => "wasserstein",
             Method::JensenShannon => "jensen-shannon",
+            Method::ChiSquare => "chi-square",
         }
+    }
+
+    /// Whether the method is a statistical test, judged by its p-value.
+    pub fn is_test(self) -> bool {
+        matches!(self, Method::Ks | Method::ChiSquare)
     }
 }
 
@@ -58,6 +67,9 @@ pub struct Thresholds {
     /// Jensen-Shannon distance at or above this drifts.
     #[serde(rename = "jensen-shannon")]
     pub jensen_shannon: f64,
+    /// Chi-square: the feature drifts when the p-value is below this significance level.
+    #[serde(rename = "chi-square")]
+    pub chi_square: f64,
 }
 
 impl Default for Thresholds {
@@ -67,6 +79,7 @@ impl Default for Thresholds {
             ks: 0.05,
             wasserstein: 0.1,
             jensen_shannon: 0.1,
+            chi_square: 0.05,
         }
     }
 }
@@ -79,6 +92,7 @@ impl Thresholds {
             Method::Ks => self.ks,
             Method::Wasserstein => self.wasserstein,
             Method::JensenShannon => self.jensen_shannon,
+            Method::ChiSquare => self.chi_square,
         }
     }
 }
@@ -104,7 +118,8 @@ pub struct Config {
     /// Drift thresholds per method.
     #[serde(default)]
     pub thresholds: Thresholds,
-    /// Divide the Kolmogorov-Smirnov significance level by the number of features tested.
+    /// Divide the significance level of each test (Kolmogorov-Smirnov, chi-square) by the
+    /// number of features it tested.
     #[serde(default)]
     pub bonferroni: bool,
     /// The dataset drifts when at least this share of the compared features drifted.
@@ -122,6 +137,7 @@ fn default_methods() -> Vec<Method> {
         Method::Ks,
         Method::Wasserstein,
         Method::JensenShannon,
+        Method::ChiSquare,
     ]
 }
 
@@ -157,11 +173,11 @@ impl Config {
         for method in self.methods.clone() {
             let t = self.thresholds.of(method);
             let ok = match method {
-                Method::Ks => t > 0.0 && t < 1.0,
+                m if m.is_test() => t > 0.0 && t < 1.0,
                 _ => t > 0.0 && t.is_finite(),
             };
             if !ok {
-                let bound = if method == Method::Ks {
+                let bound = if method.is_test() {
                     "between 0 and 1 (exclusive)"
                 } else {
                     "positive"
@@ -329,7 +345,7 @@ pub struct PsiDrift;
 
 impl Plugin for PsiDrift {
     type Config = Config;
-    const DESCRIPTION: &'static str = "Per-feature drift: PSI, Kolmogorov-Smirnov, Wasserstein (numeric) and Jensen-Shannon (categorical)";
+    const DESCRIPTION: &'static str = "Per-feature drift: PSI, Kolmogorov-Smirnov, Wasserstein (numeric), Jensen-Shannon and chi-square (categorical)";
 }
 
 impl DriftCheck for PsiDrift {
@@ -430,11 +446,12 @@ mod tests {
     fn defaults_follow_the_drift_conventions() {
         let config = parse("{}").unwrap();
         assert_eq!(config.primary, Method::Psi);
-        assert_eq!(config.methods.len(), 4);
+        assert_eq!(config.methods.len(), 5);
         assert_eq!(config.thresholds.psi, 0.25);
         assert_eq!(config.thresholds.ks, 0.05);
         assert_eq!(config.thresholds.wasserstein, 0.1);
         assert_eq!(config.thresholds.jensen_shannon, 0.1);
+        assert_eq!(config.thresholds.chi_square, 0.05);
         assert_eq!(config.drift_share, 0.5);
         assert!(!config.bonferroni);
     }

@@ -265,6 +265,117 @@ pub fn jensen_shannon(p: &[f64], q: &[f64]) -> f64 {
     (divergence / 2.0).max(0.0).sqrt()
 }
 
+/// Pearson's chi-square test of homogeneity on the 2 x k table whose rows are `reference` and
+/// `current` category counts (aligned, same length): the statistic, its degrees of freedom
+/// (`k - 1`) and the p-value, without continuity correction, as
+/// `scipy.stats.chi2_contingency([reference, current], correction=False)` gives them.
+/// Categories are the union of both sides, so every column of the table has a positive total;
+/// a single category has no degrees of freedom: statistic 0, p-value 1.
+pub fn chi_square(reference: &[u64], current: &[u64]) -> (f64, usize, f64) {
+    let k = reference.len().min(current.len());
+    let n_reference: f64 = reference[..k].iter().map(|&c| c as f64).sum();
+    let n_current: f64 = current[..k].iter().map(|&c| c as f64).sum();
+    let n = n_reference + n_current;
+    if k < 2 || n_reference == 0.0 || n_current == 0.0 {
+        return (0.0, k.saturating_sub(1), 1.0);
+    }
+    let mut statistic = 0.0;
+    for (&r, &c) in reference[..k].iter().zip(&current[..k]) {
+        let column = (r + c) as f64;
+        if column == 0.0 {
+            continue;
+        }
+        for (observed, row) in [(r as f64, n_reference), (c as f64, n_current)] {
+            let expected = row * column / n;
+            statistic += (observed - expected).powi(2) / expected;
+        }
+    }
+    let dof = k - 1;
+    (statistic, dof, chi_square_survival(statistic, dof))
+}
+
+/// P(X >= x) for a chi-square variable with `dof` degrees of freedom: the regularised upper
+/// incomplete gamma function Q(dof/2, x/2).
+pub fn chi_square_survival(x: f64, dof: usize) -> f64 {
+    if x <= 0.0 || dof == 0 {
+        return 1.0;
+    }
+    upper_gamma_regularised(dof as f64 / 2.0, x / 2.0)
+}
+
+/// Q(a, x) = Γ(a, x) / Γ(a): by its series for x < a + 1, by Lentz's continued fraction
+/// otherwise (both converge fast there), to about 1e-15 relative.
+fn upper_gamma_regularised(a: f64, x: f64) -> f64 {
+    const EPSILON: f64 = 1e-16;
+    const TINY: f64 = 1e-300;
+    let log_prefix = a * x.ln() - x - ln_gamma(a);
+    if x < a + 1.0 {
+        // P(a, x) = x^a e^-x / Γ(a) * Σ x^n / (a (a+1) ... (a+n))
+        let (mut term, mut sum, mut denominator) = (1.0 / a, 1.0 / a, a);
+        for _ in 0..10_000 {
+            denominator += 1.0;
+            term *= x / denominator;
+            sum += term;
+            if term.abs() < sum.abs() * EPSILON {
+                break;
+            }
+        }
+        (1.0 - sum * log_prefix.exp()).clamp(0.0, 1.0)
+    } else {
+        let mut b = x + 1.0 - a;
+        let mut c = 1.0 / TINY;
+        let mut d = 1.0 / b;
+        let mut fraction = d;
+        for i in 1..10_000 {
+            let an = -(i as f64) * (i as f64 - a);
+            b += 2.0;
+            d = an * d + b;
+            if d.abs() < TINY {
+                d = TINY;
+            }
+            c = b + an / c;
+            if c.abs() < TINY {
+                c = TINY;
+            }
+            d = 1.0 / d;
+            let delta = d * c;
+            fraction *= delta;
+            if (delta - 1.0).abs() < EPSILON {
+                break;
+            }
+        }
+        (log_prefix.exp() * fraction).clamp(0.0, 1.0)
+    }
+}
+
+/// ln Γ(x) for x > 0 (Lanczos, g = 7, 9 terms: about 1e-15 relative).
+fn ln_gamma(x: f64) -> f64 {
+    const G: f64 = 7.0;
+    const COEFFICIENTS: [f64; 9] = [
+        0.999_999_999_999_809_9,
+        676.520_368_121_885_1,
+        -1_259.139_216_722_402_8,
+        771.323_428_777_653_1,
+        -176.615_029_162_140_6,
+        12.507_343_278_686_905,
+        -0.138_571_095_265_720_12,
+        9.984_369_578_019_572e-6,
+        1.505_632_735_149_311_6e-7,
+    ];
+    if x < 0.5 {
+        // Reflection: Γ(x) Γ(1-x) = π / sin(πx).
+        let pi = std::f64::consts::PI;
+        return (pi / (pi * x).sin()).ln() - ln_gamma(1.0 - x);
+    }
+    let x = x - 1.0;
+    let mut sum = COEFFICIENTS[0];
+    for (i, c) in COEFFICIENTS.iter().enumerate().skip(1) {
+        sum += c / (x + i as f64);
+    }
+    let t = x + G + 0.5;
+    0.5 * (2.0 * std::f64::consts::PI).ln() + (x + 0.5) * t.ln() - t + sum.ln()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -474,5 +585,35 @@ mod tests {
     #[test]
     fn shares_divide_by_the_total() {
         assert_eq!(shares(&[1, 3, 0]), vec![0.25, 0.75, 0.0]);
+    }
+
+    #[test]
+    fn chi_square_survival_matches_scipy() {
+        // scipy.stats.chi2.sf(x, dof)
+        for (x, dof, expected) in [
+            (3.841458820694124, 1, 0.04999999999999989),
+            (10.0, 4, 0.04042768199451279),
+            (0.5, 3, 0.9188914116546758),
+            (100.0, 10, 5.4497019829205215e-17),
+            (25.0, 30, 0.7250318841806004),
+        ] {
+            let got = chi_square_survival(x, dof);
+            assert!(
+                (got - expected).abs() <= 1e-9 * expected,
+                "chi2.sf({x}, {dof}) = {got}, scipy {expected}"
+            );
+        }
+        assert_eq!(chi_square_survival(0.0, 3), 1.0);
+    }
+
+    #[test]
+    fn chi_square_of_a_two_by_k_table() {
+        // Identical proportions: no evidence of a difference.
+        let (statistic, dof, p) = chi_square(&[10, 20, 30], &[20, 40, 60]);
+        assert!(statistic.abs() < 1e-12);
+        assert_eq!(dof, 2);
+        assert!((p - 1.0).abs() < 1e-12);
+        // A single category has no degrees of freedom.
+        assert_eq!(chi_square(&[5], &[7]), (0.0, 0, 1.0));
     }
 }

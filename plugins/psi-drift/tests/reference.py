@@ -70,3 +70,14 @@ psi_cat = float(np.sum((np.clip(cur, 1e-4, None) - np.clip(ref, 1e-4, None))
                        * np.log(np.clip(cur, 1e-4, None) / np.clip(ref, 1e-4, None))))
 print(f"// categorical: psi, jensen-shannon")
 print(f"({psi_cat!r}, {float(jensenshannon(ref, cur))!r})")
+
+# Chi-square test of homogeneity on the same counts (a category missing on one side), and on a
+# large sample with a small shift; Pearson's statistic without continuity correction.
+for name, table in [
+    ("categorical", [[50, 30, 20, 0], [40, 30, 10, 20]]),
+    ("large", [[5000, 3000, 2000], [4800, 3150, 2050]]),
+    ("two categories", [[120, 80], [90, 110]]),
+]:
+    statistic, p, dof, _ = stats.chi2_contingency(table, correction=False)
+    print(f"// chi-square {name}: statistic, dof, p")
+    print(f"({float(statistic)!r}, {dof}, {float(p)!r})")

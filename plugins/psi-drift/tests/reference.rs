@@ -132,3 +132,44 @@ fn categorical_scores_match_numpy_and_scipy() {
     close(got[0].score, 1.6110494748498778, 1e-12, "categorical psi");
     close(got[1].score, 0.2838894004342964, 1e-12, "jensen-shannon");
 }
+
+#[test]
+fn chi_square_matches_scipy() {
+    // scipy.stats.chi2_contingency(table, correction=False), from tests/reference.py.
+    for (reference, current, expected) in [
+        (
+            vec![50, 30, 20, 0],
+            vec![40, 30, 10, 20],
+            (24.444444444444443, 3, 2.0173091964439815e-05),
+        ),
+        (
+            vec![5000, 3000, 2000],
+            vec![4800, 3150, 2050],
+            (8.357453189044364, 2, 0.015318001179065626),
+        ),
+        (
+            vec![120, 80],
+            vec![90, 110],
+            (9.022556390977442, 1, 0.0026666817936140982),
+        ),
+    ] {
+        let (statistic, dof, p) = psi_drift::stats::chi_square(&reference, &current);
+        close(statistic, expected.0, 1e-9, "chi-square statistic");
+        assert_eq!(dof, expected.1);
+        close(p, expected.2, 1e-6, "chi-square p-value");
+    }
+    // Through the drift scores, with the categories as a column holds them.
+    let counts = |pairs: &[(&str, u64)]| pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+    let sample = Sample::Categorical {
+        reference: counts(&[("a", 50), ("b", 30), ("c", 20)]),
+        current: counts(&[("a", 40), ("b", 30), ("c", 10), ("d", 20)]),
+    };
+    let got = scores(&sample, &[Method::ChiSquare]);
+    close(got[0].score, 24.444444444444443, 1e-9, "chi-square score");
+    close(
+        got[0].p_value.unwrap(),
+        2.0173091964439815e-05,
+        1e-6,
+        "chi-square p",
+    );
+}

@@ -152,7 +152,8 @@ fn fold_score(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_data::{Rng, read_csv};
+    use wflow_learn::Rng;
+    use wflow_learn::testing::read_csv;
 
     fn grid(alpha: &[f64], folds: usize, score: Score) -> Plan {
         Plan {
@@ -193,8 +194,8 @@ mod tests {
         let result = cross_validate(
             &data.columns,
             &data.features,
-            &data.target_name,
             &data.target,
+            &data.numeric_target(),
             &grid(&[0.01, 0.1, 1.0, 10.0, 100.0], 5, Score::R2),
             &mut |_, _| {},
         )
@@ -215,18 +216,19 @@ mod tests {
     #[test]
     fn the_search_is_deterministic_and_seeded() {
         let data = read_csv("diabetes.csv");
+        let y = data.numeric_target();
         let mut plan = grid(&[0.1, 10.0], 4, Score::Rmse);
-        let first = run(&data.columns, &data.target, &plan);
-        assert_eq!(first, run(&data.columns, &data.target, &plan));
+        let first = run(&data.columns, &y, &plan);
+        assert_eq!(first, run(&data.columns, &y, &plan));
         plan.seed = 7;
         assert_ne!(
             first.trials[0].scores,
-            run(&data.columns, &data.target, &plan).trials[0].scores
+            run(&data.columns, &y, &plan).trials[0].scores
         );
         plan.search = Search::Random { trials: 3, seed: 2 };
-        let random = run(&data.columns, &data.target, &plan);
+        let random = run(&data.columns, &y, &plan);
         assert_eq!(random.trials.len(), 3);
-        assert_eq!(random, run(&data.columns, &data.target, &plan));
+        assert_eq!(random, run(&data.columns, &y, &plan));
     }
 
     #[test]

@@ -13,11 +13,8 @@ pub mod cv;
 pub mod model;
 pub mod ridge;
 
-#[cfg(test)]
-mod test_data;
-
 pub use wflow_learn::select_features;
-use wflow_learn::{Search, SearchResult, text_features_error};
+use wflow_learn::{Search, SearchMethod, SearchResult, text_features_error};
 use wflow_sdk::prelude::*;
 
 use crate::cv::{Plan, Score};
@@ -54,33 +51,22 @@ pub struct SearchConfig {
     /// Candidate values of `alpha`, each >= 0.
     pub alpha: Vec<f64>,
     /// Cross-validation folds (rows shuffled, then cut into folds of equal size).
-    #[serde(default = "default_folds")]
+    #[serde(default = "wflow_learn::search::default_folds")]
     #[schemars(range(min = 2))]
     pub folds: u32,
     /// `grid` tries every candidate; `random` draws `trials` of them (with replacement).
     #[serde(default)]
-    pub method: Method,
+    pub method: SearchMethod,
     /// How many candidates a random search draws; ignored by a grid search.
-    #[serde(default = "default_trials")]
+    #[serde(default = "wflow_learn::search::default_trials")]
     #[schemars(range(min = 1))]
     pub trials: u32,
     /// Seeds the folds' shuffle and the random draws.
-    #[serde(default = "default_seed")]
+    #[serde(default = "wflow_learn::search::default_search_seed")]
     pub seed: u64,
     /// What picks the best `alpha`: the highest mean held-out `r2`, or the lowest `rmse`.
     #[serde(default)]
     pub metric: RegressionMetric,
-}
-
-/// How a search draws its candidates.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Method {
-    /// Every candidate, in the listed order.
-    #[default]
-    Grid,
-    /// `trials` candidates drawn at random, with replacement.
-    Random,
 }
 
 /// What a search scores each fold by.
@@ -94,18 +80,6 @@ pub enum RegressionMetric {
     Rmse,
 }
 
-fn default_folds() -> u32 {
-    5
-}
-
-fn default_trials() -> u32 {
-    10
-}
-
-fn default_seed() -> u64 {
-    42
-}
-
 impl SearchConfig {
     /// The search as the pure code takes it.
     pub fn plan(&self) -> Plan {
@@ -113,13 +87,7 @@ impl SearchConfig {
         Plan {
             alpha: self.alpha.clone(),
             folds: widen(self.folds),
-            search: match self.method {
-                Method::Grid => Search::Grid,
-                Method::Random => Search::Random {
-                    trials: widen(self.trials),
-                    seed: self.seed,
-                },
-            },
+            search: self.method.search(self.trials, self.seed),
             seed: self.seed,
             score: match self.metric {
                 RegressionMetric::R2 => Score::R2,
@@ -371,7 +339,7 @@ pub fn metrics(fitted: &Fitted, rows: usize, features: usize) -> Vec<Metric> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_data::read_csv;
+    use wflow_learn::testing::read_csv;
     use wflow_onnx::Dim;
     use wflow_sdk::{config_schema, parse_config};
 
@@ -701,7 +669,7 @@ mod tests {
         );
     }
 
-    fn columns_of(data: &crate::test_data::DataSet) -> (Vec<Column>, Column) {
+    fn columns_of(data: &wflow_learn::testing::DataSet) -> (Vec<Column>, Column) {
         let features = data
             .features
             .iter()
@@ -710,7 +678,7 @@ mod tests {
             .collect();
         (
             features,
-            Column::floats(data.target_name.clone(), data.target.clone()),
+            Column::floats(data.target.clone(), data.numeric_target()),
         )
     }
 

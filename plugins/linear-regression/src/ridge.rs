@@ -267,7 +267,8 @@ pub fn cholesky_solve(a: &mut [f64], b: &mut [f64]) -> Result<(), usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_data::{Rng, read_csv};
+    use wflow_learn::Rng;
+    use wflow_learn::testing::{DataSet, read_csv};
 
     fn strings(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
@@ -485,9 +486,9 @@ mod tests {
 
     /// The diabetes data with the rows `workflows/diabetes.toml` holds out: the last
     /// `ceil(0.2 n)` rows after shuffling with seed 42, as the `train-test-split` plugin does.
-    fn diabetes_split() -> (crate::test_data::DataSet, Vec<usize>, Vec<usize>) {
+    fn diabetes_split() -> (DataSet, Vec<usize>, Vec<usize>) {
         let data = read_csv("diabetes.csv");
-        let n = data.target.len();
+        let n = data.labels.len();
         let mut rows: Vec<usize> = (0..n).collect();
         Rng::new(42).shuffle(&mut rows);
         let n_test = (n as f64 * 0.2).ceil() as usize;
@@ -505,15 +506,9 @@ mod tests {
                 .map(|c| rows.iter().map(|&i| c[i]).collect())
                 .collect()
         };
-        let y_train: Vec<f64> = train.iter().map(|&i| data.target[i]).collect();
-        let fitted = fit(
-            &pick(&train),
-            &data.features,
-            &data.target_name,
-            &y_train,
-            1.0,
-        )
-        .unwrap();
+        let y = data.numeric_target();
+        let y_train: Vec<f64> = train.iter().map(|&i| y[i]).collect();
+        let fitted = fit(&pick(&train), &data.features, &data.target, &y_train, 1.0).unwrap();
         let test_columns = pick(&test);
         let rows: Vec<f32> = (0..test.len())
             .flat_map(|i| test_columns.iter().map(move |c| c[i] as f32))
@@ -524,7 +519,7 @@ mod tests {
             .into_iter()
             .map(f64::from)
             .collect();
-        let truth: Vec<f64> = test.iter().map(|&i| data.target[i]).collect();
+        let truth: Vec<f64> = test.iter().map(|&i| y[i]).collect();
         let (rmse, mae, r2) = regression_scores(&truth, &predicted);
         eprintln!(
             "diabetes: holdout R² {r2:.4}, RMSE {rmse:.2}, MAE {mae:.2}; train R² {:.4}, RMSE {:.2}; f32 deviation {:.2e}",

@@ -187,7 +187,7 @@ fn fold_score(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_data::read_csv;
+    use wflow_learn::testing::read_csv;
 
     fn strings(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()

@@ -13,11 +13,8 @@ pub mod lbfgs;
 pub mod model;
 pub mod train;
 
-#[cfg(test)]
-mod test_data;
-
 pub use wflow_learn::select_features;
-use wflow_learn::{Search, SearchResult};
+use wflow_learn::{Search, SearchMethod, SearchResult};
 use wflow_sdk::prelude::*;
 
 use crate::cv::{Plan, Score};
@@ -60,33 +57,22 @@ pub struct SearchConfig {
     /// Candidate values of `c`, each > 0.
     pub c: Vec<f64>,
     /// Stratified cross-validation folds (each class spread evenly over them).
-    #[serde(default = "default_folds")]
+    #[serde(default = "wflow_learn::search::default_folds")]
     #[schemars(range(min = 2))]
     pub folds: u32,
     /// `grid` tries every candidate; `random` draws `trials` of them (with replacement).
     #[serde(default)]
-    pub method: Method,
+    pub method: SearchMethod,
     /// How many candidates a random search draws; ignored by a grid search.
-    #[serde(default = "default_trials")]
+    #[serde(default = "wflow_learn::search::default_trials")]
     #[schemars(range(min = 1))]
     pub trials: u32,
     /// Seeds the folds' shuffle and the random draws.
-    #[serde(default = "default_seed")]
+    #[serde(default = "wflow_learn::search::default_search_seed")]
     pub seed: u64,
     /// What picks the best `c`: the highest mean held-out `accuracy`, or the lowest `log_loss`.
     #[serde(default)]
     pub metric: ClassificationMetric,
-}
-
-/// How a search draws its candidates.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Method {
-    /// Every candidate, in the listed order.
-    #[default]
-    Grid,
-    /// `trials` candidates drawn at random, with replacement.
-    Random,
 }
 
 /// What a search scores each fold by.
@@ -100,18 +86,6 @@ pub enum ClassificationMetric {
     LogLoss,
 }
 
-fn default_folds() -> u32 {
-    5
-}
-
-fn default_trials() -> u32 {
-    10
-}
-
-fn default_seed() -> u64 {
-    42
-}
-
 impl SearchConfig {
     /// The search as the pure code takes it.
     pub fn plan(&self) -> Plan {
@@ -119,13 +93,7 @@ impl SearchConfig {
         Plan {
             c: self.c.clone(),
             folds: widen(self.folds),
-            search: match self.method {
-                Method::Grid => Search::Grid,
-                Method::Random => Search::Random {
-                    trials: widen(self.trials),
-                    seed: self.seed,
-                },
-            },
+            search: self.method.search(self.trials, self.seed),
             seed: self.seed,
             score: match self.metric {
                 ClassificationMetric::Accuracy => Score::Accuracy,
@@ -417,7 +385,7 @@ pub fn metrics(fitted: &Fitted, rows: usize, features: usize) -> Vec<Metric> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::test_data::read_csv;
+    use wflow_learn::testing::read_csv;
     use wflow_onnx::Message as _;
     use wflow_onnx::proto::{ModelProto, type_proto};
     use wflow_sdk::{config_schema, parse_config};
@@ -519,7 +487,7 @@ mod tests {
         let plan = SearchConfig {
             c: vec![0.01, 0.1, 1.0, 10.0],
             folds: 5,
-            method: Method::Grid,
+            method: SearchMethod::Grid,
             trials: 10,
             seed: 42,
             metric: ClassificationMetric::Accuracy,

@@ -10,12 +10,10 @@
 //! has no early stopping or validation split: text features must be one-hot encoded and nulls
 //! imputed upstream.
 
+pub mod cv;
 pub mod model;
 pub mod net;
 pub mod train;
-
-#[cfg(test)]
-mod test_data;
 
 use wflow_sdk::prelude::*;
 
@@ -76,6 +74,98 @@ pub struct Config {
     /// give the same model.
     #[serde(default = "default_seed")]
     pub seed: u64,
+    /// Choose hyperparameters by cross-validation among these candidates, then train on all
+    /// rows with the best. Absent: train once with the values above.
+    #[serde(default)]
+    pub search: Option<SearchConfig>,
+}
+
+/// A hyperparameter search (`search = { ... }`): candidate lists for any of `hidden_units`,
+/// `learning_rate`, `l2` and `epochs` (at least one), each fold scored by accuracy
+/// (classification, stratified folds) or RMSE (regression).
+#[derive(Clone, Debug, PartialEq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchConfig {
+    /// Candidate widths for every hidden layer (1 to 512).
+    #[serde(default)]
+    #[schemars(inner(range(min = 1, max = 512)))]
+    pub hidden_units: Vec<u32>,
+    /// Candidate Adam step sizes (> 0).
+    #[serde(default)]
+    pub learning_rate: Vec<f64>,
+    /// Candidate L2 penalties (>= 0).
+    #[serde(default)]
+    pub l2: Vec<f64>,
+    /// Candidate numbers of epochs (>= 1).
+    #[serde(default)]
+    #[schemars(inner(range(min = 1)))]
+    pub epochs: Vec<u32>,
+    /// Cross-validation folds.
+    #[serde(default = "wflow_learn::search::default_folds")]
+    #[schemars(range(min = 2))]
+    pub folds: u32,
+    /// `grid` tries every combination; `random` draws `trials` of them (with replacement).
+    #[serde(default)]
+    pub method: wflow_learn::SearchMethod,
+    /// How many combinations a random search draws; ignored by a grid search.
+    #[serde(default = "wflow_learn::search::default_trials")]
+    #[schemars(range(min = 1))]
+    pub trials: u32,
+    /// Seeds the folds' shuffle and the random draws.
+    #[serde(default = "wflow_learn::search::default_search_seed")]
+    pub seed: u64,
+}
+
+impl SearchConfig {
+    /// The checked search, or the field that is wrong.
+    pub fn plan(&self) -> Result<cv::Plan, StepError> {
+        let invalid = |field: &str, message: String| {
+            Err(StepError::InvalidConfig(format!(
+                "field `search.{field}`: {message}"
+            )))
+        };
+        let mut space = wflow_learn::Space::new();
+        let floats = |v: &[u32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
+        for (name, values) in [
+            ("hidden_units", floats(&self.hidden_units)),
+            ("learning_rate", self.learning_rate.clone()),
+            ("l2", self.l2.clone()),
+            ("epochs", floats(&self.epochs)),
+        ] {
+            if values.is_empty() {
+                continue;
+            }
+            let ok = |x: f64| match name {
+                "hidden_units" => (1.0..=512.0).contains(&x),
+                "learning_rate" => x.is_finite() && x > 0.0,
+                "l2" => x.is_finite() && x >= 0.0,
+                _ => x >= 1.0,
+            };
+            if let Some(bad) = values.iter().find(|&&x| !ok(x)) {
+                return invalid(name, format!("{bad} is out of range"));
+            }
+            space.insert(name.to_string(), values);
+        }
+        if space.is_empty() {
+            return invalid(
+                "hidden_units",
+                format!(
+                    "list candidates for at least one of {}",
+                    cv::SEARCHABLE.join(", ")
+                ),
+            );
+        }
+        if self.method == wflow_learn::SearchMethod::Random && self.trials == 0 {
+            return invalid("trials", "must be at least 1".to_string());
+        }
+        let widen = |v: u32| usize::try_from(v).expect("a u32 fits in usize");
+        Ok(cv::Plan {
+            space,
+            folds: widen(self.folds),
+            search: self.method.search(self.trials, self.seed),
+            seed: self.seed,
+        })
+    }
 }
 
 fn default_hidden() -> Vec<u32> {
@@ -147,12 +237,21 @@ impl Trainer for MlpTrainer {
             features.len(),
             hyper.hidden
         ));
+        let plan = config.search.as_ref().map(SearchConfig::plan).transpose()?;
         let total = hyper.epochs as u64;
-        let training = train_columns(
+        let training = train_columns_searched(
             &feature_columns,
             &target_column,
             config.task,
             &hyper,
+            plan.as_ref(),
+            &mut |done, fits| {
+                progress(
+                    done as u64,
+                    fits as u64,
+                    &format!("cross-validation: fit {done} of {fits}"),
+                );
+            },
             &mut |epoch, loss| {
                 if epoch % REPORT_EVERY == 0 {
                     emit_metric("loss", loss);
@@ -164,7 +263,10 @@ impl Trainer for MlpTrainer {
                 }
             },
         )?;
-        progress(total, total, &format!("trained for {total} epochs"));
+        for line in &training.trial_log {
+            log::info(line);
+        }
+        progress(total, total, "trained");
         Ok(training.trained)
     }
 }
@@ -179,6 +281,8 @@ pub struct Training {
     pub trained: Trained,
     /// The fitted network and its training scores.
     pub fitted: Fitted,
+    /// One JSON object per search trial, for the step's log (empty without a search).
+    pub trial_log: Vec<String>,
 }
 
 /// The task to train for: the configured one, or the one the target's type suggests.
@@ -217,6 +321,32 @@ pub fn train_columns(
     hyper: &Hyperparameters,
     on_epoch: &mut dyn FnMut(usize, f64),
 ) -> Result<Training, StepError> {
+    train_columns_searched(
+        feature_columns,
+        target_column,
+        task,
+        hyper,
+        None,
+        &mut |_, _| {},
+        on_epoch,
+    )
+}
+
+/// [`train_columns`], after choosing hyperparameters by cross-validation when `plan` is given:
+/// the final model is trained on all rows with the best candidate, and the search's trials are
+/// added to the metrics (`trial.<i>.<param>`, `trial.<i>.cv_<score>`, `best.<param>`,
+/// `cv_score`, `trials`) and the model's properties (`search_trials`, `search_folds`,
+/// `search_method`). `on_fit(done, total)` follows the search's fits; `on_epoch` only the
+/// final fit's epochs.
+pub fn train_columns_searched(
+    feature_columns: &[Column],
+    target_column: &Column,
+    task: Option<TaskChoice>,
+    hyper: &Hyperparameters,
+    plan: Option<&cv::Plan>,
+    on_fit: &mut dyn FnMut(usize, usize),
+    on_epoch: &mut dyn FnMut(usize, f64),
+) -> Result<Training, StepError> {
     let features: Vec<String> = feature_columns.iter().map(|c| c.name.clone()).collect();
     let target_name = target_column.name.clone();
     let text: Vec<&str> = feature_columns
@@ -246,13 +376,47 @@ pub fn train_columns(
             Target::Values(target_column.to_non_null_floats()?)
         }
     };
+    let mut hyper = hyper.clone();
+    let mut search_metrics = Vec::new();
+    let mut search_properties = Vec::new();
+    let mut trial_log = Vec::new();
+    if let Some(plan) = plan {
+        let result = cv::cross_validate(&columns, &features, &target, &hyper, plan, on_fit)?;
+        hyper = cv::apply(&hyper, &result.best_trial().params);
+        let (name, negated) = cv::score_name(&target);
+        search_metrics = result
+            .metrics(name, negated)
+            .into_iter()
+            .map(|(metric_name, value)| metric(&metric_name, value))
+            .collect();
+        let trials = result.trial_json(name, negated);
+        trial_log = trials.iter().map(|t| t.to_string()).collect();
+        search_properties = vec![
+            (
+                "search_trials".to_string(),
+                serde_json::Value::from(trials).to_string(),
+            ),
+            ("search_metric".to_string(), name.to_string()),
+            ("search_folds".to_string(), plan.folds.to_string()),
+            (
+                "search_method".to_string(),
+                match plan.search {
+                    wflow_learn::Search::Grid => "grid",
+                    wflow_learn::Search::Random { .. } => "random",
+                }
+                .to_string(),
+            ),
+        ];
+    }
+    let hyper = &hyper;
     let fitted = train::fit(&columns, &features, &target, hyper, on_epoch).map_err(step_error)?;
 
     let class_labels = match &target {
         Target::Classes { classes, .. } => classes.clone(),
         Target::Values(_) => Vec::new(),
     };
-    let properties = properties(hyper, task, &fitted);
+    let mut properties = properties(hyper, task, &fitted);
+    properties.extend(search_properties);
     let onnx = fitted
         .model
         .to_onnx(&OnnxMetadata {
@@ -263,7 +427,8 @@ pub fn train_columns(
             properties: &properties,
         })
         .map_err(|e| StepError::Failed(format!("writing the ONNX model: {e}")))?;
-    let metrics = metrics(&fitted, hyper, target.len(), features.len());
+    let mut metrics = metrics(&fitted, hyper, target.len(), features.len());
+    metrics.extend(search_metrics);
     Ok(Training {
         trained: Trained {
             model: Model {
@@ -282,10 +447,11 @@ pub fn train_columns(
             metrics,
         },
         fitted,
+        trial_log,
     })
 }
 
-fn step_error(error: TrainError) -> StepError {
+pub(crate) fn step_error(error: TrainError) -> StepError {
     match error {
         TrainError::InvalidConfig(message) => StepError::InvalidConfig(message),
         TrainError::InvalidInput(message) => StepError::InvalidInput(message),
@@ -358,8 +524,8 @@ pub fn metrics(
 mod tests {
     use super::*;
     use crate::model::Head;
-    use crate::test_data::{DataSet, read_csv};
     use wflow_learn::Rng;
+    use wflow_learn::testing::{DataSet, read_csv};
     use wflow_onnx::proto::ModelProto;
     use wflow_sdk::{config_schema, parse_config};
 
@@ -738,5 +904,134 @@ mod tests {
                 .onnx
         };
         assert_eq!(run(), run());
+    }
+
+    fn search_of(json: &str) -> cv::Plan {
+        parse_config::<Config>(json)
+            .unwrap()
+            .search
+            .expect("a search")
+            .plan()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_grid_search_prefers_a_step_size_that_learns() {
+        let data = read_csv("breast_cancer.csv");
+        let rows: Vec<usize> = (0..data.labels.len()).collect();
+        let (features, target) = columns_of(&data, &rows);
+        let hyper = Hyperparameters {
+            epochs: 15,
+            ..Hyperparameters::default()
+        };
+        // A step size of 1e-7 leaves the network where it started: no better than guessing.
+        let plan = search_of(r#"{"search": {"learning_rate": [1e-7, 0.03], "folds": 3}}"#);
+        let mut fits = 0;
+        let training = train_columns_searched(
+            &features,
+            &target,
+            None,
+            &hyper,
+            Some(&plan),
+            &mut |done, total| {
+                fits = done;
+                assert_eq!(total, 6);
+            },
+            &mut |_, _| {},
+        )
+        .unwrap();
+        assert_eq!(fits, 6);
+        let metric = |name: &str| {
+            training
+                .trained
+                .metrics
+                .iter()
+                .find(|m| m.name == name)
+                .unwrap_or_else(|| panic!("no metric {name}"))
+                .value
+        };
+        assert_eq!(metric("best.learning_rate"), 0.03);
+        assert_eq!(metric("trials"), 2.0);
+        assert!(metric("trial.1.cv_accuracy") > metric("trial.0.cv_accuracy") + 0.2);
+        assert!(metric("cv_score") > 0.8, "{}", metric("cv_score"));
+        let properties = &training.trained.model.metadata.properties;
+        assert!(
+            properties
+                .iter()
+                .any(|(k, v)| k == "learning_rate" && v == "0.03")
+        );
+        assert!(properties.iter().any(|(k, _)| k == "search_trials"));
+        assert_eq!(training.trial_log.len(), 2);
+    }
+
+    #[test]
+    fn a_random_search_is_deterministic_for_its_seed_and_regression_is_scored_by_rmse() {
+        let data = read_csv("diabetes.csv");
+        let rows: Vec<usize> = (0..data.labels.len()).collect();
+        let features: Vec<Column> = data
+            .features
+            .iter()
+            .zip(&data.columns)
+            .map(|(name, column)| Column::floats(name, rows.iter().map(|&i| column[i]).collect()))
+            .collect();
+        let target = Column::floats(
+            &data.target,
+            data.labels
+                .iter()
+                .map(|l| l.parse::<f64>().unwrap())
+                .collect(),
+        );
+        let hyper = Hyperparameters {
+            epochs: 5,
+            ..Hyperparameters::default()
+        };
+        let plan = search_of(
+            r#"{"search": {"hidden_units": [4, 8, 16], "l2": [0.0, 0.01], "method": "random", "trials": 3, "folds": 3, "seed": 5}}"#,
+        );
+        let run = || {
+            train_columns_searched(
+                &features,
+                &target,
+                Some(TaskChoice::Regression),
+                &hyper,
+                Some(&plan),
+                &mut |_, _| {},
+                &mut |_, _| {},
+            )
+            .unwrap()
+            .trained
+            .metrics
+            .iter()
+            .map(|m| (m.name.clone(), m.value))
+            .collect::<Vec<_>>()
+        };
+        let first = run();
+        assert_eq!(first, run());
+        assert!(first.iter().any(|(name, _)| name == "trial.2.cv_rmse"));
+        assert!(first.iter().any(|(name, _)| name == "best.hidden_units"));
+    }
+
+    #[test]
+    fn a_search_without_candidates_or_with_bad_ones_names_the_field() {
+        for (json, field) in [
+            (r#"{"search": {"folds": 3}}"#, "search.hidden_units"),
+            (
+                r#"{"search": {"learning_rate": [0.0]}}"#,
+                "search.learning_rate",
+            ),
+            (r#"{"search": {"l2": [-1.0]}}"#, "search.l2"),
+        ] {
+            let config = parse_config::<Config>(json).unwrap();
+            let Err(StepError::InvalidConfig(message)) = config.search.unwrap().plan() else {
+                panic!("{json} was accepted");
+            };
+            assert!(message.contains(field), "{json}: {message}");
+        }
+        let Err(StepError::InvalidConfig(message)) =
+            parse_config::<Config>(r#"{"search": {"layers": [1]}}"#)
+        else {
+            panic!("an unknown search field was accepted");
+        };
+        assert!(message.contains("layers"), "{message}");
     }
 }

@@ -9,6 +9,9 @@
 
 use std::collections::BTreeMap;
 
+use wflow_sdk::schemars::JsonSchema;
+use wflow_sdk::serde::Deserialize;
+
 use crate::folds::Fold;
 use crate::rng::Rng;
 
@@ -32,6 +35,47 @@ pub enum Search {
         /// The generator's seed.
         seed: u64,
     },
+}
+
+/// How a trainer's configured search draws its candidates (`method = "grid" | "random"` in
+/// its `search` table); shared so every trainer documents and parses it the same way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(crate = "wflow_sdk::serde", rename_all = "snake_case")]
+#[schemars(crate = "wflow_sdk::schemars")]
+pub enum SearchMethod {
+    /// Every candidate (combination), in the listed order.
+    #[default]
+    Grid,
+    /// `trials` candidates drawn at random, with replacement.
+    Random,
+}
+
+impl SearchMethod {
+    /// The [`Search`] this method means, with a random search's number of draws and seed.
+    pub fn search(self, trials: u32, seed: u64) -> Search {
+        match self {
+            SearchMethod::Grid => Search::Grid,
+            SearchMethod::Random => Search::Random {
+                trials: usize::try_from(trials).expect("a u32 fits in usize"),
+                seed,
+            },
+        }
+    }
+}
+
+/// The default number of cross-validation folds of a configured search.
+pub fn default_folds() -> u32 {
+    5
+}
+
+/// The default number of draws of a configured random search.
+pub fn default_trials() -> u32 {
+    10
+}
+
+/// The default seed of a configured search's folds and draws.
+pub fn default_search_seed() -> u64 {
+    42
 }
 
 /// One candidate's cross-validation result.

@@ -1,5 +1,6 @@
-//! Test helper: reads the project's example data sets (`workflows/data/*.csv`) with a tiny CSV
-//! reader, so tests train on real data without depending on anything outside the repository.
+//! For the trainers' tests (feature `testing`): reads the project's example data sets
+//! (`workflows/data/*.csv`) with a tiny CSV reader, so tests train on real data without
+//! depending on anything outside the repository.
 //!
 //! It handles only what those files contain (a header row, no quoting, numeric features and the
 //! target in the last column); it is not a CSV parser for anything else.
@@ -16,6 +17,16 @@ pub struct DataSet {
     pub target: String,
     /// The last column's values.
     pub labels: Vec<String>,
+}
+
+impl DataSet {
+    /// The last column's values as numbers, for a regression target.
+    pub fn numeric_target(&self) -> Vec<f64> {
+        self.labels
+            .iter()
+            .map(|label| label.parse::<f64>().expect("a numeric target"))
+            .collect()
+    }
 }
 
 /// Reads `workflows/data/<file>`.

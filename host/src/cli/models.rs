@@ -383,7 +383,7 @@ fn why(store: &Store, model: &str, as_json: bool) -> anyhow::Result<()> {
             summary.push(figures);
         }
         println!(
-            "  {:<10} {} [{}] {}",
+            "  {:<18} {} [{}] {}",
             step.id,
             step.plugin,
             step.status.label(),

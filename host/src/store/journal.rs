@@ -500,7 +500,7 @@ impl Journal for RunJournal {
         let reason = if gate_says.is_empty() {
             why.clone()
         } else {
-            format!("{why}: {}", gate_says.join("; "))
+            format!("deployment gate: {}", gate_says.join("; "))
         };
         match alias {
             Some(alias) => {

@@ -188,6 +188,14 @@ impl Store {
         &self.artifacts
     }
 
+    /// A failed sled transaction (only an IO error can abort ours: none returns its own).
+    fn transaction_error<E: std::fmt::Debug>(&self, err: E) -> StoreError {
+        StoreError::Database {
+            path: self.dir.join("db"),
+            reason: format!("{err:?}"),
+        }
+    }
+
     fn db_error(&self) -> impl Fn(sled::Error) -> StoreError + '_ {
         |err| StoreError::Database {
             path: self.dir.join("db"),
@@ -341,10 +349,7 @@ impl Store {
                 active.insert(&run_key(record.id), &[])?;
                 Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
             })
-            .map_err(|err| StoreError::Database {
-                path: self.dir.join("db"),
-                reason: format!("{err:?}"),
-            })?;
+            .map_err(|err| self.transaction_error(err))?;
         self.flush()
     }
 
@@ -508,10 +513,7 @@ impl Store {
                 }
                 Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
             })
-            .map_err(|err| StoreError::Database {
-                path: self.dir.join("db"),
-                reason: format!("{err:?}"),
-            })?;
+            .map_err(|err| self.transaction_error(err))?;
         self.flush()
     }
 

@@ -100,13 +100,6 @@ pub struct ModelSummary {
 }
 
 impl Store {
-    fn transaction_error<E: std::fmt::Debug>(&self, err: E) -> StoreError {
-        StoreError::Database {
-            path: self.dir.join("db"),
-            reason: format!("{err:?}"),
-        }
-    }
-
     /// Every version of a model, oldest first.
     pub fn versions(&self, name: &str) -> Result<Vec<ModelVersion>, StoreError> {
         self.versions

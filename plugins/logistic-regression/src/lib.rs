@@ -14,7 +14,7 @@ pub mod model;
 pub mod train;
 
 pub use wflow_learn::select_features;
-use wflow_learn::{Search, SearchMethod, SearchResult};
+use wflow_learn::{SearchMethod, SearchResult};
 use wflow_sdk::prelude::*;
 
 use crate::cv::{Plan, Score};
@@ -262,29 +262,14 @@ pub fn train_columns_searched(
         let result = cv::cross_validate(columns, &features, &target, labels, &hyper, plan, on_fit)?;
         hyper.c = result.best_trial().params["c"];
         let (name, negated) = (plan.score.name(), plan.score.minimised());
-        let trials = result.trial_json(name, negated);
-        trial_log = trials.iter().map(|t| t.to_string()).collect();
-        search_metrics = result
-            .metrics(name, negated)
+        let report = result.report(name, negated, plan.folds, &plan.search);
+        trial_log = report.trial_log;
+        search_metrics = report
+            .metrics
             .into_iter()
             .map(|(metric_name, value)| metric(&metric_name, value))
             .collect();
-        search_properties = vec![
-            (
-                "search_trials".to_string(),
-                serde_json::Value::from(trials).to_string(),
-            ),
-            ("search_metric".to_string(), name.to_string()),
-            ("search_folds".to_string(), plan.folds.to_string()),
-            (
-                "search_method".to_string(),
-                match plan.search {
-                    Search::Grid => "grid",
-                    Search::Random { .. } => "random",
-                }
-                .to_string(),
-            ),
-        ];
+        search_properties = report.properties;
         search = Some(result);
     }
     let hyper = &hyper;
@@ -441,7 +426,7 @@ mod tests {
             Plan {
                 c: vec![0.1, 1.0],
                 folds: 5,
-                search: Search::Grid,
+                search: wflow_learn::Search::Grid,
                 seed: 42,
                 score: Score::Accuracy,
             }
@@ -455,7 +440,7 @@ mod tests {
             Plan {
                 c: vec![2.0],
                 folds: 3,
-                search: Search::Random { trials: 4, seed: 1 },
+                search: wflow_learn::Search::Random { trials: 4, seed: 1 },
                 seed: 1,
                 score: Score::LogLoss,
             }

@@ -384,29 +384,14 @@ pub fn train_columns_searched(
         let result = cv::cross_validate(&columns, &features, &target, &hyper, plan, on_fit)?;
         hyper = cv::apply(&hyper, &result.best_trial().params);
         let (name, negated) = cv::score_name(&target);
-        search_metrics = result
-            .metrics(name, negated)
+        let report = result.report(name, negated, plan.folds, &plan.search);
+        trial_log = report.trial_log;
+        search_metrics = report
+            .metrics
             .into_iter()
             .map(|(metric_name, value)| metric(&metric_name, value))
             .collect();
-        let trials = result.trial_json(name, negated);
-        trial_log = trials.iter().map(|t| t.to_string()).collect();
-        search_properties = vec![
-            (
-                "search_trials".to_string(),
-                serde_json::Value::from(trials).to_string(),
-            ),
-            ("search_metric".to_string(), name.to_string()),
-            ("search_folds".to_string(), plan.folds.to_string()),
-            (
-                "search_method".to_string(),
-                match plan.search {
-                    wflow_learn::Search::Grid => "grid",
-                    wflow_learn::Search::Random { .. } => "random",
-                }
-                .to_string(),
-            ),
-        ];
+        search_properties = report.properties;
     }
     let hyper = &hyper;
     let fitted = train::fit(&columns, &features, &target, hyper, on_epoch).map_err(step_error)?;

@@ -31,5 +31,5 @@ pub use features::{select_features, text_features_error};
 pub use folds::{Fold, k_fold, stratified_k_fold};
 pub use inputs::{DEFAULT_FIT_ON, FITTED, fit_index};
 pub use rng::Rng;
-pub use search::{Params, Search, SearchMethod, SearchResult, Space, Trial, search};
+pub use search::{Params, Search, SearchMethod, SearchReport, SearchResult, Space, Trial, search};
 pub use standardize::{STD_FLOOR, Standardizer};

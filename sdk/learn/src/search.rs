@@ -78,6 +78,17 @@ pub fn default_search_seed() -> u64 {
     42
 }
 
+/// What a trainer reports about its search (see [`SearchResult::report`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct SearchReport {
+    /// The step's metrics.
+    pub metrics: Vec<(String, f64)>,
+    /// One JSON object per trial, for the step's log.
+    pub trial_log: Vec<String>,
+    /// The model's properties.
+    pub properties: Vec<(String, String)>,
+}
+
 /// One candidate's cross-validation result.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Trial {
@@ -142,6 +153,40 @@ impl SearchResult {
     }
 
     /// One JSON object per trial, for the step's log and the model's properties:
+    /// Everything a trainer reports about its search, scores under the name `metric` (negated
+    /// back when `negated`): the [`metrics`](Self::metrics), one [`trial_json`](Self::trial_json)
+    /// line per trial for the step's log, and the model properties `search_trials` (the trials
+    /// as a JSON array), `search_metric`, `search_folds` and `search_method`.
+    pub fn report(
+        &self,
+        metric: &str,
+        negated: bool,
+        folds: usize,
+        search: &Search,
+    ) -> SearchReport {
+        let trials = self.trial_json(metric, negated);
+        SearchReport {
+            metrics: self.metrics(metric, negated),
+            trial_log: trials.iter().map(|t| t.to_string()).collect(),
+            properties: vec![
+                (
+                    "search_trials".to_string(),
+                    serde_json::Value::from(trials).to_string(),
+                ),
+                ("search_metric".to_string(), metric.to_string()),
+                ("search_folds".to_string(), folds.to_string()),
+                (
+                    "search_method".to_string(),
+                    match search {
+                        Search::Grid => "grid",
+                        Search::Random { .. } => "random",
+                    }
+                    .to_string(),
+                ),
+            ],
+        }
+    }
+
     /// `{"trial": i, <param>: value..., "cv_<metric>": mean, "cv_<metric>_std": std,
     /// "fold_scores": [...]}` with the scores negated back when `negated` (keys sorted; a
     /// non-finite score is `null`).

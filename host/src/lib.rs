@@ -11,6 +11,7 @@ pub mod cli;
 pub mod engine;
 pub mod inference;
 pub mod plugin;
+pub mod serve;
 pub mod store;
 pub mod table;
 pub mod workflow;

@@ -6,6 +6,7 @@ mod contract;
 mod hostile;
 mod large;
 mod onnx;
+mod serve;
 mod store;
 mod support;
 mod workflows;

@@ -62,6 +62,27 @@ enum Command {
     /// Stored artifacts (tables, models, reports) by digest.
     #[command(subcommand)]
     Artifacts(history::ArtifactsCommand),
+    /// Serve ONNX models over the Open Inference Protocol v2 (KServe v2 / Triton HTTP).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// A registered model to serve: NAME (its `champion`), NAME@ALIAS or NAME@VERSION.
+    #[arg(long = "registry", value_name = "NAME[@ALIAS]")]
+    registry: Vec<String>,
+    /// An ONNX file to serve under NAME.
+    #[arg(long = "model", value_name = "NAME=PATH")]
+    model: Vec<String>,
+    /// Address to listen on (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    listen: std::net::SocketAddr,
+    /// The largest request body accepted, in MiB.
+    #[arg(long, default_value_t = 64)]
+    max_body_mib: usize,
+    /// A file holding the bearer token the admin endpoints require [or WFLOW_ADMIN_TOKEN].
+    #[arg(long, value_name = "FILE")]
+    admin_token_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -182,8 +203,78 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             Command::Runs(command) => history::runs(&cli, command).await,
             Command::Models(command) => models::run(&cli, command),
             Command::Artifacts(command) => history::artifacts(&cli, command),
+            Command::Serve(args) => serve(&cli, args).await,
         }
     })
+}
+
+async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<u8> {
+    let mut sources = Vec::new();
+    for reference in &args.registry {
+        sources.push(crate::serve::ModelSource::Registry {
+            reference: reference.clone(),
+        });
+    }
+    for model in &args.model {
+        sources.push(crate::serve::ModelSource::parse_file(model).map_err(anyhow::Error::msg)?);
+    }
+    if sources.is_empty() {
+        anyhow::bail!("nothing to serve: give --registry NAME[@ALIAS] or --model NAME=PATH.onnx");
+    }
+    let admin_token = match &args.admin_token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => std::env::var("WFLOW_ADMIN_TOKEN").ok(),
+    }
+    .filter(|token| !token.is_empty());
+    let config = crate::serve::ServeConfig {
+        listen: args.listen,
+        sources,
+        data_dir: cli.data_dir.clone().unwrap_or_else(Store::default_dir),
+        admin_token,
+        max_body: args.max_body_mib.saturating_mul(1 << 20),
+    };
+    crate::serve::run(
+        config,
+        |address, models| {
+            for model in models {
+                eprintln!(
+                    "model {} version {} ({})",
+                    model.name, model.version, model.source
+                );
+            }
+            eprintln!(
+                "wflow serving {} model(s) on http://{address}",
+                models.len()
+            );
+        },
+        shutdown_signal(),
+    )
+    .await?;
+    Ok(0)
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("installing a SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
 }
 
 /// Opens the store of `--data-dir` (or its default).

@@ -161,6 +161,9 @@ impl Store {
                 .ok_or_else(|| StoreError::NotFound(format!("no model `{name}`"))),
             ModelRef::Alias(name, alias) => match self.alias(name, alias)? {
                 Some(version) => self.version(name, version),
+                None if self.versions(name)?.is_empty() => {
+                    Err(StoreError::NotFound(format!("no model `{name}`")))
+                }
                 None => {
                     let aliases = self.aliases(name)?;
                     Err(StoreError::NotFound(if aliases.is_empty() {

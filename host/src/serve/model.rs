@@ -1,0 +1,415 @@
+//! A served model: any ONNX graph tract can run, with its inputs and outputs described as the
+//! Open Inference Protocol describes tensors, run on tensors decoded from requests.
+//!
+//! The first dimension of every input is the batch: whatever the file says about it, it is
+//! loaded as a symbol, so one optimised plan serves every batch size. Other dimensions must be
+//! fixed. A classifier of ours (class labels in its metadata) without a label output also
+//! answers `label`, the most probable class.
+
+use std::sync::Arc;
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_hir::infer::Factoid;
+
+use crate::inference::{argmax, keys};
+
+/// The protocol's name of a tensor element type.
+pub fn datatype_name(datum: DatumType) -> Option<&'static str> {
+    Some(match datum {
+        DatumType::F32 => "FP32",
+        DatumType::F64 => "FP64",
+        DatumType::I64 => "INT64",
+        DatumType::I32 => "INT32",
+        DatumType::Bool => "BOOL",
+        DatumType::String => "BYTES",
+        _ => return None,
+    })
+}
+
+/// An input or output as the protocol's metadata lists it: `-1` for the batch dimension.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct TensorSpec {
+    pub name: String,
+    pub datatype: String,
+    pub shape: Vec<i64>,
+}
+
+/// Decoded tensor data, in the protocol's element types.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Data {
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+    I64(Vec<i64>),
+    I32(Vec<i32>),
+    Bool(Vec<bool>),
+    Bytes(Vec<String>),
+}
+
+impl Data {
+    pub fn len(&self) -> usize {
+        match self {
+            Data::F32(v) => v.len(),
+            Data::F64(v) => v.len(),
+            Data::I64(v) => v.len(),
+            Data::I32(v) => v.len(),
+            Data::Bool(v) => v.len(),
+            Data::Bytes(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A tensor with its shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamedTensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub data: Data,
+}
+
+/// Why a model could not be loaded or a request answered.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{0}")]
+    Load(String),
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("inference failed: {0}")]
+    Run(String),
+}
+
+/// A loaded model version.
+pub struct ServedModel {
+    pub name: String,
+    pub version: String,
+    pub inputs: Vec<TensorSpec>,
+    pub outputs: Vec<TensorSpec>,
+    /// Where it came from (`breast-cancer@champion` = v3, or a file path), for people.
+    pub source: String,
+    input_types: Vec<DatumType>,
+    /// Class labels from our metadata, when the model has no label output of its own.
+    derived_labels: Option<(usize, Vec<String>)>,
+    plan: Arc<TypedRunnableModel>,
+}
+
+impl std::fmt::Debug for ServedModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServedModel")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .finish()
+    }
+}
+
+fn load_error(err: impl std::fmt::Display) -> ModelError {
+    let text = format!("{err:#}");
+    match text.find("Unimplemented(") {
+        Some(start) => {
+            let op: String = text[start + "Unimplemented(".len()..]
+                .chars()
+                .take_while(|c| *c != ')')
+                .collect();
+            ModelError::Load(format!(
+                "the model uses the ONNX operator `{}`, which tract cannot run",
+                op.trim_matches('"')
+            ))
+        }
+        None => ModelError::Load(format!("cannot load the model: {text}")),
+    }
+}
+
+impl ServedModel {
+    /// Loads ONNX bytes as version `version` of `name`.
+    pub fn load(
+        name: &str,
+        version: &str,
+        source: String,
+        onnx: &[u8],
+    ) -> Result<ServedModel, ModelError> {
+        let framework = tract_onnx::onnx();
+        let proto = framework
+            .proto_model_for_read(&mut &onnx[..])
+            .map_err(|err| ModelError::Load(format!("not a valid ONNX model: {err:#}")))?;
+        let metadata = |key: &str| {
+            proto
+                .metadata_props
+                .iter()
+                .find(|p| p.key == key)
+                .map(|p| p.value.clone())
+        };
+        let mut model = framework
+            .model_for_proto_model(&proto)
+            .map_err(load_error)?;
+        let batch = model.sym("N");
+        let mut input_types = Vec::new();
+        for index in 0..model.input_outlets().map_err(load_error)?.len() {
+            let fact = model.input_fact(index).map_err(load_error)?.clone();
+            let datum = fact.datum_type.concretize().unwrap_or(DatumType::F32);
+            let shape = fact
+                .shape
+                .concretize()
+                .ok_or_else(|| ModelError::Load(format!("input {index} has no known rank")))?;
+            let mut dims: TVec<TDim> = tvec![];
+            for (axis, dim) in shape.iter().enumerate() {
+                match (axis, dim.to_i64()) {
+                    (0, _) => dims.push(batch.clone().into()),
+                    (_, Ok(size)) => dims.push(size.into()),
+                    (_, Err(_)) => {
+                        return Err(ModelError::Load(format!(
+                            "input {index} has a dynamic dimension {axis} ({dim}); only the batch (first) dimension may vary"
+                        )));
+                    }
+                }
+            }
+            model = model
+                .with_input_fact(index, InferenceFact::dt_shape(datum, dims))
+                .map_err(load_error)?;
+            input_types.push(datum);
+        }
+        let typed = model.into_optimized().map_err(load_error)?;
+        let spec = |fact: &TypedFact, name: String| -> Result<TensorSpec, ModelError> {
+            let datatype = datatype_name(fact.datum_type).ok_or_else(|| {
+                ModelError::Load(format!(
+                    "tensor `{name}` has the unsupported type {:?}",
+                    fact.datum_type
+                ))
+            })?;
+            Ok(TensorSpec {
+                name,
+                datatype: datatype.to_string(),
+                shape: fact
+                    .shape
+                    .iter()
+                    .map(|d| d.to_i64().unwrap_or(-1))
+                    .collect(),
+            })
+        };
+        let inputs = typed
+            .input_outlets()
+            .map_err(load_error)?
+            .iter()
+            .map(|outlet| {
+                let node = &typed.nodes[outlet.node];
+                spec(
+                    &typed.outlet_fact(*outlet).map_err(load_error)?.clone(),
+                    node.name.clone(),
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let outputs = typed
+            .output_outlets()
+            .map_err(load_error)?
+            .iter()
+            .map(|outlet| {
+                let name = typed
+                    .outlet_label(*outlet)
+                    .map(str::to_string)
+                    .unwrap_or_else(|| typed.nodes[outlet.node].name.clone());
+                spec(
+                    &typed.outlet_fact(*outlet).map_err(load_error)?.clone(),
+                    name,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let labels: Option<Vec<String>> = metadata(keys::CLASS_LABELS)
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .filter(|labels: &Vec<String>| !labels.is_empty());
+        let derived_labels = match labels {
+            Some(labels) if !outputs.iter().any(|o| o.name == "label") => outputs
+                .iter()
+                .position(|o| o.name == "probabilities")
+                .map(|index| (index, labels)),
+            _ => None,
+        };
+        let mut outputs = outputs;
+        if derived_labels.is_some() {
+            outputs.push(TensorSpec {
+                name: "label".into(),
+                datatype: "BYTES".into(),
+                shape: vec![-1, 1],
+            });
+        }
+        let plan = typed.into_runnable().map_err(load_error)?;
+        Ok(ServedModel {
+            name: name.to_string(),
+            version: version.to_string(),
+            inputs,
+            outputs,
+            source,
+            input_types,
+            derived_labels,
+            plan,
+        })
+    }
+
+    /// Runs the model on `inputs` (every model input, by name) and returns the outputs named in
+    /// `wanted` (all when empty), in the model's order.
+    pub fn infer(
+        &self,
+        inputs: Vec<NamedTensor>,
+        wanted: &[String],
+    ) -> Result<Vec<NamedTensor>, ModelError> {
+        let bad = |message: String| Err(ModelError::BadRequest(message));
+        for name in wanted {
+            if !self.outputs.iter().any(|o| &o.name == name) {
+                return bad(format!(
+                    "model `{}` has no output `{name}` (its outputs: {})",
+                    self.name,
+                    names(&self.outputs)
+                ));
+            }
+        }
+        for given in &inputs {
+            if !self.inputs.iter().any(|i| i.name == given.name) {
+                return bad(format!(
+                    "model `{}` has no input `{}` (its inputs: {})",
+                    self.name,
+                    given.name,
+                    names(&self.inputs)
+                ));
+            }
+        }
+        let mut batch = None;
+        let mut tensors: TVec<TValue> = tvec![];
+        for (spec, datum) in self.inputs.iter().zip(&self.input_types) {
+            let Some(given) = inputs.iter().find(|i| i.name == spec.name) else {
+                return bad(format!("missing input `{}`", spec.name));
+            };
+            if given.shape.len() != spec.shape.len()
+                || given
+                    .shape
+                    .iter()
+                    .zip(&spec.shape)
+                    .skip(1)
+                    .any(|(&g, &s)| s >= 0 && g as i64 != s)
+            {
+                return bad(format!(
+                    "input `{}` has shape {:?}; the model takes {:?} (-1: any batch size)",
+                    spec.name, given.shape, spec.shape
+                ));
+            }
+            let rows = given.shape[0];
+            if *batch.get_or_insert(rows) != rows {
+                return bad(format!(
+                    "input `{}` has {rows} rows but another input has {}",
+                    spec.name,
+                    batch.unwrap_or_default()
+                ));
+            }
+            let expected: usize = given.shape.iter().product();
+            if given.data.len() != expected {
+                return bad(format!(
+                    "input `{}` has shape {:?} ({expected} values) but {} values",
+                    spec.name,
+                    given.shape,
+                    given.data.len()
+                ));
+            }
+            tensors.push(to_tensor(given, *datum)?.into());
+        }
+        if batch == Some(0) {
+            return bad("the batch is empty".into());
+        }
+        let outputs = self
+            .plan
+            .run(tensors)
+            .map_err(|err| ModelError::Run(format!("{err:#}")))?;
+        let mut answered = Vec::new();
+        for (spec, value) in self.outputs.iter().zip(outputs.iter()) {
+            if wanted.is_empty() || wanted.contains(&spec.name) {
+                answered.push(from_tensor(&spec.name, value)?);
+            }
+        }
+        if let Some((index, labels)) = &self.derived_labels
+            && (wanted.is_empty() || wanted.iter().any(|w| w == "label"))
+        {
+            let probabilities = from_tensor("probabilities", &outputs[*index])?;
+            let Data::F32(values) = &probabilities.data else {
+                return Err(ModelError::Run("probabilities are not FP32".into()));
+            };
+            let width = probabilities.shape.get(1).copied().unwrap_or(1).max(1);
+            let label: Vec<String> = values
+                .chunks(width)
+                .map(|row| {
+                    let class = if width == 1 {
+                        usize::from(row[0] >= 0.5)
+                    } else {
+                        argmax(row)
+                    };
+                    labels.get(class).cloned().unwrap_or_default()
+                })
+                .collect();
+            answered.push(NamedTensor {
+                name: "label".into(),
+                shape: vec![label.len(), 1],
+                data: Data::Bytes(label),
+            });
+        }
+        Ok(answered)
+    }
+}
+
+fn names(specs: &[TensorSpec]) -> String {
+    specs
+        .iter()
+        .map(|s| format!("`{}`", s.name))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A request tensor as the model's input type (numbers are converted; text cannot be).
+fn to_tensor(given: &NamedTensor, datum: DatumType) -> Result<Tensor, ModelError> {
+    let shape = &given.shape;
+    let tensor = match &given.data {
+        Data::F32(v) => Tensor::from_shape(shape, v),
+        Data::F64(v) => Tensor::from_shape(shape, v),
+        Data::I64(v) => Tensor::from_shape(shape, v),
+        Data::I32(v) => Tensor::from_shape(shape, v),
+        Data::Bool(v) => Tensor::from_shape(shape, v),
+        Data::Bytes(_) => {
+            return Err(ModelError::BadRequest(format!(
+                "input `{}` is BYTES; the model takes numbers",
+                given.name
+            )));
+        }
+    }
+    .map_err(|err| ModelError::BadRequest(format!("input `{}`: {err}", given.name)))?;
+    tensor
+        .cast_to_dt(datum)
+        .map(|t| t.into_owned())
+        .map_err(|err| {
+            ModelError::BadRequest(format!(
+                "input `{}` cannot be converted to {datum:?}: {err}",
+                given.name
+            ))
+        })
+}
+
+fn from_tensor(name: &str, value: &TValue) -> Result<NamedTensor, ModelError> {
+    let shape = value.shape().to_vec();
+    let run = |err: anyhow::Error| ModelError::Run(format!("output `{name}`: {err:#}"));
+    fn plain<T: Datum + Clone>(value: &TValue) -> TractResult<Vec<T>> {
+        Ok(value.to_plain_array_view::<T>()?.iter().cloned().collect())
+    }
+    let data = match value.datum_type() {
+        DatumType::F32 => Data::F32(plain(value).map_err(run)?),
+        DatumType::F64 => Data::F64(plain(value).map_err(run)?),
+        DatumType::I64 => Data::I64(plain(value).map_err(run)?),
+        DatumType::I32 => Data::I32(plain(value).map_err(run)?),
+        DatumType::Bool => Data::Bool(plain(value).map_err(run)?),
+        DatumType::String => Data::Bytes(plain(value).map_err(run)?),
+        other => {
+            return Err(ModelError::Run(format!(
+                "output `{name}` has the unsupported type {other:?}"
+            )));
+        }
+    };
+    Ok(NamedTensor {
+        name: name.to_string(),
+        shape,
+        data,
+    })
+}

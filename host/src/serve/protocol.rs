@@ -1,0 +1,199 @@
+//! The Open Inference Protocol's JSON (KServe v2 / Triton HTTP): request and response bodies,
+//! and tensor data given flat or nested in row-major order.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::model::{Data, NamedTensor};
+
+/// `POST .../infer` body.
+#[derive(Debug, Deserialize)]
+pub struct InferRequest {
+    #[serde(default)]
+    pub id: Option<String>,
+    pub inputs: Vec<RequestInput>,
+    #[serde(default)]
+    pub outputs: Vec<RequestOutput>,
+}
+
+/// One input tensor of a request.
+#[derive(Debug, Deserialize)]
+pub struct RequestInput {
+    pub name: String,
+    pub shape: Vec<i64>,
+    pub datatype: String,
+    pub data: Value,
+}
+
+/// An output the request asks for (all when none are named).
+#[derive(Debug, Deserialize)]
+pub struct RequestOutput {
+    pub name: String,
+}
+
+/// The answer to an inference request.
+#[derive(Debug, Serialize)]
+pub struct InferResponse {
+    pub model_name: String,
+    pub model_version: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub outputs: Vec<ResponseOutput>,
+}
+
+/// One output tensor of a response, its data flat.
+#[derive(Debug, Serialize)]
+pub struct ResponseOutput {
+    pub name: String,
+    pub datatype: &'static str,
+    pub shape: Vec<usize>,
+    pub data: Value,
+}
+
+/// Appends the leaves of `value` (a number, string or bool, or arrays of them) in order.
+fn flatten<'a>(value: &'a Value, out: &mut Vec<&'a Value>) {
+    match value {
+        Value::Array(items) => items.iter().for_each(|item| flatten(item, out)),
+        leaf => out.push(leaf),
+    }
+}
+
+/// Decodes an input's data as its datatype says, checking every element.
+pub fn decode_input(input: &RequestInput) -> Result<NamedTensor, String> {
+    let name = &input.name;
+    let shape = input
+        .shape
+        .iter()
+        .map(|&d| {
+            usize::try_from(d).map_err(|_| {
+                format!(
+                    "input `{name}`: shape {:?} has a negative dimension",
+                    input.shape
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut leaves = Vec::new();
+    flatten(&input.data, &mut leaves);
+    let element = |i: usize, what: &str| format!("input `{name}`: element {i} is not {what}");
+    let data = match input.datatype.as_str() {
+        "FP32" | "FP64" => {
+            let values = leaves
+                .iter()
+                .enumerate()
+                .map(|(i, v)| v.as_f64().ok_or_else(|| element(i, "a number")))
+                .collect::<Result<Vec<f64>, _>>()?;
+            if input.datatype == "FP32" {
+                Data::F32(values.into_iter().map(|v| v as f32).collect())
+            } else {
+                Data::F64(values)
+            }
+        }
+        "INT64" | "INT32" | "INT16" | "INT8" | "UINT8" | "UINT16" | "UINT32" | "UINT64" => {
+            let values = leaves
+                .iter()
+                .enumerate()
+                .map(|(i, v)| v.as_i64().ok_or_else(|| element(i, "an integer")))
+                .collect::<Result<Vec<i64>, _>>()?;
+            if input.datatype == "INT32" {
+                Data::I32(
+                    values
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, v)| i32::try_from(v).map_err(|_| element(i, "a 32-bit integer")))
+                        .collect::<Result<_, _>>()?,
+                )
+            } else {
+                Data::I64(values)
+            }
+        }
+        "BOOL" => Data::Bool(
+            leaves
+                .iter()
+                .enumerate()
+                .map(|(i, v)| v.as_bool().ok_or_else(|| element(i, "a boolean")))
+                .collect::<Result<_, _>>()?,
+        ),
+        "BYTES" => Data::Bytes(
+            leaves
+                .iter()
+                .enumerate()
+                .map(|(i, v)| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| element(i, "a string"))
+                })
+                .collect::<Result<_, _>>()?,
+        ),
+        other => {
+            return Err(format!(
+                "input `{name}`: unsupported datatype `{other}` (FP32, FP64, INT64, INT32, BOOL, BYTES)"
+            ));
+        }
+    };
+    Ok(NamedTensor {
+        name: name.clone(),
+        shape,
+        data,
+    })
+}
+
+/// Encodes an output tensor for a response.
+pub fn encode_output(tensor: NamedTensor) -> ResponseOutput {
+    let (datatype, data) = match tensor.data {
+        Data::F32(v) => ("FP32", Value::from(v)),
+        Data::F64(v) => ("FP64", Value::from(v)),
+        Data::I64(v) => ("INT64", Value::from(v)),
+        Data::I32(v) => ("INT32", Value::from(v)),
+        Data::Bool(v) => ("BOOL", Value::from(v)),
+        Data::Bytes(v) => ("BYTES", Value::from(v)),
+    };
+    ResponseOutput {
+        name: tensor.name,
+        datatype,
+        shape: tensor.shape,
+        data,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(datatype: &str, shape: Vec<i64>, data: Value) -> RequestInput {
+        RequestInput {
+            name: "x".into(),
+            shape,
+            datatype: datatype.into(),
+            data,
+        }
+    }
+
+    #[test]
+    fn nested_and_flat_data_decode_alike() {
+        let nested = decode_input(&input(
+            "FP32",
+            vec![2, 2],
+            serde_json::json!([[1, 2], [3, 4.5]]),
+        ))
+        .unwrap();
+        let flat = decode_input(&input(
+            "FP32",
+            vec![2, 2],
+            serde_json::json!([1, 2, 3, 4.5]),
+        ))
+        .unwrap();
+        assert_eq!(nested, flat);
+        assert_eq!(flat.data, Data::F32(vec![1.0, 2.0, 3.0, 4.5]));
+    }
+
+    #[test]
+    fn wrong_elements_and_types_are_named() {
+        let err = decode_input(&input("INT64", vec![2], serde_json::json!([1, 2.5]))).unwrap_err();
+        assert_eq!(err, "input `x`: element 1 is not an integer");
+        let err = decode_input(&input("FP16", vec![1], serde_json::json!([1]))).unwrap_err();
+        assert!(err.contains("unsupported datatype `FP16`"), "{err}");
+        let err = decode_input(&input("FP32", vec![-1], serde_json::json!([1]))).unwrap_err();
+        assert!(err.contains("negative dimension"), "{err}");
+    }
+}

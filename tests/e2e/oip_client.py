@@ -1,0 +1,113 @@
+"""Talks to a running `wflow serve` with Triton's standard HTTP client (tritonclient.http), as a
+user's code would, and checks its answers against EXPECTED (a JSON file the Rust test writes).
+
+Usage: python3 oip_client.py infer HOST:PORT EXPECTED.json
+       python3 oip_client.py reload HOST:PORT EXPECTED.json
+
+Exits non-zero with the reason on the first answer that is not what the protocol promises.
+"""
+
+import json
+import sys
+
+import numpy as np
+import tritonclient.http as httpclient
+from tritonclient.utils import InferenceServerException
+
+
+def refused(call, fragment):
+    """Runs `call`, which must fail with an error whose text contains `fragment`."""
+    try:
+        call()
+    except InferenceServerException as err:
+        assert fragment in str(err), f"expected {fragment!r} in {err}"
+        return
+    raise AssertionError(f"accepted a request that should fail with {fragment!r}")
+
+
+def infer(client, expected):
+    name = expected["model"]
+    assert client.is_server_live()
+    assert client.is_server_ready()
+    assert client.is_model_ready(name)
+    meta = client.get_model_metadata(name)
+    assert meta["name"] == name, meta
+    assert meta["versions"] == [expected["version"]], meta
+    spec = meta["inputs"][0]
+    assert spec["shape"] == [-1, expected["features"]], meta
+    assert spec["datatype"] == "FP32", meta
+
+    rows = np.array(expected["rows"], dtype=np.float32)
+    tensor = httpclient.InferInput(spec["name"], list(rows.shape), "FP32")
+    tensor.set_data_from_numpy(rows, binary_data=False)
+    wanted = [
+        httpclient.InferRequestedOutput("probabilities", binary_data=False),
+        httpclient.InferRequestedOutput("label", binary_data=False),
+    ]
+    result = client.infer(name, [tensor], outputs=wanted, request_id="req-42")
+    response = result.get_response()
+    assert response["id"] == "req-42", response
+    assert response["model_version"] == expected["version"], response
+    probabilities = result.as_numpy("probabilities")
+    want = np.array(expected["probabilities"], dtype=np.float32)
+    assert probabilities.shape == want.shape, (probabilities.shape, want.shape)
+    assert np.allclose(probabilities, want, atol=1e-6), (probabilities, want)
+    labels = [
+        v.decode() if isinstance(v, bytes) else str(v)
+        for v in result.as_numpy("label").reshape(-1)
+    ]
+    assert labels == expected["labels"], (labels, expected["labels"])
+
+    # Output selection, a batch of one, the versioned route and FP64 data all work.
+    only = client.infer(
+        name,
+        [tensor],
+        outputs=[httpclient.InferRequestedOutput("probabilities", binary_data=False)],
+    )
+    assert [o["name"] for o in only.get_response()["outputs"]] == ["probabilities"]
+    one = httpclient.InferInput(spec["name"], [1, rows.shape[1]], "FP64")
+    one.set_data_from_numpy(rows[:1].astype(np.float64), binary_data=False)
+    single = client.infer(name, [one], model_version=expected["version"])
+    assert np.allclose(single.as_numpy("probabilities"), want[:1], atol=1e-6)
+
+    # Bad requests are refused with what is wrong, and the server stays up.
+    bad = httpclient.InferInput(spec["name"], [2, 3], "FP32")
+    bad.set_data_from_numpy(np.zeros((2, 3), dtype=np.float32), binary_data=False)
+    refused(lambda: client.infer(name, [bad]), "shape")
+    other = httpclient.InferInput("nope", list(rows.shape), "FP32")
+    other.set_data_from_numpy(rows, binary_data=False)
+    refused(lambda: client.infer(name, [other]), "has no input `nope`")
+    refused(
+        lambda: client.infer(
+            name, [tensor], outputs=[httpclient.InferRequestedOutput("x", binary_data=False)]
+        ),
+        "has no output `x`",
+    )
+    refused(lambda: client.get_model_metadata("unknown"), "no model `unknown`")
+    refused(lambda: client.infer(name, [tensor], model_version="99"), "version 99")
+    assert client.is_server_live()
+
+
+def reload(client, expected):
+    name = expected["model"]
+    refused(lambda: client.load_model(name), "bearer token")
+    refused(
+        lambda: client.load_model(name, headers={"Authorization": "Bearer wrong"}),
+        "bearer token",
+    )
+    client.load_model(name, headers={"Authorization": f"Bearer {expected['token']}"})
+    meta = client.get_model_metadata(name)
+    assert meta["versions"] == [expected["version"]], meta
+
+
+def main():
+    mode, url, expected_path = sys.argv[1:4]
+    with open(expected_path) as file:
+        expected = json.load(file)
+    client = httpclient.InferenceServerClient(url=url)
+    {"infer": infer, "reload": reload}[mode](client, expected)
+    print(f"{mode}: ok")
+
+
+if __name__ == "__main__":
+    main()

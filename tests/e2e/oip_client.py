@@ -9,6 +9,7 @@ Exits non-zero with the reason on the first answer that is not what the protocol
 
 import json
 import sys
+import urllib.request
 
 import numpy as np
 import tritonclient.http as httpclient
@@ -25,7 +26,7 @@ def refused(call, fragment):
     raise AssertionError(f"accepted a request that should fail with {fragment!r}")
 
 
-def infer(client, expected):
+def infer(client, client_url, expected):
     name = expected["model"]
     assert client.is_server_live()
     assert client.is_server_ready()
@@ -87,8 +88,22 @@ def infer(client, expected):
     refused(lambda: client.infer(name, [tensor], model_version="99"), "version 99")
     assert client.is_server_live()
 
+    # Prometheus metrics count what was answered, per model and version.
+    with urllib.request.urlopen(f"http://{client_url}/metrics") as answer:
+        text = answer.read().decode()
+    labels = f'model="{name}",version="{expected["version"]}"'
+    requests = next(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith(f"wflow_inference_requests_total{{{labels}}}")
+    )
+    assert requests >= 6, text
+    assert f'wflow_inference_errors_total{{{labels},status="400"}}' in text, text
+    assert f"wflow_inference_rows_total{{{labels}}} 11" in text, text
+    assert f'wflow_inference_seconds_bucket{{{labels},le="+Inf"}}' in text, text
 
-def reload(client, expected):
+
+def reload(client, client_url, expected):
     name = expected["model"]
     refused(lambda: client.load_model(name), "bearer token")
     refused(
@@ -105,7 +120,7 @@ def main():
     with open(expected_path) as file:
         expected = json.load(file)
     client = httpclient.InferenceServerClient(url=url)
-    {"infer": infer, "reload": reload}[mode](client, expected)
+    {"infer": infer, "reload": reload}[mode](client, url, expected)
     print(f"{mode}: ok")
 
 

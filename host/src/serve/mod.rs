@@ -10,9 +10,10 @@
 //!
 //! Endpoints: `GET /v2`, `/v2/health/live`, `/v2/health/ready`, `/v2/models/{name}`,
 //! `/v2/models/{name}/ready`, `POST /v2/models/{name}/infer`, each model route also under
-//! `/versions/{version}`. Errors are `{"error": "..."}` with 400 (the request is wrong), 404
+//! `/versions/{version}`, and Prometheus metrics on `GET /metrics`. Errors are `{"error": "..."}` with 400 (the request is wrong), 404
 //! (no such model or version), 401/403 (admin without a valid token) or 500.
 
+pub mod metrics;
 pub mod model;
 pub mod protocol;
 
@@ -114,6 +115,7 @@ pub struct Server {
     sources: BTreeMap<String, ModelSource>,
     data_dir: PathBuf,
     admin_token: Option<String>,
+    metrics: metrics::Metrics,
 }
 
 /// An error answer: `{"error": message}` with a status.
@@ -143,6 +145,7 @@ impl Server {
             sources,
             data_dir: config.data_dir.clone(),
             admin_token: config.admin_token.clone(),
+            metrics: metrics::Metrics::default(),
         }))
     }
 
@@ -293,6 +296,7 @@ async fn version_ready(
     Ok(Json(json!({ "name": name, "ready": true })))
 }
 
+/// Answers an inference request and records it in the metrics.
 async fn infer(
     server: Arc<Server>,
     name: String,
@@ -300,13 +304,42 @@ async fn infer(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<InferResponse>, ApiError> {
+    let started = std::time::Instant::now();
+    // The version serving now, so a refused request counts against it too.
+    let serving = server
+        .model(&name, version.as_deref())
+        .map(|m| m.version.clone())
+        .unwrap_or_default();
+    let answer = answer(server.clone(), &name, version.as_deref(), headers, body).await;
+    let (served_version, outcome) = match &answer {
+        Ok((version, rows, _)) => (version.clone(), Ok(*rows)),
+        Err(err) => (serving, Err(err.0.as_u16())),
+    };
+    // Requests for models that are not served are not series of their own: any name could
+    // be asked for, and each would be a new time series.
+    if !matches!(outcome, Err(404)) {
+        server
+            .metrics
+            .record(&name, &served_version, outcome, started.elapsed());
+    }
+    answer.map(|(_, _, response)| Json(response))
+}
+
+/// The response to an inference request, with the version that answered and the rows.
+async fn answer(
+    server: Arc<Server>,
+    name: &str,
+    version: Option<&str>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<(String, usize, InferResponse), ApiError> {
     let bad = |message: String| ApiError(StatusCode::BAD_REQUEST, message);
     if headers.contains_key("inference-header-content-length") {
         return Err(bad(
             "binary tensor data is not supported: send the data as JSON (binary_data=False in Triton's client)".into(),
         ));
     }
-    let model = server.model(&name, version.as_deref())?;
+    let model = server.model(name, version)?;
     let request: InferRequest = serde_json::from_slice(&body).map_err(|err| {
         bad(format!(
             "the request is not a valid inference request: {err}"
@@ -318,6 +351,10 @@ async fn infer(
         .map(protocol::decode_input)
         .collect::<Result<Vec<_>, _>>()
         .map_err(bad)?;
+    let rows = inputs
+        .first()
+        .and_then(|i| i.shape.first().copied())
+        .unwrap_or(0);
     let wanted: Vec<String> = request.outputs.into_iter().map(|o| o.name).collect();
     let running = model.clone();
     // tract runs on this thread until done: keep it off the threads that serve connections.
@@ -328,12 +365,20 @@ async fn infer(
             ModelError::BadRequest(message) => bad(message),
             other => ApiError(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
         })?;
-    Ok(Json(InferResponse {
+    let response = InferResponse {
         model_name: model.name.clone(),
         model_version: model.version.clone(),
         id: request.id,
         outputs: outputs.into_iter().map(protocol::encode_output).collect(),
-    }))
+    };
+    Ok((model.version.clone(), rows, response))
+}
+
+async fn prometheus(State(server): State<Arc<Server>>) -> impl IntoResponse {
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        server.metrics.render(),
+    )
 }
 
 async fn infer_latest(
@@ -395,6 +440,7 @@ pub fn router(server: Arc<Server>, max_body: usize) -> axum::Router {
             post(infer_version),
         )
         .route("/v2/repository/models/{name}/load", post(load_model))
+        .route("/metrics", get(prometheus))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(server)
 }

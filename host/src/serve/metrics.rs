@@ -1,0 +1,185 @@
+//! The server's Prometheus metrics, per model and version: requests, errors (by status), rows
+//! predicted and a latency histogram, rendered in the text exposition format on `/metrics`.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Upper bounds of the latency histogram's buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+];
+
+#[derive(Default)]
+struct Series {
+    requests: u64,
+    errors: BTreeMap<u16, u64>,
+    rows: u64,
+    /// Requests per bucket (not cumulative), the last one for slower than every bound.
+    latency: [u64; BUCKETS.len() + 1],
+    latency_sum: f64,
+}
+
+/// Counters of the inference requests answered.
+#[derive(Default)]
+pub struct Metrics {
+    series: Mutex<BTreeMap<(String, String), Series>>,
+}
+
+impl Metrics {
+    /// Records one request to `model` (at `version`, when it got that far): its rows when it
+    /// succeeded, its status when it did not, and how long it took.
+    pub fn record(&self, model: &str, version: &str, outcome: Result<usize, u16>, took: Duration) {
+        let mut series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = series
+            .entry((model.to_string(), version.to_string()))
+            .or_default();
+        entry.requests += 1;
+        match outcome {
+            Ok(rows) => entry.rows += rows as u64,
+            Err(status) => *entry.errors.entry(status).or_default() += 1,
+        }
+        let seconds = took.as_secs_f64();
+        let bucket = BUCKETS
+            .iter()
+            .position(|&bound| seconds <= bound)
+            .unwrap_or(BUCKETS.len());
+        entry.latency[bucket] += 1;
+        entry.latency_sum += seconds;
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let series = self.series.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = String::new();
+        let label = |model: &str, version: &str| {
+            format!(
+                "model=\"{}\",version=\"{}\"",
+                escape(model),
+                escape(version)
+            )
+        };
+        out.push_str("# HELP wflow_inference_requests_total Inference requests answered.\n");
+        out.push_str("# TYPE wflow_inference_requests_total counter\n");
+        for ((model, version), s) in series.iter() {
+            let _ = writeln!(
+                out,
+                "wflow_inference_requests_total{{{}}} {}",
+                label(model, version),
+                s.requests
+            );
+        }
+        out.push_str("# HELP wflow_inference_errors_total Inference requests answered with an error, by HTTP status.\n");
+        out.push_str("# TYPE wflow_inference_errors_total counter\n");
+        for ((model, version), s) in series.iter() {
+            for (status, count) in &s.errors {
+                let _ = writeln!(
+                    out,
+                    "wflow_inference_errors_total{{{},status=\"{status}\"}} {count}",
+                    label(model, version)
+                );
+            }
+        }
+        out.push_str("# HELP wflow_inference_rows_total Rows predicted.\n");
+        out.push_str("# TYPE wflow_inference_rows_total counter\n");
+        for ((model, version), s) in series.iter() {
+            let _ = writeln!(
+                out,
+                "wflow_inference_rows_total{{{}}} {}",
+                label(model, version),
+                s.rows
+            );
+        }
+        out.push_str("# HELP wflow_inference_seconds Time to answer an inference request.\n");
+        out.push_str("# TYPE wflow_inference_seconds histogram\n");
+        for ((model, version), s) in series.iter() {
+            let labels = label(model, version);
+            let mut cumulative = 0;
+            for (bound, count) in BUCKETS.iter().zip(&s.latency) {
+                cumulative += count;
+                let _ = writeln!(
+                    out,
+                    "wflow_inference_seconds_bucket{{{labels},le=\"{bound}\"}} {cumulative}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "wflow_inference_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                s.requests
+            );
+            let _ = writeln!(
+                out,
+                "wflow_inference_seconds_sum{{{labels}}} {}",
+                s.latency_sum
+            );
+            let _ = writeln!(
+                out,
+                "wflow_inference_seconds_count{{{labels}}} {}",
+                s.requests
+            );
+        }
+        out
+    }
+}
+
+/// A label value as the exposition format quotes it.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_rows_errors_and_latency_are_counted_per_version() {
+        let metrics = Metrics::default();
+        metrics.record("m", "1", Ok(5), Duration::from_micros(300));
+        metrics.record("m", "1", Err(400), Duration::from_millis(3));
+        metrics.record("m", "2", Ok(1), Duration::from_secs(5));
+        let text = metrics.render();
+        assert!(
+            text.contains("wflow_inference_requests_total{model=\"m\",version=\"1\"} 2\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("wflow_inference_rows_total{model=\"m\",version=\"1\"} 5\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "wflow_inference_errors_total{model=\"m\",version=\"1\",status=\"400\"} 1\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "wflow_inference_seconds_bucket{model=\"m\",version=\"1\",le=\"0.0005\"} 1\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "wflow_inference_seconds_bucket{model=\"m\",version=\"1\",le=\"0.005\"} 2\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "wflow_inference_seconds_bucket{model=\"m\",version=\"2\",le=\"2.5\"} 0\n"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "wflow_inference_seconds_bucket{model=\"m\",version=\"2\",le=\"+Inf\"} 1\n"
+            ),
+            "{text}"
+        );
+        assert_eq!(escape("a\"b"), "a\\\"b");
+    }
+}

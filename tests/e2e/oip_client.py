@@ -1,8 +1,9 @@
 """Talks to a running `wflow serve` with Triton's standard HTTP client (tritonclient.http), as a
 user's code would, and checks its answers against EXPECTED (a JSON file the Rust test writes).
 
-Usage: python3 oip_client.py infer HOST:PORT EXPECTED.json
-       python3 oip_client.py reload HOST:PORT EXPECTED.json
+Usage: python3 oip_client.py infer HOST:PORT EXPECTED.json     (a model trained by wflow)
+       python3 oip_client.py reload HOST:PORT EXPECTED.json    (the admin reload)
+       python3 oip_client.py external HOST:PORT EXPECTED.json  (a scikit-learn export)
 
 Exits non-zero with the reason on the first answer that is not what the protocol promises.
 """
@@ -103,6 +104,26 @@ def infer(client, client_url, expected):
     assert f'wflow_inference_seconds_bucket{{{labels},le="+Inf"}}' in text, text
 
 
+def external(client, client_url, expected):
+    """A model exported by skl2onnx: its own input name, an INT64 or BYTES label output."""
+    name = expected["model"]
+    meta = client.get_model_metadata(name)
+    spec = meta["inputs"][0]
+    assert spec["shape"] == [-1, expected["features"]], meta
+    rows = np.array(expected["rows"], dtype=np.float32)
+    tensor = httpclient.InferInput(spec["name"], list(rows.shape), "FP32")
+    tensor.set_data_from_numpy(rows, binary_data=False)
+    result = client.infer(name, [tensor], request_id="sk-1")
+    probabilities = result.as_numpy("probabilities")
+    want = np.array(expected["probabilities"], dtype=np.float32)
+    assert np.allclose(probabilities, want, atol=1e-5), (probabilities, want)
+    labels = [
+        v.decode() if isinstance(v, bytes) else str(v)
+        for v in result.as_numpy("label").reshape(-1)
+    ]
+    assert labels == expected["labels"], (labels, expected["labels"])
+
+
 def reload(client, client_url, expected):
     name = expected["model"]
     refused(lambda: client.load_model(name), "bearer token")
@@ -120,7 +141,7 @@ def main():
     with open(expected_path) as file:
         expected = json.load(file)
     client = httpclient.InferenceServerClient(url=url)
-    {"infer": infer, "reload": reload}[mode](client, url, expected)
+    {"infer": infer, "reload": reload, "external": external}[mode](client, url, expected)
     print(f"{mode}: ok")
 
 

@@ -1,6 +1,8 @@
 //! `wflow serve` through a standard Open Inference Protocol client: the breast-cancer model is
 //! trained and registered, served from the registry, queried with Triton's Python HTTP client
-//! (installed here when missing), and hot-swapped to the next version.
+//! (installed here when missing), and hot-swapped to the next version; a model exported from
+//! scikit-learn with skl2onnx is served from its file, and one using an operator tract lacks is
+//! refused at start.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -14,11 +16,12 @@ use crate::support::{repo, stderr, stdout, wflow};
 
 const TOKEN: &str = "s3cret-admin-token";
 
-/// Makes sure Triton's HTTP client can be imported, installing it from the package index.
-fn python_client() {
+/// Makes sure the Python `modules` can be imported, installing `packages` from the package
+/// index when they cannot.
+fn python(modules: &str, packages: &[&str]) {
     let importable = || {
         Command::new("python3")
-            .args(["-c", "import numpy, tritonclient.http"])
+            .args(["-c", &format!("import {modules}")])
             .status()
             .is_ok_and(|s| s.success())
     };
@@ -26,21 +29,20 @@ fn python_client() {
         return;
     }
     let install = Command::new("python3")
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "numpy",
-            "tritonclient[http]",
-        ])
+        .args(["-m", "pip", "install", "--quiet"])
+        .args(packages)
         .output()
         .expect("python3 runs");
     assert!(
         install.status.success() && importable(),
-        "cannot install Triton's Python client: {}",
+        "cannot install {packages:?}: {}",
         String::from_utf8_lossy(&install.stderr)
     );
+}
+
+/// Triton's HTTP client.
+fn python_client() {
+    python("numpy, tritonclient.http", &["numpy", "tritonclient[http]"]);
 }
 
 /// A running `wflow serve`, stopped when dropped.
@@ -211,5 +213,36 @@ fn a_model_that_cannot_be_served_is_refused_at_start_with_the_reason() {
         stderr(&unknown).contains("no model `missing`"),
         "{}",
         stderr(&unknown)
+    );
+}
+
+#[test]
+fn a_scikit_learn_export_is_served_and_an_unsupported_operator_is_named() {
+    python_client();
+    python("sklearn, skl2onnx", &["scikit-learn", "skl2onnx"]);
+    let dir = tempfile::tempdir().unwrap();
+    let export = Command::new("python3")
+        .arg(repo().join("tests/e2e/sklearn_export.py"))
+        .arg(repo().join("workflows/data/iris.csv"))
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+
+    let served = serve(dir.path(), &["--model", "iris=iris.onnx"]);
+    let expected: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("expected.json")).unwrap()).unwrap();
+    client("external", &served.address, &expected, dir.path());
+
+    let refused = wflow(dir.path(), &["serve", "--model", "scaled=scaled.onnx"]);
+    assert_eq!(refused.status.code(), Some(2));
+    let message = stderr(&refused);
+    assert!(
+        message.contains("the ONNX operator `Scaler`, which tract cannot run"),
+        "{message}"
     );
 }

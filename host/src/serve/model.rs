@@ -148,18 +148,17 @@ impl ServedModel {
         for index in 0..model.input_outlets().map_err(load_error)?.len() {
             let fact = model.input_fact(index).map_err(load_error)?.clone();
             let datum = fact.datum_type.concretize().unwrap_or(DatumType::F32);
-            let shape = fact
-                .shape
-                .concretize()
-                .ok_or_else(|| ModelError::Load(format!("input {index} has no known rank")))?;
+            if fact.shape.is_open() || fact.shape.rank().concretize().is_none() {
+                return Err(ModelError::Load(format!("input {index} has no known rank")));
+            }
             let mut dims: TVec<TDim> = tvec![];
-            for (axis, dim) in shape.iter().enumerate() {
-                match (axis, dim.to_i64()) {
+            for (axis, dim) in fact.shape.dims().enumerate() {
+                match (axis, dim.concretize().map(|d| d.to_i64())) {
                     (0, _) => dims.push(batch.clone().into()),
-                    (_, Ok(size)) => dims.push(size.into()),
-                    (_, Err(_)) => {
+                    (_, Some(Ok(size))) => dims.push(size.into()),
+                    _ => {
                         return Err(ModelError::Load(format!(
-                            "input {index} has a dynamic dimension {axis} ({dim}); only the batch (first) dimension may vary"
+                            "input {index} has a dynamic dimension {axis}; only the batch (first) dimension may vary"
                         )));
                     }
                 }

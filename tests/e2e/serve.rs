@@ -19,6 +19,10 @@ const TOKEN: &str = "s3cret-admin-token";
 /// Makes sure the Python `modules` can be imported, installing `packages` from the package
 /// index when they cannot.
 fn python(modules: &str, packages: &[&str]) {
+    // The tests run in parallel threads; two pip processes installing into the same place at
+    // once can break each other.
+    static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one_at_a_time = INSTALLING.lock().unwrap_or_else(|e| e.into_inner());
     let importable = || {
         Command::new("python3")
             .args(["-c", &format!("import {modules}")])

@@ -10,6 +10,7 @@ Exits non-zero with the reason on the first answer that is not what the protocol
 
 import json
 import sys
+import urllib.error
 import urllib.request
 
 import numpy as np
@@ -89,6 +90,31 @@ def infer(client, client_url, expected):
     refused(lambda: client.infer(name, [tensor], model_version="99"), "version 99")
     assert client.is_server_live()
 
+    # Ground truth arrives later by request id; live quality follows it.
+    def post(path, body):
+        request = urllib.request.Request(
+            f"http://{client_url}{path}",
+            data=json.dumps(body).encode(),
+            headers={"content-type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request) as answer:
+                return answer.status, json.load(answer)
+        except urllib.error.HTTPError as err:
+            return err.code, json.load(err)
+
+    truth = list(expected["labels"])
+    truth[0] = "0" if truth[0] == "1" else "1"  # one wrong prediction out of five
+    status, body = post(f"/v2/models/{name}/feedback", {"id": "req-42", "truth": truth})
+    assert (status, body["matched"], body["version"]) == (200, 5, expected["version"]), body
+    status, body = post(f"/v2/models/{name}/feedback", {"id": "req-42", "truth": truth})
+    assert status == 404 and "no remembered request" in body["error"], body
+    status, body = post(f"/v2/models/{name}/feedback", {"id": "x", "truth": "nope"})
+    assert status == 400, body
+    with urllib.request.urlopen(f"http://{client_url}/v2/models/{name}/quality") as answer:
+        quality = json.load(answer)["versions"][expected["version"]]
+    assert quality["rows"] == 5 and abs(quality["accuracy"] - 0.8) < 1e-12, quality
+
     # Prometheus metrics count what was answered, per model and version.
     with urllib.request.urlopen(f"http://{client_url}/metrics") as answer:
         text = answer.read().decode()
@@ -102,6 +128,7 @@ def infer(client, client_url, expected):
     assert f'wflow_inference_errors_total{{{labels},status="400"}}' in text, text
     assert f"wflow_inference_rows_total{{{labels}}} 11" in text, text
     assert f'wflow_inference_seconds_bucket{{{labels},le="+Inf"}}' in text, text
+    assert f"wflow_live_accuracy{{{labels}}} 0.8" in text, text
 
 
 def external(client, client_url, expected):

@@ -123,6 +123,61 @@ impl Metrics {
     }
 }
 
+/// Reads one figure of a version's live quality.
+type QualityFigure = fn(&super::feedback::Quality) -> Option<f64>;
+
+/// Live quality gauges per model and version, from the feedback windows.
+pub fn render_quality(quality: &BTreeMap<(String, String), super::feedback::Quality>) -> String {
+    let mut out = String::new();
+    let gauges: [(&str, &str, QualityFigure); 5] = [
+        (
+            "wflow_live_accuracy",
+            "Accuracy over the latest rows with feedback.",
+            |q| q.accuracy,
+        ),
+        (
+            "wflow_live_f1_macro",
+            "Macro F1 over the latest rows with feedback.",
+            |q| q.f1_macro,
+        ),
+        (
+            "wflow_live_rmse",
+            "RMSE over the latest rows with feedback.",
+            |q| q.rmse,
+        ),
+        (
+            "wflow_live_mae",
+            "MAE over the latest rows with feedback.",
+            |q| q.mae,
+        ),
+        (
+            "wflow_feedback_rows_total",
+            "Rows matched with feedback.",
+            |q| Some(q.total as f64),
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let kind = if name.ends_with("_total") {
+            "counter"
+        } else {
+            "gauge"
+        };
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for ((model, version), q) in quality {
+            if let Some(v) = value(q) {
+                let _ = writeln!(
+                    out,
+                    "{name}{{model=\"{}\",version=\"{}\"}} {v}",
+                    escape(model),
+                    escape(version)
+                );
+            }
+        }
+    }
+    out
+}
+
 /// A label value as the exposition format quotes it.
 fn escape(value: &str) -> String {
     value

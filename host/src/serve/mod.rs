@@ -10,9 +10,14 @@
 //!
 //! Endpoints: `GET /v2`, `/v2/health/live`, `/v2/health/ready`, `/v2/models/{name}`,
 //! `/v2/models/{name}/ready`, `POST /v2/models/{name}/infer`, each model route also under
-//! `/versions/{version}`, and Prometheus metrics on `GET /metrics`. Errors are `{"error": "..."}` with 400 (the request is wrong), 404
+//! `/versions/{version}`, and Prometheus metrics on `GET /metrics`. Ground truth arrives later
+//! on `POST /v2/models/{name}/feedback` (`{"id": REQUEST_ID, "truth": [...]}`, a label or value
+//! per row of a request that carried an `id`), and live quality per version (accuracy and macro
+//! F1, or RMSE and MAE, over the latest matched rows) is on `GET /v2/models/{name}/quality` and
+//! in the metrics. Errors are `{"error": "..."}` with 400 (the request is wrong), 404
 //! (no such model or version), 401/403 (admin without a valid token) or 500.
 
+pub mod feedback;
 pub mod metrics;
 pub mod model;
 pub mod protocol;
@@ -116,6 +121,7 @@ pub struct Server {
     data_dir: PathBuf,
     admin_token: Option<String>,
     metrics: metrics::Metrics,
+    feedback: feedback::Feedback,
 }
 
 /// An error answer: `{"error": message}` with a status.
@@ -146,6 +152,7 @@ impl Server {
             data_dir: config.data_dir.clone(),
             admin_token: config.admin_token.clone(),
             metrics: metrics::Metrics::default(),
+            feedback: feedback::Feedback::default(),
         }))
     }
 
@@ -357,14 +364,28 @@ async fn answer(
         .unwrap_or(0);
     let wanted: Vec<String> = request.outputs.into_iter().map(|o| o.name).collect();
     let running = model.clone();
+    // A request with an id is remembered for feedback, which needs the predictions whatever
+    // outputs were asked for.
+    let remember = request.id.is_some();
+    let asked = if remember { Vec::new() } else { wanted.clone() };
     // tract runs on this thread until done: keep it off the threads that serve connections.
-    let outputs = tokio::task::spawn_blocking(move || running.infer(inputs, &wanted))
+    let mut outputs = tokio::task::spawn_blocking(move || running.infer(inputs, &asked))
         .await
         .map_err(|err| ApiError(StatusCode::INTERNAL_SERVER_ERROR, err.to_string()))?
         .map_err(|err| match err {
             ModelError::BadRequest(message) => bad(message),
             other => ApiError(StatusCode::INTERNAL_SERVER_ERROR, other.to_string()),
         })?;
+    if let Some(id) = &request.id
+        && let Some(predictions) = feedback::predictions(&outputs)
+    {
+        server
+            .feedback
+            .remember(&model.name, &model.version, id, predictions);
+    }
+    if remember && !wanted.is_empty() {
+        outputs.retain(|o| wanted.contains(&o.name));
+    }
     let response = InferResponse {
         model_name: model.name.clone(),
         model_version: model.version.clone(),
@@ -375,10 +396,60 @@ async fn answer(
 }
 
 async fn prometheus(State(server): State<Arc<Server>>) -> impl IntoResponse {
-    (
-        [("content-type", "text/plain; version=0.0.4")],
-        server.metrics.render(),
-    )
+    let mut text = server.metrics.render();
+    text.push_str(&metrics::render_quality(&server.feedback.quality()));
+    ([("content-type", "text/plain; version=0.0.4")], text)
+}
+
+/// `POST /v2/models/{name}/feedback`: `{"id": REQUEST_ID, "truth": [label or value per row]}`.
+#[derive(serde::Deserialize)]
+struct FeedbackRequest {
+    id: String,
+    truth: Vec<serde_json::Value>,
+}
+
+async fn feedback_for(
+    State(server): State<Arc<Server>>,
+    UrlPath(name): UrlPath<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    server.model(&name, None)?;
+    let request: FeedbackRequest = serde_json::from_slice(&body).map_err(|err| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("the feedback is not {{\"id\": ..., \"truth\": [...]}}: {err}"),
+        )
+    })?;
+    let (version, matched) = server
+        .feedback
+        .record(&name, &request.id, &request.truth)
+        .map_err(|err| {
+            let status = match err {
+                feedback::FeedbackError::UnknownRequest(_) => StatusCode::NOT_FOUND,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            ApiError(status, err.to_string())
+        })?;
+    Ok(Json(
+        json!({ "id": request.id, "version": version, "matched": matched }),
+    ))
+}
+
+async fn quality_of(
+    State(server): State<Arc<Server>>,
+    UrlPath(name): UrlPath<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    server.model(&name, None)?;
+    let versions: BTreeMap<String, feedback::Quality> = server
+        .feedback
+        .quality()
+        .into_iter()
+        .filter(|((model, _), _)| *model == name)
+        .map(|((_, version), quality)| (version, quality))
+        .collect();
+    Ok(Json(
+        json!({ "name": name, "window": feedback::QUALITY_WINDOW, "versions": versions }),
+    ))
 }
 
 async fn infer_latest(
@@ -440,6 +511,8 @@ pub fn router(server: Arc<Server>, max_body: usize) -> axum::Router {
             post(infer_version),
         )
         .route("/v2/repository/models/{name}/load", post(load_model))
+        .route("/v2/models/{name}/feedback", post(feedback_for))
+        .route("/v2/models/{name}/quality", get(quality_of))
         .route("/metrics", get(prometheus))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(server)

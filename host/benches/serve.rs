@@ -1,20 +1,34 @@
-//! A load generator for `wflow serve`, and the figures it measures: the server runs in this
-//! process on loopback with the breast-cancer logistic-regression model (trained here by the
-//! plugin, so the bench needs nothing else); clients keep their HTTP/1.1 connections alive and
-//! send Open Inference Protocol requests one after another, a fixed number each.
+//! A load generator for `wflow serve`, and the figures it measures, on loopback:
+//!
+//! 1. Throughput and latency with everything on: the breast-cancer model trained and gated by
+//!    a workflow (the real `wflow` binary), served from the registry with a challenger in a 10%
+//!    canary (routing, per-arm accounting and the rollback guard on every request), monitoring
+//!    windows recording every row, Prometheus metrics. Clients keep their HTTP/1.1 connections
+//!    alive and send Open Inference Protocol requests one after another, a fixed number each:
+//!    one row per request, then 100-row batches.
+//! 2. Rollback reaction: a challenger that fails every request is deployed as a canary; the
+//!    figures are the time and the number of failed requests from the first failure to the
+//!    rollback, after which every request is answered by the champion.
+//! 3. `mlflow models serve` on the same scikit-learn pipeline (saved as an MLflow model, and
+//!    exported with skl2onnx for wflow), when MLflow can be installed from the package index
+//!    into a cache directory (`WFLOW_BENCH_VENV`, default ~/.cache/wflow/bench-venv); bounded
+//!    to 2,000 requests or 30 s.
 //!
 //! Run with `cargo bench -p wflow --bench serve`. Figures to read, not pass/fail tests; the
 //! targets are p50 <= 150 us, p99 <= 1 ms, >= 25,000 requests/s for one row per request, and
 //! >= 300,000 rows/s in 100-row batches.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
-use wflow::plugin::{Call, Capabilities, CompiledCache, Limits, Output, Runtime};
-use wflow::serve::{ModelSource, ServeConfig};
+use wflow::serve::policy::Policy;
+use wflow::serve::{ModelSource, ServeConfig, Server, StoreAccess};
 
 /// Connections sending at once.
 const CONNECTIONS: usize = 4;
@@ -28,11 +42,11 @@ struct Connection {
 }
 
 impl Connection {
-    async fn open(address: SocketAddr, body: &str) -> Connection {
+    async fn open(address: SocketAddr, path: &str, body: &str) -> Connection {
         let stream = TcpStream::connect(address).await.expect("connect");
         stream.set_nodelay(true).expect("nodelay");
         let request = format!(
-            "POST /v2/models/breast-cancer/infer HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            "POST {path} HTTP/1.1\r\nhost: bench\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
             body.len()
         );
         Connection {
@@ -41,8 +55,8 @@ impl Connection {
         }
     }
 
-    /// Sends the request and reads the whole answer; panics unless it is a 200.
-    async fn exchange(&mut self) {
+    /// Sends the request and reads the whole answer; returns its status.
+    async fn exchange(&mut self) -> u16 {
         self.reader
             .get_mut()
             .write_all(&self.request)
@@ -50,7 +64,11 @@ impl Connection {
             .expect("send");
         let mut line = String::new();
         self.reader.read_line(&mut line).await.expect("status line");
-        assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+        let status = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("no status in {line:?}"));
         let mut length = 0;
         loop {
             line.clear();
@@ -64,37 +82,58 @@ impl Connection {
         }
         let mut body = vec![0; length];
         self.reader.read_exact(&mut body).await.expect("body");
+        status
     }
 }
 
-/// Runs `CONNECTIONS` x `REQUESTS` exchanges; returns every latency and the wall time.
-async fn load(address: SocketAddr, body: &str) -> (Vec<Duration>, Duration) {
+/// What one measurement saw.
+struct Load {
+    latencies: Vec<Duration>,
+    wall: Duration,
+    failed: usize,
+}
+
+/// Runs `CONNECTIONS` x `requests` exchanges (fewer when `cap` passes first).
+async fn load(address: SocketAddr, path: &str, body: &str, requests: usize, cap: Duration) -> Load {
     let started = Instant::now();
     let mut clients = Vec::new();
     for _ in 0..CONNECTIONS {
-        let body = body.to_string();
+        let (path, body) = (path.to_string(), body.to_string());
         clients.push(tokio::spawn(async move {
-            let mut connection = Connection::open(address, &body).await;
-            let mut latencies = Vec::with_capacity(REQUESTS);
-            for _ in 0..REQUESTS {
+            let mut connection = Connection::open(address, &path, &body).await;
+            let mut latencies = Vec::with_capacity(requests);
+            let mut failed = 0;
+            for _ in 0..requests {
                 let start = Instant::now();
-                connection.exchange().await;
+                if connection.exchange().await != 200 {
+                    failed += 1;
+                }
                 latencies.push(start.elapsed());
+                if started.elapsed() > cap {
+                    break;
+                }
             }
-            latencies
+            (latencies, failed)
         }));
     }
-    let mut all = Vec::new();
+    let mut all = Load {
+        latencies: Vec::new(),
+        wall: Duration::ZERO,
+        failed: 0,
+    };
     for client in clients {
-        all.extend(client.await.expect("client"));
+        let (latencies, failed) = client.await.expect("client");
+        all.latencies.extend(latencies);
+        all.failed += failed;
     }
-    (all, started.elapsed())
+    all.wall = started.elapsed();
+    all
 }
 
-fn body(rows: &[Vec<f64>]) -> String {
+fn body(rows: &[Vec<f64>], input: &str) -> String {
     serde_json::json!({
         "inputs": [{
-            "name": "features",
+            "name": input,
             "shape": [rows.len(), rows[0].len()],
             "datatype": "FP32",
             "data": rows,
@@ -108,17 +147,98 @@ fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-fn report(what: &str, rows: usize, (mut latencies, wall): (Vec<Duration>, Duration)) {
-    latencies.sort();
-    let at = |p: f64| latencies[((latencies.len() - 1) as f64 * p).round() as usize];
-    let requests = latencies.len() as f64 / wall.as_secs_f64();
+/// Prints a measurement; returns (p50, p99, requests/s).
+fn report(what: &str, rows: usize, mut load: Load) -> (f64, f64, f64) {
+    assert_eq!(load.failed, 0, "{what}: {} requests failed", load.failed);
+    load.latencies.sort();
+    let at = |p: f64| load.latencies[((load.latencies.len() - 1) as f64 * p).round() as usize];
+    let requests = load.latencies.len() as f64 / load.wall.as_secs_f64();
     println!(
-        "  {what:<22} p50 {:>7.1} us   p99 {:>7.1} us   {:>8.0} requests/s   {:>9.0} rows/s",
+        "  {what:<34} p50 {:>9.1} us   p99 {:>9.1} us   {:>8.0} requests/s   {:>9.0} rows/s",
         micros(at(0.5)),
         micros(at(0.99)),
         requests,
         requests * rows as f64
     );
+    (micros(at(0.5)), micros(at(0.99)), requests)
+}
+
+/// Runs the `wflow` binary in `dir`; panics with its output when it fails.
+fn wflow(dir: &Path, args: &[&str]) {
+    let output = Command::new(env!("CARGO_BIN_EXE_wflow"))
+        .args(args)
+        .current_dir(dir)
+        .env("WFLOW_CACHE_DIR", dir.join(".wflow-cache"))
+        .env_remove("WFLOW_DATA_DIR")
+        .output()
+        .expect("the wflow binary runs");
+    assert!(
+        output.status.success(),
+        "wflow {args:?}:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Trains, gates and registers a version of `bc` with this trainer and gate configuration.
+fn train(dir: &Path, train: &str, gate: &str) {
+    let workflow = format!(
+        r#"
+[workflow]
+name = "bc"
+[datasets.cancer]
+path = "data/breast_cancer.csv"
+[steps.split]
+uses = "train-test-split"
+inputs = {{ data = "cancer" }}
+with = {{ test_fraction = 0.25, seed = 42, stratify = "malignant" }}
+[steps.train]
+uses = "logistic-regression"
+inputs = {{ data = "split.train" }}
+target = "malignant"
+with = {train}
+[steps.evaluate]
+uses = "classification-metrics"
+inputs = {{ model = "train.model", data = "split.test" }}
+[steps.gate]
+uses = "deployment-gate"
+inputs = {{ candidate = "evaluate.evaluation" }}
+with = {gate}
+[steps.register]
+uses = "register-model"
+inputs = {{ model = "train.model", data = "split.train", evaluation = "evaluate.evaluation", decision = "gate.decision" }}
+with = {{ name = "bc" }}
+"#
+    );
+    std::fs::write(dir.join("bc.toml"), workflow).expect("write the workflow");
+    wflow(dir, &["run", "bc.toml"]);
+}
+
+/// Starts a server in this process; returns its address, its state and its stop switch.
+fn start(
+    tokio: &tokio::runtime::Runtime,
+    config: ServeConfig,
+) -> (
+    SocketAddr,
+    Arc<Server>,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<anyhow::Result<()>>,
+) {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio.spawn(wflow::serve::run(
+        config,
+        move |address, server| {
+            sender
+                .send((address, server.clone()))
+                .expect("report the address")
+        },
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let (address, server) = receiver.recv().expect("the server listens");
+    (address, server, stop, task)
 }
 
 fn main() {
@@ -127,37 +247,39 @@ fn main() {
         .build()
         .expect("tokio");
     let dir = tempfile::tempdir().expect("temporary directory");
-
-    // The model: the logistic-regression plugin trained on breast_cancer.
+    let project = dir.path();
     let data_file =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../workflows/data/breast_cancer.csv");
+    std::fs::create_dir_all(project.join("data")).expect("data directory");
+    std::fs::copy(&data_file, project.join("data/breast_cancer.csv")).expect("copy the data");
+    train(project, "{}", r#"{ no_champion = "promote" }"#);
+    train(
+        project,
+        "{}",
+        r#"{ no_champion = "canary", canary_percent = 10 }"#,
+    );
+
+    // The canary stays at 10% for the whole measurement: it is neither ramped nor promoted,
+    // but every request is routed, counted per arm and reviewed by the rollback guard.
+    let policy = Policy::parse("[rollout]\nstep_requests = 1000000000\nauto_promote = false\n")
+        .expect("policy");
+    let mut config = ServeConfig::new(
+        vec![ModelSource::Registry {
+            reference: "bc".into(),
+        }],
+        StoreAccess::OnDemand(project.join(".wflow")),
+    );
+    config.listen = "127.0.0.1:0".parse().expect("address");
+    config.policy = policy;
+    config.watch = Some(Duration::from_millis(100));
+    let (address, server, stop, task) = start(&tokio, config);
+
     let table = wflow::table::csv::read(&data_file, &Default::default()).expect("data");
-    let runtime =
-        Runtime::new(Some(CompiledCache::new(dir.path().join("compiled")))).expect("runtime");
-    let wasm = std::fs::read(
-        PathBuf::from(env!("WFLOW_PLUGIN_ARTIFACTS")).join("logistic_regression.wasm"),
-    )
-    .expect("the plugin was built");
-    let plugin = tokio.block_on(runtime.load(&wasm)).expect("load");
-    let trained = tokio.block_on(runtime.call(
-        &plugin,
-        Call::Train {
-            data: table.clone(),
-            target: "malignant".into(),
-            config: "{}".into(),
-        },
-        &Limits::default(),
-        &Capabilities::default(),
-    ));
-    let Ok(Output::Trained { model, .. }) = trained.outcome else {
-        panic!("training failed");
-    };
-    let model_file = dir.path().join("breast-cancer.onnx");
-    std::fs::write(&model_file, &model.onnx).expect("write the model");
+    let deployment = server.deployment("bc").expect("deployed");
     let rows: Vec<Vec<f64>> = (0..100)
         .map(|row| {
-            model
-                .metadata
+            deployment
+                .champion
                 .features
                 .iter()
                 .map(|f| {
@@ -170,43 +292,309 @@ fn main() {
                 .collect()
         })
         .collect();
-
-    let config = ServeConfig {
-        listen: "127.0.0.1:0".parse().expect("address"),
-        sources: vec![ModelSource::File {
-            name: "breast-cancer".into(),
-            path: model_file,
-        }],
-        data_dir: dir.path().join("store"),
-        admin_token: None,
-        max_body: 64 << 20,
-    };
-    let (address_sender, address_receiver) = std::sync::mpsc::channel();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio.spawn(wflow::serve::run(
-        config,
-        move |address, _| address_sender.send(address).expect("report the address"),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    let address = address_receiver.recv().expect("the server listens");
-
     println!(
-        "wflow serve on loopback, {CONNECTIONS} keep-alive connections x {REQUESTS} requests, breast-cancer logistic regression:"
+        "wflow serve on loopback, {CONNECTIONS} keep-alive connections x {REQUESTS} requests; breast-cancer logistic regression v1, v2 in a 10% canary, windows and metrics on:"
     );
-    let one = body(&rows[..1]);
-    let hundred = body(&rows);
-    tokio.block_on(load(address, &one)); // warm-up
-    report("1 row per request", 1, tokio.block_on(load(address, &one)));
+    let path = "/v2/models/bc/infer";
+    let one = body(&rows[..1], "features");
+    let hundred = body(&rows, "features");
+    let cap = Duration::from_secs(60);
+    tokio.block_on(load(address, path, &one, REQUESTS, cap)); // warm-up
+    let (_, _, wflow_rps) = report(
+        "1 row per request",
+        1,
+        tokio.block_on(load(address, path, &one, REQUESTS, cap)),
+    );
     report(
         "100 rows per request",
         100,
-        tokio.block_on(load(address, &hundred)),
+        tokio.block_on(load(address, path, &hundred, REQUESTS / 5, cap)),
+    );
+    let status = server.deployment("bc").expect("deployed").status();
+    println!(
+        "  canary share answered by v2: {} of {} requests",
+        status["challenger"]["stats"]["requests"],
+        status["champion"]["stats"]["requests"]
+            .as_u64()
+            .unwrap_or(0)
+            + status["challenger"]["stats"]["requests"]
+                .as_u64()
+                .unwrap_or(0)
+    );
+
+    rollback_reaction(&tokio, project, &server, address, &rows);
+    let _ = stop.send(());
+    tokio.block_on(task).expect("server task").expect("server");
+
+    match mlflow_comparison(&tokio, project, &data_file) {
+        Ok((mlflow_rps, mlflow_p99)) => println!(
+            "  wflow serves {:.0}x the requests/s of mlflow models serve (p99 {:.1} ms there)",
+            wflow_rps / mlflow_rps,
+            mlflow_p99 / 1000.0
+        ),
+        Err(reason) => println!("mlflow models serve: not measured ({reason})"),
+    }
+}
+
+/// Deploys a challenger that fails every request and measures how fast traffic returns.
+fn rollback_reaction(
+    tokio: &tokio::runtime::Runtime,
+    project: &Path,
+    server: &Arc<Server>,
+    address: SocketAddr,
+    rows: &[Vec<f64>],
+) {
+    let mut events = server.subscribe();
+    // A version trained on two features: every 30-feature request fails on it.
+    train(
+        project,
+        r#"{ features = ["mean_radius", "mean_texture"] }"#,
+        r#"{ no_champion = "canary", canary_percent = 10 }"#,
+    );
+    // The server follows the registry by itself.
+    tokio.block_on(async {
+        loop {
+            let event = events.recv().await.expect("events");
+            if event.kind == "deployed" && event.message.starts_with("v3") {
+                break;
+            }
+        }
+    });
+    let began = Instant::now();
+    let first_failure = Arc::new(AtomicU64::new(u64::MAX));
+    let failures = Arc::new(AtomicU64::new(0));
+    let after = Arc::new(AtomicU64::new(0));
+    let rolled_back = Arc::new(AtomicBool::new(false));
+    let one = body(&rows[..1], "features");
+    let reaction = tokio.block_on(async {
+        let mut clients = Vec::new();
+        for _ in 0..CONNECTIONS {
+            let (first_failure, failures, after, rolled_back, one) = (
+                first_failure.clone(),
+                failures.clone(),
+                after.clone(),
+                rolled_back.clone(),
+                one.clone(),
+            );
+            clients.push(tokio::spawn(async move {
+                let mut connection = Connection::open(address, "/v2/models/bc/infer", &one).await;
+                // Bounded: the guard acts after 100 failed challenger requests (~1,000 in all).
+                for _ in 0..50_000 {
+                    let status = connection.exchange().await;
+                    if status != 200 {
+                        failures.fetch_add(1, Ordering::Relaxed);
+                        first_failure
+                            .fetch_min(began.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                    } else if rolled_back.load(Ordering::Relaxed)
+                        && after.fetch_add(1, Ordering::Relaxed) >= 1000
+                    {
+                        break;
+                    }
+                }
+            }));
+        }
+        let rollback = loop {
+            let event = events.recv().await.expect("events");
+            if event.kind == "rolled-back" {
+                break event;
+            }
+        };
+        let reacted = began.elapsed();
+        rolled_back.store(true, Ordering::Relaxed);
+        for client in clients {
+            client.await.expect("client");
+        }
+        (reacted, rollback.message)
+    });
+    let first = Duration::from_nanos(first_failure.load(Ordering::Relaxed));
+    println!(
+        "  rollback reaction: {:.1} ms and {} failed requests from the first failure to all traffic on the champion",
+        (reaction.0.saturating_sub(first)).as_secs_f64() * 1e3,
+        failures.load(Ordering::Relaxed)
+    );
+    println!("    ({})", reaction.1);
+}
+
+/// Installs MLflow when it can, serves the same pipeline with both servers, and returns MLflow's
+/// requests/s and p99 (us) for one row per request.
+fn mlflow_comparison(
+    tokio: &tokio::runtime::Runtime,
+    project: &Path,
+    data_file: &Path,
+) -> Result<(f64, f64), String> {
+    let venv = std::env::var_os("WFLOW_BENCH_VENV")
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/wflow/bench-venv"))
+        })
+        .ok_or("no HOME for the virtual environment")?;
+    let python = venv.join("bin/python");
+    let ready = |python: &Path| {
+        Command::new(python)
+            .args(["-c", "import mlflow, sklearn, skl2onnx"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !ready(&python) {
+        eprintln!(
+            "installing mlflow, scikit-learn and skl2onnx into {} ...",
+            venv.display()
+        );
+        let made = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .output()
+            .map_err(|err| format!("python3: {err}"))?;
+        if !made.status.success() {
+            return Err(format!(
+                "cannot make a virtual environment: {}",
+                String::from_utf8_lossy(&made.stderr)
+            ));
+        }
+        let install = Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "mlflow",
+                "scikit-learn",
+                "skl2onnx",
+            ])
+            .output()
+            .map_err(|err| format!("pip: {err}"))?;
+        if !install.status.success() || !ready(&python) {
+            return Err(format!(
+                "cannot install mlflow: {}",
+                String::from_utf8_lossy(&install.stderr)
+            ));
+        }
+    }
+    let out = project.join("mlflow");
+    std::fs::create_dir_all(&out).map_err(|err| err.to_string())?;
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("benches/mlflow_model.py");
+    let saved = Command::new(&python)
+        .arg(&script)
+        .arg(data_file)
+        .arg(&out)
+        .output()
+        .map_err(|err| err.to_string())?;
+    if !saved.status.success() {
+        return Err(format!(
+            "cannot save the model: {}",
+            String::from_utf8_lossy(&saved.stderr)
+        ));
+    }
+    let columns: Vec<String> = serde_json::from_slice(
+        &std::fs::read(out.join("columns.json")).map_err(|err| err.to_string())?,
+    )
+    .map_err(|err| err.to_string())?;
+    let table =
+        wflow::table::csv::read(data_file, &Default::default()).map_err(|e| e.to_string())?;
+    let row: Vec<f64> = columns
+        .iter()
+        .map(|c| table.column(c).and_then(|col| col.f64_at(0)).unwrap_or(0.0))
+        .collect();
+
+    // MLflow's scoring server, one row per request on its /invocations endpoint.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|err| err.to_string())?
+        .port();
+    let mut mlflow = Command::new(venv.join("bin/mlflow"))
+        .args([
+            "models",
+            "serve",
+            "--env-manager",
+            "local",
+            "-h",
+            "127.0.0.1",
+            "-p",
+        ])
+        .arg(port.to_string())
+        .arg("-m")
+        .arg(out.join("mlflow-model"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .map_err(|err| format!("mlflow: {err}"))?;
+    let address: SocketAddr = format!("127.0.0.1:{port}").parse().expect("address");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while std::net::TcpStream::connect(address).is_err() {
+        if Instant::now() > deadline {
+            let _ = mlflow.kill();
+            return Err("mlflow models serve did not start within 120 s".into());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let invocation =
+        serde_json::json!({ "dataframe_split": { "columns": columns, "data": [row.clone()] } })
+            .to_string();
+    let warm = tokio.block_on(load(
+        address,
+        "/invocations",
+        &invocation,
+        10,
+        Duration::from_secs(30),
+    ));
+    if warm.failed > 0 {
+        let _ = mlflow.kill();
+        return Err("mlflow answered the warm-up with errors".into());
+    }
+    println!(
+        "the same scikit-learn pipeline, {CONNECTIONS} keep-alive connections, 1 row per request:"
+    );
+    let (_, mlflow_p99, mlflow_rps) = report(
+        "mlflow models serve",
+        1,
+        tokio.block_on(load(
+            address,
+            "/invocations",
+            &invocation,
+            500,
+            Duration::from_secs(30),
+        )),
+    );
+    let _ = mlflow.kill();
+    let _ = mlflow.wait();
+
+    // The skl2onnx export of the same pipeline, served by wflow from its file.
+    let mut config = ServeConfig::new(
+        vec![ModelSource::File {
+            name: "sk".into(),
+            path: out.join("pipeline.onnx"),
+        }],
+        StoreAccess::OnDemand(project.join("unused-store")),
+    );
+    config.listen = "127.0.0.1:0".parse().expect("address");
+    let (address, server, stop, task) = start(tokio, config);
+    let input = server
+        .deployment("sk")
+        .map(|d| d.champion.inputs[0].name.clone())
+        .unwrap_or_default();
+    let request = serde_json::json!({
+        "inputs": [{ "name": input, "shape": [1, row.len()], "datatype": "FP32", "data": [row] }],
+    })
+    .to_string();
+    tokio.block_on(load(
+        address,
+        "/v2/models/sk/infer",
+        &request,
+        500,
+        Duration::from_secs(30),
+    ));
+    report(
+        "wflow serve (skl2onnx export)",
+        1,
+        tokio.block_on(load(
+            address,
+            "/v2/models/sk/infer",
+            &request,
+            REQUESTS,
+            Duration::from_secs(60),
+        )),
     );
     let _ = stop.send(());
-    tokio
-        .block_on(server)
-        .expect("server task")
-        .expect("server");
+    let _ = tokio.block_on(task);
+    Ok((mlflow_rps, mlflow_p99))
 }

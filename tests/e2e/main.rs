@@ -6,6 +6,7 @@ mod contract;
 mod hostile;
 mod large;
 mod onnx;
+mod rollout;
 mod serve;
 mod store;
 mod support;

@@ -118,7 +118,7 @@ def infer(client, client_url, expected):
     # Prometheus metrics count what was answered, per model and version.
     with urllib.request.urlopen(f"http://{client_url}/metrics") as answer:
         text = answer.read().decode()
-    labels = f'model="{name}",version="{expected["version"]}"'
+    labels = f'model="{name}",version="{expected["version"]}",arm="champion"'
     requests = next(
         float(line.split()[-1])
         for line in text.splitlines()
@@ -128,7 +128,33 @@ def infer(client, client_url, expected):
     assert f'wflow_inference_errors_total{{{labels},status="400"}}' in text, text
     assert f"wflow_inference_rows_total{{{labels}}} 11" in text, text
     assert f'wflow_inference_seconds_bucket{{{labels},le="+Inf"}}' in text, text
-    assert f"wflow_live_accuracy{{{labels}}} 0.8" in text, text
+    live = f'model="{name}",version="{expected["version"]}"'
+    assert f"wflow_live_accuracy{{{live}}} 0.8" in text, text
+
+    # Triton's defaults: binary tensor data both ways (the binary tensor extension).
+    binary = httpclient.InferInput(spec["name"], list(rows.shape), "FP32")
+    binary.set_data_from_numpy(rows)
+    result = client.infer(name, [binary])
+    assert np.allclose(result.as_numpy("probabilities"), want, atol=1e-6)
+    decoded = [v.decode() for v in result.as_numpy("label").reshape(-1)]
+    assert decoded == expected["labels"], (decoded, expected["labels"])
+    mixed = client.infer(
+        name,
+        [binary],
+        outputs=[
+            httpclient.InferRequestedOutput("probabilities", binary_data=True),
+            httpclient.InferRequestedOutput("label", binary_data=False),
+        ],
+    )
+    assert np.allclose(mixed.as_numpy("probabilities"), want, atol=1e-6)
+    parameters = {o["name"]: o.get("parameters", {}) for o in mixed.get_response()["outputs"]}
+    assert "binary_data_size" in parameters["probabilities"], parameters
+    assert "binary_data_size" not in parameters["label"], parameters
+    short = httpclient.InferInput(spec["name"], [rows.shape[0] + 1, rows.shape[1]], "FP32")
+    short.set_data_from_numpy(np.zeros((rows.shape[0] + 1, rows.shape[1]), dtype=np.float32))
+    short._raw_data = short._raw_data[:-4]
+    short._parameters["binary_data_size"] = len(short._raw_data)
+    refused(lambda: client.infer(name, [short]), "bytes of binary data")
 
 
 def external(client, client_url, expected):

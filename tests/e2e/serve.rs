@@ -14,11 +14,11 @@ use wflow::store::registry::ModelRef;
 
 use crate::support::{repo, stderr, stdout, wflow};
 
-const TOKEN: &str = "s3cret-admin-token";
+pub const TOKEN: &str = "s3cret-admin-token";
 
 /// Makes sure the Python `modules` can be imported, installing `packages` from the package
 /// index when they cannot.
-fn python(modules: &str, packages: &[&str]) {
+pub fn python(modules: &str, packages: &[&str]) {
     // The tests run in parallel threads; two pip processes installing into the same place at
     // once can break each other.
     static INSTALLING: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -45,14 +45,14 @@ fn python(modules: &str, packages: &[&str]) {
 }
 
 /// Triton's HTTP client.
-fn python_client() {
+pub fn python_client() {
     python("numpy, tritonclient.http", &["numpy", "tritonclient[http]"]);
 }
 
 /// A running `wflow serve`, stopped when dropped.
-struct Served {
+pub struct Served {
     child: Child,
-    address: String,
+    pub address: String,
 }
 
 impl Drop for Served {
@@ -62,7 +62,7 @@ impl Drop for Served {
     }
 }
 
-fn serve(dir: &Path, args: &[&str]) -> Served {
+pub fn serve(dir: &Path, args: &[&str]) -> Served {
     let child = Command::new(env!("CARGO_BIN_EXE_wflow"))
         .arg("serve")
         .args(args)

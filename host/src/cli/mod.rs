@@ -83,6 +83,15 @@ struct ServeArgs {
     /// A file holding the bearer token the admin endpoints require [or WFLOW_ADMIN_TOKEN].
     #[arg(long, value_name = "FILE")]
     admin_token_file: Option<PathBuf>,
+    /// Require the bearer token for inference, metadata and metrics too (health stays open).
+    #[arg(long)]
+    protect_reads: bool,
+    /// The rollout policy (TOML): deployment strategies, rollback margins, monitoring windows.
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// How often to look for alias moves made by other processes (`off`: only on reload).
+    #[arg(long, default_value = "500ms", value_name = "DURATION")]
+    watch: String,
 }
 
 #[derive(Debug, Args)]
@@ -231,25 +240,47 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<u8> {
         None => std::env::var("WFLOW_ADMIN_TOKEN").ok(),
     }
     .filter(|token| !token.is_empty());
-    let config = crate::serve::ServeConfig {
-        listen: args.listen,
-        sources,
-        data_dir: cli.data_dir.clone().unwrap_or_else(Store::default_dir),
-        admin_token,
-        max_body: args.max_body_mib.saturating_mul(1 << 20),
+    let policy = match &args.policy {
+        Some(path) => crate::serve::policy::Policy::read(path).map_err(anyhow::Error::msg)?,
+        None => crate::serve::policy::Policy::default(),
     };
+    let watch = match args.watch.as_str() {
+        "off" | "0" => None,
+        text => Some(humantime::parse_duration(text).map_err(|err| {
+            anyhow::anyhow!("--watch `{text}` is not a duration like 500ms: {err}")
+        })?),
+    };
+    let data_dir = cli.data_dir.clone().unwrap_or_else(Store::default_dir);
+    let mut config =
+        crate::serve::ServeConfig::new(sources, crate::serve::StoreAccess::OnDemand(data_dir));
+    config.listen = args.listen;
+    config.admin_token = admin_token;
+    config.open_reads = !args.protect_reads;
+    config.max_body = args.max_body_mib.saturating_mul(1 << 20);
+    config.policy = policy;
+    config.watch = watch;
+    config.runtime = Some(Arc::new(runtime(cli)?));
+    if !config.open_reads && config.admin_token.is_none() {
+        anyhow::bail!("--protect-reads needs a token: set WFLOW_ADMIN_TOKEN or --admin-token-file");
+    }
     crate::serve::run(
         config,
-        |address, models| {
-            for model in models {
+        |address, server| {
+            for deployment in server.deployments() {
                 eprintln!(
                     "model {} version {} ({})",
-                    model.name, model.version, model.source
+                    deployment.name, deployment.champion.version, deployment.champion.source
                 );
+                if let Some(challenger) = &deployment.challenger {
+                    eprintln!(
+                        "  challenger version {} as a {} ({})",
+                        challenger.model.version, challenger.strategy, challenger.why
+                    );
+                }
             }
             eprintln!(
                 "wflow serving {} model(s) on http://{address}",
-                models.len()
+                server.deployments().len()
             );
         },
         shutdown_signal(),

@@ -59,8 +59,9 @@ pub struct Quality {
 
 #[derive(Default)]
 struct ModelFeedback {
-    /// Request id -> (version, predictions), and the ids in arrival order for eviction.
-    pending: HashMap<String, (String, Vec<Prediction>)>,
+    /// Request id -> the versions that answered it (the first answered the caller; a shadow
+    /// may have answered a copy) with their predictions, and the ids in arrival order.
+    pending: HashMap<String, Vec<(String, Vec<Prediction>)>>,
     order: VecDeque<String>,
     /// Per version: the latest (prediction, truth) pairs, and how many were ever matched.
     windows: BTreeMap<String, (VecDeque<(Prediction, Prediction)>, u64)>,
@@ -90,16 +91,22 @@ pub enum FeedbackError {
 }
 
 impl Feedback {
-    /// Remembers what request `id` was answered by `version` of `model`.
+    /// Remembers what request `id` was answered by `version` of `model` (a second version
+    /// answering a copy of the same request is remembered beside the first).
     pub fn remember(&self, model: &str, version: &str, id: &str, predictions: Vec<Prediction>) {
         let mut models = self.models.lock().unwrap_or_else(|e| e.into_inner());
         let entry = models.entry(model.to_string()).or_default();
-        if entry
-            .pending
-            .insert(id.to_string(), (version.to_string(), predictions))
-            .is_none()
-        {
-            entry.order.push_back(id.to_string());
+        match entry.pending.get_mut(id) {
+            Some(answers) => {
+                answers.retain(|(v, _)| v != version);
+                answers.push((version.to_string(), predictions));
+            }
+            None => {
+                entry
+                    .pending
+                    .insert(id.to_string(), vec![(version.to_string(), predictions)]);
+                entry.order.push_back(id.to_string());
+            }
         }
         while entry.order.len() > REMEMBERED_REQUESTS {
             if let Some(old) = entry.order.pop_front() {
@@ -109,7 +116,7 @@ impl Feedback {
     }
 
     /// Matches the true labels or values of request `id` with its predictions; returns the
-    /// version that answered and how many rows were matched.
+    /// version that answered the caller and how many rows were matched.
     pub fn record(
         &self,
         model: &str,
@@ -120,57 +127,37 @@ impl Feedback {
         let entry = models
             .get_mut(model)
             .ok_or_else(|| FeedbackError::UnknownRequest(id.to_string()))?;
-        let (version, predictions) = entry
+        let answers = entry
             .pending
             .get(id)
-            .cloned()
             .ok_or_else(|| FeedbackError::UnknownRequest(id.to_string()))?;
-        if predictions.len() != truth.len() {
-            return Err(FeedbackError::RowCount {
-                id: id.to_string(),
-                predicted: predictions.len(),
-                given: truth.len(),
-            });
-        }
-        let mut pairs = Vec::with_capacity(truth.len());
-        for (row, (predicted, true_value)) in predictions.into_iter().zip(truth).enumerate() {
-            let truth = match (&predicted, true_value) {
-                (Prediction::Label(_), serde_json::Value::String(s)) => {
-                    Prediction::Label(s.clone())
-                }
-                (Prediction::Label(_), serde_json::Value::Number(n)) => {
-                    Prediction::Label(n.to_string())
-                }
-                (Prediction::Label(_), serde_json::Value::Bool(b)) => {
-                    Prediction::Label(b.to_string())
-                }
-                (Prediction::Value(_), value) => {
-                    Prediction::Value(value.as_f64().ok_or_else(|| FeedbackError::BadTruth {
-                        row,
-                        message: format!("a regression's truth must be a number, got {value}"),
-                    })?)
-                }
-                (_, value) => {
-                    return Err(FeedbackError::BadTruth {
-                        row,
-                        message: format!("a class label must be a string or a number, got {value}"),
-                    });
-                }
-            };
-            pairs.push((predicted, truth));
+        // Every answer is checked before any is counted, so a refusal changes nothing.
+        let mut matched = Vec::with_capacity(answers.len());
+        for (version, predictions) in answers {
+            matched.push((version.clone(), pair(id, predictions, truth)?));
         }
         // Its id stays in `order` until evicted; removing it there would cost a scan.
         entry.pending.remove(id);
-        let matched = pairs.len();
-        let (window, total) = entry.windows.entry(version.clone()).or_default();
-        for pair in pairs {
-            window.push_back(pair);
-            if window.len() > QUALITY_WINDOW {
-                window.pop_front();
+        let caller = matched[0].0.clone();
+        let rows = truth.len();
+        for (version, pairs) in matched {
+            let (window, total) = entry.windows.entry(version).or_default();
+            for pair in pairs {
+                window.push_back(pair);
+                if window.len() > QUALITY_WINDOW {
+                    window.pop_front();
+                }
             }
+            *total += rows as u64;
         }
-        *total += matched as u64;
-        Ok((version, matched))
+        Ok((caller, rows))
+    }
+
+    /// Live quality of one version, if feedback has arrived for it.
+    pub fn quality_of(&self, model: &str, version: &str) -> Option<Quality> {
+        let models = self.models.lock().unwrap_or_else(|e| e.into_inner());
+        let (window, total) = models.get(model)?.windows.get(version)?;
+        Some(quality_of(window.iter(), *total))
     }
 
     /// Live quality per (model, version).
@@ -187,6 +174,45 @@ impl Feedback {
         }
         out
     }
+}
+
+/// Pairs each row's prediction with its truth, read as the prediction's kind.
+fn pair(
+    id: &str,
+    predictions: &[Prediction],
+    truth: &[serde_json::Value],
+) -> Result<Vec<(Prediction, Prediction)>, FeedbackError> {
+    if predictions.len() != truth.len() {
+        return Err(FeedbackError::RowCount {
+            id: id.to_string(),
+            predicted: predictions.len(),
+            given: truth.len(),
+        });
+    }
+    let mut pairs = Vec::with_capacity(truth.len());
+    for (row, (predicted, true_value)) in predictions.iter().zip(truth).enumerate() {
+        let truth = match (predicted, true_value) {
+            (Prediction::Label(_), serde_json::Value::String(s)) => Prediction::Label(s.clone()),
+            (Prediction::Label(_), serde_json::Value::Number(n)) => {
+                Prediction::Label(n.to_string())
+            }
+            (Prediction::Label(_), serde_json::Value::Bool(b)) => Prediction::Label(b.to_string()),
+            (Prediction::Value(_), value) => {
+                Prediction::Value(value.as_f64().ok_or_else(|| FeedbackError::BadTruth {
+                    row,
+                    message: format!("a regression's truth must be a number, got {value}"),
+                })?)
+            }
+            (_, value) => {
+                return Err(FeedbackError::BadTruth {
+                    row,
+                    message: format!("a class label must be a string or a number, got {value}"),
+                });
+            }
+        };
+        pairs.push((predicted.clone(), truth));
+    }
+    Ok(pairs)
 }
 
 fn quality_of<'a>(

@@ -11,7 +11,11 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
 
+use super::monitor::VersionMonitor;
 use crate::inference::{argmax, keys};
+
+/// Rows a version's monitoring window holds unless the policy says otherwise.
+pub const DEFAULT_WINDOW: usize = 1000;
 
 /// The protocol's name of a tensor element type.
 pub fn datatype_name(datum: DatumType) -> Option<&'static str> {
@@ -89,6 +93,12 @@ pub struct ServedModel {
     pub outputs: Vec<TensorSpec>,
     /// Where it came from (`breast-cancer@champion` = v3, or a file path), for people.
     pub source: String,
+    /// The names of the columns of its one `[batch, features]` input (from its metadata, else
+    /// `x0`, `x1`...); empty for models taking other inputs.
+    pub features: Vec<String>,
+    /// Its live window and drift checks; the server replaces this one (a window of the
+    /// default size without a drift reference) when it knows better.
+    pub monitor: Arc<VersionMonitor>,
     input_types: Vec<DatumType>,
     /// Class labels from our metadata, when the model has no label output of its own.
     derived_labels: Option<(usize, Vec<String>)>,
@@ -232,12 +242,24 @@ impl ServedModel {
             });
         }
         let plan = typed.into_runnable().map_err(load_error)?;
+        let features = match inputs.as_slice() {
+            [only] if only.shape.len() == 2 && only.shape[1] > 0 => {
+                let width = only.shape[1] as usize;
+                metadata(keys::FEATURES)
+                    .and_then(|json| serde_json::from_str::<Vec<String>>(&json).ok())
+                    .filter(|names| names.len() == width)
+                    .unwrap_or_else(|| (0..width).map(|i| format!("x{i}")).collect())
+            }
+            _ => Vec::new(),
+        };
         Ok(ServedModel {
             name: name.to_string(),
             version: version.to_string(),
             inputs,
             outputs,
             source,
+            monitor: Arc::new(VersionMonitor::new(features.clone(), DEFAULT_WINDOW, None)),
+            features,
             input_types,
             derived_labels,
             plan,
@@ -248,7 +270,7 @@ impl ServedModel {
     /// `wanted` (all when empty), in the model's order.
     pub fn infer(
         &self,
-        inputs: Vec<NamedTensor>,
+        inputs: &[NamedTensor],
         wanted: &[String],
     ) -> Result<Vec<NamedTensor>, ModelError> {
         let bad = |message: String| Err(ModelError::BadRequest(message));
@@ -261,7 +283,7 @@ impl ServedModel {
                 ));
             }
         }
-        for given in &inputs {
+        for given in inputs {
             if !self.inputs.iter().any(|i| i.name == given.name) {
                 return bad(format!(
                     "model `{}` has no input `{}` (its inputs: {})",
@@ -411,4 +433,52 @@ fn from_tensor(name: &str, value: &TValue) -> Result<NamedTensor, ModelError> {
         shape,
         data,
     })
+}
+
+#[cfg(test)]
+impl ServedModel {
+    /// A binary classifier over features `a` and `b`: P(1) = sigmoid(a - b), labels `0`/`1`.
+    pub fn fixture(name: &str, version: &str) -> ServedModel {
+        use wflow_onnx::{Dim, ModelBuilder};
+        let mut builder = ModelBuilder::new("fixture");
+        builder
+            .input_f32("features", &[Dim::named("N"), Dim::from(2)])
+            .output_f32("probabilities", &[Dim::named("N"), Dim::from(1)])
+            .initializer_f32("w", &[2, 1], vec![1.0, -1.0])
+            .node("MatMul", &["features", "w"], &["z"], Vec::new())
+            .node("Sigmoid", &["z"], &["probabilities"], Vec::new())
+            .metadata(keys::FEATURES, r#"["a","b"]"#)
+            .metadata(keys::CLASS_LABELS, r#"["0","1"]"#);
+        let onnx = builder.to_bytes().expect("a valid graph");
+        ServedModel::load(name, version, "fixture".into(), &onnx).expect("tract runs it")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_classifier_answers_probabilities_and_derived_labels() {
+        let model = ServedModel::fixture("m", "1");
+        assert_eq!(model.features, vec!["a", "b"]);
+        let input = NamedTensor {
+            name: "features".into(),
+            shape: vec![2, 2],
+            data: Data::F32(vec![2.0, 0.0, 0.0, 2.0]),
+        };
+        let outputs = model.infer(&[input], &[]).unwrap();
+        assert_eq!(outputs[1].data, Data::Bytes(vec!["1".into(), "0".into()]));
+        let err = model
+            .infer(
+                &[NamedTensor {
+                    name: "features".into(),
+                    shape: vec![1, 3],
+                    data: Data::F32(vec![0.0; 3]),
+                }],
+                &[],
+            )
+            .unwrap_err();
+        assert!(err.to_string().contains("shape [1, 3]"), "{err}");
+    }
 }

@@ -1,12 +1,13 @@
 //! The Open Inference Protocol's JSON (KServe v2 / Triton HTTP): request and response bodies,
-//! and tensor data given flat or nested in row-major order.
+//! and tensor data given flat or nested in row-major order. Tensors sent as binary data (the
+//! binary tensor extension) are decoded in `binary`.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::model::{Data, NamedTensor};
 
-/// `POST .../infer` body.
+/// `POST .../infer` body (its JSON part, when binary tensors follow it).
 #[derive(Debug, Deserialize)]
 pub struct InferRequest {
     #[serde(default)]
@@ -14,24 +15,75 @@ pub struct InferRequest {
     pub inputs: Vec<RequestInput>,
     #[serde(default)]
     pub outputs: Vec<RequestOutput>,
+    #[serde(default)]
+    pub parameters: Map<String, Value>,
 }
 
-/// One input tensor of a request.
+impl InferRequest {
+    /// The key that keeps a caller on one side of a traffic split: the request's
+    /// `routing_key` parameter.
+    pub fn routing_key(&self) -> Option<String> {
+        match self.parameters.get("routing_key")? {
+            Value::String(key) => Some(key.clone()),
+            other => Some(other.to_string()),
+        }
+    }
+
+    /// Whether an output goes back as binary data: as it asks, else as the request asks
+    /// (`binary_data_output`).
+    pub fn binary_output(&self, name: &str) -> bool {
+        let flag = |parameters: &Map<String, Value>, key: &str| {
+            parameters.get(key).and_then(Value::as_bool)
+        };
+        self.outputs
+            .iter()
+            .find(|o| o.name == name)
+            .and_then(|o| flag(&o.parameters, "binary_data"))
+            .or_else(|| flag(&self.parameters, "binary_data_output"))
+            .unwrap_or(false)
+    }
+}
+
+/// One input tensor of a request: its data in JSON, or its size in the binary part.
 #[derive(Debug, Deserialize)]
 pub struct RequestInput {
     pub name: String,
     pub shape: Vec<i64>,
     pub datatype: String,
-    pub data: Value,
+    #[serde(default)]
+    pub data: Option<Value>,
+    #[serde(default)]
+    pub parameters: Map<String, Value>,
+}
+
+impl RequestInput {
+    /// The size of its data in the binary part of the request, when it is there.
+    pub fn binary_size(&self) -> Result<Option<usize>, String> {
+        match self.parameters.get("binary_data_size") {
+            None => Ok(None),
+            Some(size) => size
+                .as_u64()
+                .and_then(|s| usize::try_from(s).ok())
+                .map(Some)
+                .ok_or_else(|| {
+                    format!(
+                        "input `{}`: binary_data_size {size} is not a byte count",
+                        self.name
+                    )
+                }),
+        }
+    }
 }
 
 /// An output the request asks for (all when none are named).
 #[derive(Debug, Deserialize)]
 pub struct RequestOutput {
     pub name: String,
+    #[serde(default)]
+    pub parameters: Map<String, Value>,
 }
 
-/// The answer to an inference request.
+/// The answer to an inference request (its JSON part, when binary tensors follow it).
 #[derive(Debug, Serialize)]
 pub struct InferResponse {
     pub model_name: String,
@@ -41,13 +93,16 @@ pub struct InferResponse {
     pub outputs: Vec<ResponseOutput>,
 }
 
-/// One output tensor of a response, its data flat.
+/// One output tensor of a response: its data flat in JSON, or its size in the binary part.
 #[derive(Debug, Serialize)]
 pub struct ResponseOutput {
     pub name: String,
     pub datatype: &'static str,
     pub shape: Vec<usize>,
-    pub data: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameters: Option<Value>,
 }
 
 /// Appends the leaves of `value` (a number, string or bool, or arrays of them) in order.
@@ -58,23 +113,33 @@ fn flatten<'a>(value: &'a Value, out: &mut Vec<&'a Value>) {
     }
 }
 
-/// Decodes an input's data as its datatype says, checking every element.
-pub fn decode_input(input: &RequestInput) -> Result<NamedTensor, String> {
-    let name = &input.name;
-    let shape = input
+/// An input's shape, as sizes.
+pub fn input_shape(input: &RequestInput) -> Result<Vec<usize>, String> {
+    input
         .shape
         .iter()
         .map(|&d| {
             usize::try_from(d).map_err(|_| {
                 format!(
-                    "input `{name}`: shape {:?} has a negative dimension",
-                    input.shape
+                    "input `{}`: shape {:?} has a negative dimension",
+                    input.name, input.shape
                 )
             })
         })
-        .collect::<Result<Vec<_>, _>>()?;
+        .collect()
+}
+
+/// Decodes an input's JSON data as its datatype says, checking every element.
+pub fn decode_input(input: &RequestInput) -> Result<NamedTensor, String> {
+    let name = &input.name;
+    let shape = input_shape(input)?;
+    let Some(values) = &input.data else {
+        return Err(format!(
+            "input `{name}` has no `data` (nor a binary_data_size for binary data)"
+        ));
+    };
     let mut leaves = Vec::new();
-    flatten(&input.data, &mut leaves);
+    flatten(values, &mut leaves);
     let element = |i: usize, what: &str| format!("input `{name}`: element {i} is not {what}");
     let data = match input.datatype.as_str() {
         "FP32" | "FP64" => {
@@ -138,7 +203,7 @@ pub fn decode_input(input: &RequestInput) -> Result<NamedTensor, String> {
     })
 }
 
-/// Encodes an output tensor for a response.
+/// Encodes an output tensor's data in JSON for a response.
 pub fn encode_output(tensor: NamedTensor) -> ResponseOutput {
     let (datatype, data) = match tensor.data {
         Data::F32(v) => ("FP32", Value::from(v)),
@@ -152,7 +217,8 @@ pub fn encode_output(tensor: NamedTensor) -> ResponseOutput {
         name: tensor.name,
         datatype,
         shape: tensor.shape,
-        data,
+        data: Some(data),
+        parameters: None,
     }
 }
 
@@ -165,7 +231,8 @@ mod tests {
             name: "x".into(),
             shape,
             datatype: datatype.into(),
-            data,
+            data: Some(data),
+            parameters: Map::new(),
         }
     }
 

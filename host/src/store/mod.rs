@@ -37,6 +37,9 @@ pub use codec::{CodecError, StoredValue, ValueKind};
 pub use journal::RunJournal;
 pub use records::*;
 
+/// How long opening the store waits for another process to let go of it.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
 /// The format of the database this wflow writes; a newer one is refused, not misread.
 const FORMAT_VERSION: u64 = 1;
 
@@ -126,15 +129,26 @@ impl Store {
         let db_path = dir.join("db");
         // sled panics on some kinds of damage instead of returning an error; a damaged store
         // must be an error naming the path, never a crash.
-        let opened = std::panic::catch_unwind(|| sled::Config::new().path(&db_path).open());
+        let locked = |err: &sled::Error| {
+            matches!(err, sled::Error::Io(err)
+                if err.kind() == std::io::ErrorKind::WouldBlock
+                    || err.to_string().contains("could not acquire lock"))
+        };
+        // Another process may hold the store for a moment (a server reading a model, a
+        // command moving an alias): wait a little before calling it in use.
+        let waiting_since = std::time::Instant::now();
+        let opened = loop {
+            let opened = std::panic::catch_unwind(|| sled::Config::new().path(&db_path).open());
+            match &opened {
+                Ok(Err(err)) if locked(err) && waiting_since.elapsed() < LOCK_WAIT => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                _ => break opened,
+            }
+        };
         let db = match opened {
             Ok(Ok(db)) => db,
-            Ok(Err(sled::Error::Io(err)))
-                if err.kind() == std::io::ErrorKind::WouldBlock
-                    || err.to_string().contains("could not acquire lock") =>
-            {
-                return Err(StoreError::Locked(dir));
-            }
+            Ok(Err(err)) if locked(&err) => return Err(StoreError::Locked(dir)),
             Ok(Err(sled::Error::Corruption { .. })) => {
                 return Err(StoreError::Corrupt {
                     path: db_path,

@@ -338,6 +338,8 @@ pub enum Actor {
     Run { run: u64, step: String },
     /// A command (`wflow models promote` / `rollback`), by this user.
     Command { command: String, user: String },
+    /// A model server applying its rollout policy (`automatic rollback`, `canary promotion`).
+    Policy { action: String },
 }
 
 impl std::fmt::Display for Actor {
@@ -345,6 +347,7 @@ impl std::fmt::Display for Actor {
         match self {
             Actor::Run { run, step } => write!(f, "run {run} (step `{step}`)"),
             Actor::Command { command, user } => write!(f, "`{command}` by {user}"),
+            Actor::Policy { action } => write!(f, "the rollout policy ({action})"),
         }
     }
 }

@@ -12,6 +12,15 @@ use sled::Transactional;
 use super::records::{Actor, AliasEvent, ModelVersion, now};
 use super::{Store, StoreError};
 
+/// The file in the data directory rewritten at every alias move.
+const ALIAS_STAMP: &str = "aliases.stamp";
+
+fn now_nanos() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
 fn prefix(name: &str) -> Vec<u8> {
     let mut key = name.as_bytes().to_vec();
     key.push(0);
@@ -252,7 +261,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Points `alias` at `to` (or removes it), recording who did it and why.
+    /// Points `alias` at `to`, recording who did it and why.
     pub fn move_alias(
         &self,
         name: &str,
@@ -262,8 +271,37 @@ impl Store {
         actor: Actor,
         rollback: bool,
     ) -> Result<AliasEvent, StoreError> {
-        check_name("alias", alias)?;
         self.version(name, to)?;
+        self.set_alias(name, alias, Some(to), reason, actor, rollback)
+    }
+
+    /// Removes `alias` (a challenger whose deployment ended), recording who did it and why.
+    pub fn remove_alias(
+        &self,
+        name: &str,
+        alias: &str,
+        reason: &str,
+        actor: Actor,
+        rollback: bool,
+    ) -> Result<AliasEvent, StoreError> {
+        if self.alias(name, alias)?.is_none() {
+            return Err(StoreError::NotFound(format!(
+                "model `{name}` has no alias `{alias}`"
+            )));
+        }
+        self.set_alias(name, alias, None, reason, actor, rollback)
+    }
+
+    fn set_alias(
+        &self,
+        name: &str,
+        alias: &str,
+        to: Option<u32>,
+        reason: &str,
+        actor: Actor,
+        rollback: bool,
+    ) -> Result<AliasEvent, StoreError> {
+        check_name("alias", alias)?;
         let _guard = self.allocate.lock().unwrap_or_else(|e| e.into_inner());
         let seq = self
             .events
@@ -284,7 +322,7 @@ impl Store {
             seq,
             at: now(),
             from: self.alias(name, alias)?,
-            to: Some(to),
+            to,
             reason: reason.to_string(),
             actor,
             rollback,
@@ -292,13 +330,38 @@ impl Store {
         let event_bytes = Self::encode(&event);
         (&self.aliases, &self.events)
             .transaction(|(aliases, events)| {
-                aliases.insert(alias_key(name, alias), &to.to_be_bytes())?;
+                match to {
+                    Some(to) => aliases.insert(alias_key(name, alias), &to.to_be_bytes())?,
+                    None => aliases.remove(alias_key(name, alias))?,
+                };
                 events.insert(event_key(name, seq), event_bytes.as_slice())?;
                 Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
             })
             .map_err(|err| self.transaction_error(err))?;
         self.flush()?;
+        self.stamp_aliases();
         Ok(event)
+    }
+
+    /// The content of the alias stamp file: it changes whenever an alias moves, so a process
+    /// serving models (which does not keep the store open) notices a promotion by reading one
+    /// small file instead of opening the database.
+    pub fn alias_stamp(dir: &std::path::Path) -> Option<String> {
+        std::fs::read_to_string(dir.join(ALIAS_STAMP)).ok()
+    }
+
+    /// Rewrites the alias stamp (best effort: a server that misses it still has its reload
+    /// endpoint, and the alias move itself is already durable).
+    fn stamp_aliases(&self) {
+        let stamp = format!("{} {}\n", std::process::id(), now_nanos());
+        let temporary = self
+            .dir()
+            .join(format!("{ALIAS_STAMP}.{}", std::process::id()));
+        if std::fs::write(&temporary, stamp).is_ok()
+            && std::fs::rename(&temporary, self.dir().join(ALIAS_STAMP)).is_err()
+        {
+            let _ = std::fs::remove_file(&temporary);
+        }
     }
 
     /// Returns `alias` to the version it had before its current one was given to it (skipping

@@ -438,6 +438,7 @@ async fn execute(
             journal: Some(journal),
             run: Some(id),
             no_cache: options.no_cache,
+            ..RunOptions::default()
         },
         Some(sender),
     )

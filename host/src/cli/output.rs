@@ -265,6 +265,9 @@ impl Progress {
                 StepStatus::NotApplicable(reason) => {
                     eprintln!("{skipped} {}: nothing to do, {}", report.id, clean(reason))
                 }
+                StepStatus::Cancelled(reason) => {
+                    eprintln!("{skipped} {}: {}", report.id, clean(reason))
+                }
             },
         }
     }
@@ -471,7 +474,7 @@ fn report_json(report: &RunReport) -> serde_json::Value {
             "kind": s.kind_label(),
             "status": s.status_label(),
             "reused_from_run": s.reused.map(|r| r.run),
-            "reason": match &s.status { StepStatus::Succeeded => None, StepStatus::Failed(r) | StepStatus::Skipped(r) | StepStatus::NotApplicable(r) => Some(r) },
+            "reason": match &s.status { StepStatus::Succeeded => None, StepStatus::Failed(r) | StepStatus::Skipped(r) | StepStatus::NotApplicable(r) | StepStatus::Cancelled(r) => Some(r) },
             "failure_kind": s.failure_kind,
             "attempts": s.attempts,
             "duration_ms": s.duration.as_secs_f64() * 1000.0,

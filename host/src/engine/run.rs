@@ -49,6 +49,9 @@ pub enum StepStatus {
     /// registry yet (no champion before the first promotion), and the steps that needed it.
     /// A step that only optionally takes its value (a gate's `champion`) runs without it.
     NotApplicable(String),
+    /// Stopped or never started because the run was cancelled (or the daemon stopped); a
+    /// resumed run runs it again.
+    Cancelled(String),
 }
 
 impl StepStatus {
@@ -58,6 +61,7 @@ impl StepStatus {
             StepStatus::Failed(_) => "failed",
             StepStatus::Skipped(_) => "skipped",
             StepStatus::NotApplicable(_) => "n/a",
+            StepStatus::Cancelled(_) => "cancelled",
         }
     }
 
@@ -167,6 +171,11 @@ pub struct RunOptions {
     pub run: Option<u64>,
     /// Run every step even when an identical execution could be reused.
     pub no_cache: bool,
+    /// Becomes `true` to cancel the run: running steps are stopped, the rest not started.
+    pub cancel: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Step slots shared with other runs (the daemon's global concurrency limit); a step
+    /// holds one while it runs.
+    pub slots: Option<Arc<tokio::sync::Semaphore>>,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -187,7 +196,21 @@ impl Default for RunOptions {
             journal: None,
             run: None,
             no_cache: false,
+            cancel: None,
+            slots: None,
         }
+    }
+}
+
+/// Resolves once `cancel` says so (never without one).
+async fn cancelled(cancel: &mut Option<tokio::sync::watch::Receiver<bool>>) -> String {
+    match cancel {
+        Some(receiver) => match receiver.wait_for(|stop| *stop).await {
+            Ok(_) => "the run was cancelled".into(),
+            // The sender is gone: nobody can cancel any more.
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
     }
 }
 
@@ -252,6 +275,11 @@ pub async fn run(
     let mut values = Values::default();
     let mut tasks: JoinSet<Attempted> = JoinSet::new();
     let mut task_steps: HashMap<tokio::task::Id, usize> = HashMap::new();
+    let mut cancel = options.cancel.clone();
+    if cancel.as_ref().is_some_and(|c| *c.borrow()) {
+        board.ready.clear();
+        board.cancel_rest(&plan, "the run was cancelled before it started");
+    }
 
     if let Some(journal) = &journal
         && let Err(err) = store_datasets(&plan, journal, &mut values).await
@@ -281,7 +309,13 @@ pub async fn run(
                     let events = events.clone();
                     let journal = journal.clone();
                     let no_cache = options.no_cache;
+                    let slots = options.slots.clone();
                     let task = tasks.spawn(async move {
+                        // Held for the whole step; closed slots (a stopping daemon) are none.
+                        let _slot = match slots {
+                            Some(slots) => slots.acquire_owned().await.ok(),
+                            None => None,
+                        };
                         execute(
                             &runtime, &plan, index, work, inputs, journal, no_cache, events,
                         )
@@ -302,7 +336,24 @@ pub async fn run(
             }
             continue;
         }
-        let Some(joined) = tasks.join_next_with_id().await else {
+        let joined = tokio::select! {
+            joined = tasks.join_next_with_id() => joined,
+            reason = cancelled(&mut cancel) => {
+                // Dropping a step's future stops its plugin (a fresh store per call, nothing
+                // to clean up); the steps it would have unblocked are not started.
+                tasks.abort_all();
+                while tasks.join_next().await.is_some() {}
+                for index in task_steps.drain().map(|(_, index)| index) {
+                    let mut report = skipped(&plan.steps[index], String::new());
+                    report.status = StepStatus::Cancelled(reason.clone());
+                    board.finish(index, report, &[]);
+                }
+                board.ready.clear();
+                board.cancel_rest(&plan, &reason);
+                break;
+            }
+        };
+        let Some(joined) = joined else {
             break;
         };
         let (index, attempted) = match joined {
@@ -631,6 +682,8 @@ impl<'a> Board<'a> {
                     absent.push(dependent);
                     false
                 }
+                // Its dependents are cancelled too, by the caller, not skipped.
+                StepStatus::Cancelled(_) => false,
                 _ => {
                     blocked.push((dependent, index));
                     false
@@ -671,6 +724,24 @@ impl<'a> Board<'a> {
             self.emit(&report);
             self.reports[step] = Some(report);
             blocked.extend(self.dependents[step].iter().map(|&d| (d, step)));
+        }
+    }
+
+    /// Marks every step without a report as cancelled (not started).
+    fn cancel_rest(&mut self, plan: &Plan, reason: &str) {
+        for index in 0..plan.steps.len() {
+            if self.reports[index].is_none() {
+                let mut report = skipped(&plan.steps[index], String::new());
+                report.status = StepStatus::Cancelled(reason.to_string());
+                if let Some(journal) = &self.journal
+                    && let Err(err) =
+                        journal.finished(index, &plan.steps[index], &report, &[], false)
+                {
+                    tracing::error!(step = %report.id, error = %format!("{err:#}"), "cannot record the step");
+                }
+                self.emit(&report);
+                self.reports[index] = Some(report);
+            }
         }
     }
 

@@ -287,6 +287,7 @@ impl Journal for RunJournal {
             (EngineStatus::NotApplicable(reason), _) => {
                 (StepStatus::NotApplicable, Some(reason.clone()))
             }
+            (EngineStatus::Cancelled(reason), _) => (StepStatus::Interrupted, Some(reason.clone())),
         };
         let origin = Self::lock(&self.origins).remove(&index);
         if report.reused.is_some_and(|o| !o.resumed) {

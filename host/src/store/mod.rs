@@ -371,7 +371,7 @@ impl Store {
     pub fn reopen_run(&self, id: u64) -> Result<RunRecord, StoreError> {
         let mut record = self.run(id)?;
         match record.status {
-            RunStatus::Interrupted | RunStatus::Failed => {}
+            RunStatus::Interrupted | RunStatus::Failed | RunStatus::Cancelled => {}
             RunStatus::Running => {
                 return Err(StoreError::Invalid(format!(
                     "run {id} is still running (pid {})",

@@ -36,6 +36,8 @@ pub enum RunStatus {
     Failed,
     /// The process running it stopped before it finished; `wflow runs resume` continues it.
     Interrupted,
+    /// Cancelled on request (`wflow runs cancel`, or replaced by a newer run); resumable too.
+    Cancelled,
 }
 
 impl RunStatus {
@@ -45,6 +47,7 @@ impl RunStatus {
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
             RunStatus::Interrupted => "interrupted",
+            RunStatus::Cancelled => "cancelled",
         }
     }
 
@@ -54,6 +57,7 @@ impl RunStatus {
             RunStatus::Succeeded,
             RunStatus::Failed,
             RunStatus::Interrupted,
+            RunStatus::Cancelled,
         ]
         .into_iter()
         .find(|s| s.label() == text)

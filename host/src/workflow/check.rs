@@ -9,6 +9,7 @@
 //! references between datasets and steps in `resolve`. Nothing here does IO.
 
 mod resolve;
+mod triggers;
 mod values;
 
 use std::borrow::Cow;
@@ -30,8 +31,14 @@ use super::{
 type Key<'i> = Spanned<Cow<'i, str>>;
 type Value<'i> = Spanned<DeValue<'i>>;
 
-const TOP_KEYS: &[&str] = &["workflow", "defaults", "datasets", "steps"];
-const WORKFLOW_KEYS: &[&str] = &["name", "description", "concurrency"];
+const TOP_KEYS: &[&str] = &["workflow", "defaults", "datasets", "steps", "triggers"];
+const WORKFLOW_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "concurrency",
+    "max_active_runs",
+    "overlap",
+];
 const DEFAULTS_KEYS: &[&str] = &["timeout", "memory", "max_output", "retries"];
 const RETRIES_KEYS: &[&str] = &["count", "backoff", "max_backoff"];
 const DATASET_KEYS: &[&str] = &["path", "types"];
@@ -87,6 +94,8 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<Workflow, Diagnostics> {
     let datasets = checker.datasets(root);
     let steps = checker.steps(root);
     let (order, needs) = checker.resolve(&datasets, &steps);
+    let triggers = checker.triggers(root);
+    checker.trigger_references(&triggers, &datasets);
 
     if !checker.diagnostics.is_empty() {
         return Err(checker.finish());
@@ -119,6 +128,9 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<Workflow, Diagnostics> {
         source,
         datasets,
         steps,
+        max_active_runs: header.max_active_runs.unwrap_or(1),
+        overlap: header.overlap.unwrap_or_default(),
+        triggers: triggers.into_iter().map(|draft| draft.trigger).collect(),
     })
 }
 
@@ -127,6 +139,8 @@ struct Header {
     name: Option<String>,
     description: Option<String>,
     concurrency: Option<usize>,
+    max_active_runs: Option<usize>,
+    overlap: Option<super::Overlap>,
 }
 
 /// Limits and retry settings as written in `[defaults]` or a step; `None` when unset or wrong.
@@ -255,6 +269,8 @@ impl Checker {
             name: None,
             description: None,
             concurrency: None,
+            max_active_runs: None,
+            overlap: None,
         };
         let Some(value) = root.get("workflow") else {
             self.error(
@@ -292,7 +308,54 @@ impl Checker {
                 .count(concurrency, "concurrency", 1, u64::MAX)
                 .and_then(|n| usize::try_from(n).ok());
         }
+        if let Some(runs) = table.get("max_active_runs") {
+            header.max_active_runs = self
+                .count(runs, "max_active_runs", 1, 1000)
+                .and_then(|n| usize::try_from(n).ok());
+        }
+        if let Some(overlap) = table.get("overlap") {
+            header.overlap = match self.string(overlap, "overlap").as_deref() {
+                Some("allow") => Some(super::Overlap::Allow),
+                Some("forbid") => Some(super::Overlap::Forbid),
+                Some("replace") => Some(super::Overlap::Replace),
+                Some(other) => {
+                    self.error(
+                        overlap.span(),
+                        format!("unknown `overlap` {other:?}: expected \"allow\" (wait), \"forbid\" (skip) or \"replace\" (cancel the running one)"),
+                    );
+                    None
+                }
+                None => None,
+            };
+        }
         header
+    }
+
+    /// Each trigger's `dataset` must be a dataset of the workflow.
+    fn trigger_references(
+        &mut self,
+        triggers: &[triggers::TriggerDraft],
+        datasets: &[DatasetDraft],
+    ) {
+        for draft in triggers {
+            if let Some((name, span)) = &draft.dataset
+                && !datasets.iter().any(|d| &d.name == name)
+            {
+                let known: Vec<&str> = datasets.iter().map(|d| d.name.as_str()).collect();
+                let message = match closest(name, known.iter().copied()) {
+                    Some(suggestion) => format!(
+                        "trigger `{}` names an unknown dataset `{name}`, did you mean `{suggestion}`?",
+                        draft.trigger.name
+                    ),
+                    None => format!(
+                        "trigger `{}` names an unknown dataset `{name}` (datasets: {})",
+                        draft.trigger.name,
+                        values::quoted_list(&known)
+                    ),
+                };
+                self.error(span.clone(), message);
+            }
+        }
     }
 
     /// Reads the limit and retry keys of a `[defaults]` or step table at `path`.

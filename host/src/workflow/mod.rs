@@ -127,6 +127,133 @@ pub struct Workflow {
     pub datasets: Vec<Dataset>,
     /// The steps, each after every step it needs; ties keep file order.
     pub steps: Vec<Step>,
+    /// Runs of this workflow the daemon lets run at once.
+    pub max_active_runs: usize,
+    /// What a trigger does while `max_active_runs` runs are running.
+    pub overlap: Overlap,
+    /// What starts the workflow in the daemon, besides asking for it (`wflow trigger`).
+    pub triggers: Vec<Trigger>,
+}
+
+/// What a trigger does when the workflow already has `max_active_runs` runs running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overlap {
+    /// `"allow"`: the run waits its turn (in a bounded queue).
+    #[default]
+    Allow,
+    /// `"forbid"`: the trigger is skipped.
+    Forbid,
+    /// `"replace"`: the oldest running run is cancelled and the new one starts.
+    Replace,
+}
+
+impl Overlap {
+    pub fn name(self) -> &'static str {
+        match self {
+            Overlap::Allow => "allow",
+            Overlap::Forbid => "forbid",
+            Overlap::Replace => "replace",
+        }
+    }
+}
+
+/// A trigger, declared as `[triggers.NAME]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trigger {
+    /// Its name, `[a-z0-9][a-z0-9-_]*`.
+    pub name: String,
+    /// The name in the source.
+    pub span: Span,
+    pub kind: TriggerKind,
+    /// The least time between two runs it starts, so a noisy signal cannot start a storm.
+    pub cooldown: Duration,
+}
+
+/// What fires a trigger.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TriggerKind {
+    /// `cron = "0 2 * * *"`: the slots of a cron schedule in a time zone.
+    Cron {
+        /// The expression as written (5 fields, or 6-7 with seconds first and years last).
+        expression: String,
+        /// The schedule in the 6-7 field form the scheduler reads (seconds first).
+        schedule: String,
+        /// An IANA time zone name (`UTC` unless given).
+        timezone: String,
+        /// What happens to slots missed while the daemon was down.
+        catch_up: CatchUp,
+        /// With `catch_up = "all"`, at most this many missed slots run.
+        max_catch_up: u32,
+    },
+    /// `files = "incoming/*.csv"`: new or changed files matching a glob.
+    Files {
+        /// The glob, joined to the workflow's directory.
+        pattern: PathBuf,
+        /// The dataset the new data replaces in the run.
+        dataset: String,
+        /// Rows the new files must hold together before a run starts.
+        min_new_rows: u64,
+        /// How often the files are listed when file events are not available or missed.
+        poll: Duration,
+    },
+    /// `drift = "MODEL"`: the served model's live inputs drifted from its training data.
+    Drift { model: String, data: LiveData },
+    /// `decay = "MODEL"`: the served model's live quality crossed a threshold.
+    Decay {
+        model: String,
+        /// `accuracy` or `f1_macro` (decayed below the threshold), `rmse` or `mae` (above).
+        metric: String,
+        threshold: f64,
+        /// Rows with feedback the quality must be computed over.
+        min_rows: usize,
+        /// Roll the champion back to its previous version at once.
+        rollback: bool,
+        data: LiveData,
+    },
+}
+
+/// The recent labelled traffic a drift or decay trigger's run trains on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveData {
+    /// The dataset the recent data replaces (or is appended to).
+    pub dataset: String,
+    /// Whether the recent rows are appended to the dataset's own file instead of replacing it.
+    pub append: bool,
+    /// Labelled rows needed before a run starts.
+    pub min_rows: usize,
+}
+
+/// What happens to cron slots missed while the daemon was not running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CatchUp {
+    /// `"none"`: missed slots are skipped.
+    None,
+    /// `"latest"`: the latest missed slot runs once.
+    Latest,
+    /// `"all"`: every missed slot runs, up to `max_catch_up`.
+    All,
+}
+
+impl CatchUp {
+    pub fn name(self) -> &'static str {
+        match self {
+            CatchUp::None => "none",
+            CatchUp::Latest => "latest",
+            CatchUp::All => "all",
+        }
+    }
+}
+
+impl TriggerKind {
+    /// `cron`, `files`, `drift` or `decay`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            TriggerKind::Cron { .. } => "cron",
+            TriggerKind::Files { .. } => "files",
+            TriggerKind::Drift { .. } => "drift",
+            TriggerKind::Decay { .. } => "decay",
+        }
+    }
 }
 
 impl Workflow {

@@ -175,7 +175,7 @@ fn render(workflow: &Workflow) -> Json {
             })
         })
         .collect();
-    json!({
+    let mut rendered = json!({
         "name": workflow.name,
         "description": workflow.description,
         "concurrency": workflow.concurrency,
@@ -183,7 +183,74 @@ fn render(workflow: &Workflow) -> Json {
         "base_dir": path(&workflow.base_dir),
         "datasets": datasets,
         "steps": steps,
-    })
+    });
+    // Shown only when set, so the files of workflows without them stay as they were.
+    if !workflow.triggers.is_empty()
+        || workflow.max_active_runs != 1
+        || workflow.overlap != Overlap::Allow
+    {
+        rendered["max_active_runs"] = json!(workflow.max_active_runs);
+        rendered["overlap"] = json!(workflow.overlap.name());
+        let live = |data: &LiveData| json!({ "dataset": data.dataset, "append": data.append, "min_rows": data.min_rows });
+        let triggers: Vec<Json> = workflow
+            .triggers
+            .iter()
+            .map(|trigger| {
+                let kind = match &trigger.kind {
+                    TriggerKind::Cron {
+                        expression,
+                        schedule,
+                        timezone,
+                        catch_up,
+                        max_catch_up,
+                    } => json!({
+                        "cron": expression,
+                        "schedule": schedule,
+                        "timezone": timezone,
+                        "catch_up": catch_up.name(),
+                        "max_catch_up": max_catch_up,
+                    }),
+                    TriggerKind::Files {
+                        pattern,
+                        dataset,
+                        min_new_rows,
+                        poll,
+                    } => json!({
+                        "files": path(pattern),
+                        "dataset": dataset,
+                        "min_new_rows": min_new_rows,
+                        "poll": duration(*poll),
+                    }),
+                    TriggerKind::Drift { model, data } => {
+                        json!({ "drift": model, "data": live(data) })
+                    }
+                    TriggerKind::Decay {
+                        model,
+                        metric,
+                        threshold,
+                        min_rows,
+                        rollback,
+                        data,
+                    } => json!({
+                        "decay": model,
+                        "metric": metric,
+                        "threshold": threshold,
+                        "min_rows": min_rows,
+                        "rollback": rollback,
+                        "data": live(data),
+                    }),
+                };
+                json!({
+                    "name": trigger.name,
+                    "span": at(&trigger.span),
+                    "cooldown": duration(trigger.cooldown),
+                    "kind": kind,
+                })
+            })
+            .collect();
+        rendered["triggers"] = json!(triggers);
+    }
+    rendered
 }
 
 /// The same JSON with object keys inserted in sorted order, so the rendering is identical

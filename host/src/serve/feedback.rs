@@ -12,6 +12,9 @@ use super::model::{Data, NamedTensor};
 pub const REMEMBERED_REQUESTS: usize = 100_000;
 /// Matched rows the live quality of a version is computed over.
 pub const QUALITY_WINDOW: usize = 1_000;
+/// Labelled rows (a request's features with the truth that came back) kept per model, the
+/// recent data a retraining can be given.
+pub const LABELLED_ROWS: usize = 20_000;
 
 /// What a model predicted for one row.
 #[derive(Clone, Debug, PartialEq)]
@@ -65,6 +68,19 @@ struct ModelFeedback {
     order: VecDeque<String>,
     /// Per version: the latest (prediction, truth) pairs, and how many were ever matched.
     windows: BTreeMap<String, (VecDeque<(Prediction, Prediction)>, u64)>,
+    /// Request id -> its rows' features (row after row), when the model takes a feature row.
+    inputs: HashMap<String, (usize, Vec<f32>)>,
+    /// The latest rows with their truth, and how many were ever labelled.
+    labelled: VecDeque<(Vec<f32>, serde_json::Value)>,
+    labelled_total: u64,
+}
+
+/// Recent labelled traffic of a model.
+#[derive(Clone, Debug, Default)]
+pub struct Labelled {
+    /// Rows ever labelled (the kept ones are the latest [`LABELLED_ROWS`]).
+    pub total: u64,
+    pub rows: Vec<(Vec<f32>, serde_json::Value)>,
 }
 
 /// Remembered predictions and the quality windows of every served model.
@@ -111,8 +127,32 @@ impl Feedback {
         while entry.order.len() > REMEMBERED_REQUESTS {
             if let Some(old) = entry.order.pop_front() {
                 entry.pending.remove(&old);
+                entry.inputs.remove(&old);
             }
         }
+    }
+
+    /// Remembers the features of request `id`'s rows (`width` values each), so its feedback
+    /// makes labelled rows. Call after [`Feedback::remember`].
+    pub fn remember_inputs(&self, model: &str, id: &str, width: usize, values: Vec<f32>) {
+        let mut models = self.models.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = models.get_mut(model)
+            && entry.pending.contains_key(id)
+        {
+            entry.inputs.insert(id.to_string(), (width, values));
+        }
+    }
+
+    /// The latest labelled rows of a model.
+    pub fn labelled(&self, model: &str) -> Labelled {
+        let models = self.models.lock().unwrap_or_else(|e| e.into_inner());
+        models
+            .get(model)
+            .map(|entry| Labelled {
+                total: entry.labelled_total,
+                rows: entry.labelled.iter().cloned().collect(),
+            })
+            .unwrap_or_default()
     }
 
     /// Matches the true labels or values of request `id` with its predictions; returns the
@@ -140,6 +180,18 @@ impl Feedback {
         entry.pending.remove(id);
         let caller = matched[0].0.clone();
         let rows = truth.len();
+        if let Some((width, values)) = entry.inputs.remove(id)
+            && width > 0
+            && values.len() == width * rows
+        {
+            for (row, truth) in values.chunks(width).zip(truth) {
+                entry.labelled.push_back((row.to_vec(), truth.clone()));
+                if entry.labelled.len() > LABELLED_ROWS {
+                    entry.labelled.pop_front();
+                }
+            }
+            entry.labelled_total += rows as u64;
+        }
         for (version, pairs) in matched {
             let (window, total) = entry.windows.entry(version).or_default();
             for pair in pairs {
@@ -337,6 +389,24 @@ mod tests {
         let quality = &feedback.quality()[&("r".to_string(), "1".to_string())];
         assert!((quality.rmse.unwrap() - 0.5f64.sqrt()).abs() < 1e-12);
         assert_eq!(quality.mae, Some(0.5));
+    }
+
+    #[test]
+    fn feedback_on_remembered_inputs_makes_labelled_rows() {
+        let feedback = Feedback::default();
+        feedback.remember("m", "1", "a", labels(&["x", "y"]));
+        feedback.remember_inputs("m", "a", 2, vec![1.0, 2.0, 3.0, 4.0]);
+        // A shadow's answer to the same request adds no second copy of the rows.
+        feedback.remember("m", "2", "a", labels(&["x", "x"]));
+        feedback
+            .record("m", "a", &[json!("x"), json!("y")])
+            .unwrap();
+        let labelled = feedback.labelled("m");
+        assert_eq!(labelled.total, 2);
+        assert_eq!(
+            labelled.rows,
+            vec![(vec![1.0, 2.0], json!("x")), (vec![3.0, 4.0], json!("y"))]
+        );
     }
 
     #[test]

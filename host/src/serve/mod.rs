@@ -138,14 +138,20 @@ impl ServeConfig {
     }
 }
 
-/// Something that happened to a deployment: a challenger deployed, a canary step, a promotion,
-/// a rollback, a redeployment, a drift verdict.
-#[derive(Clone, Debug, serde::Serialize)]
+/// Something that happened: to a deployment (a challenger deployed, a canary step, a
+/// promotion, a rollback, a redeployment, a drift verdict) or, in the daemon, to a workflow or
+/// a run (a trigger fired or skipped, a run started or finished, a workflow reloaded).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct ServeEvent {
     pub seq: u64,
     pub at: crate::store::records::Millis,
-    pub model: String,
-    pub kind: &'static str,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<u64>,
+    pub kind: String,
     pub message: String,
 }
 
@@ -190,7 +196,8 @@ struct DriftChecker {
 /// The server's state: each model's deployment, swappable as a whole.
 pub struct Server {
     deployments: RwLock<BTreeMap<String, Arc<Deployment>>>,
-    sources: BTreeMap<String, ModelSource>,
+    /// Where each model comes from; the daemon adds models as its workflows register them.
+    sources: RwLock<BTreeMap<String, ModelSource>>,
     store: StoreAccess,
     policy: Policy,
     admin_token: Option<String>,
@@ -310,7 +317,7 @@ impl Server {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         let server = Arc::new(Server {
             deployments: RwLock::new(BTreeMap::new()),
-            sources,
+            sources: RwLock::new(sources),
             store: config.store.clone(),
             policy: config.policy.clone(),
             admin_token: config.admin_token.clone(),
@@ -498,20 +505,45 @@ impl Server {
         }
     }
 
-    /// Records an event, logs it and tells the subscribers.
+    /// Records a model's event, logs it and tells the subscribers.
     fn emit(&self, model: &str, kind: &'static str, message: String) {
+        self.publish(Some(model), None, None, kind, message);
+    }
+
+    /// Records a workflow's (or a run's) event, logs it and tells the subscribers.
+    pub fn emit_workflow(
+        &self,
+        workflow: &str,
+        run: Option<u64>,
+        kind: &'static str,
+        message: String,
+    ) {
+        self.publish(None, Some(workflow), run, kind, message);
+    }
+
+    fn publish(
+        &self,
+        model: Option<&str>,
+        workflow: Option<&str>,
+        run: Option<u64>,
+        kind: &'static str,
+        message: String,
+    ) {
         let event = ServeEvent {
             seq: self.event_seq.fetch_add(1, Ordering::Relaxed) + 1,
             at: crate::store::records::now(),
-            model: model.to_string(),
-            kind,
+            model: model.map(str::to_string),
+            workflow: workflow.map(str::to_string),
+            run,
+            kind: kind.to_string(),
             message,
         };
+        let subject = model.or(workflow).unwrap_or_default();
         match kind {
-            "rolled-back" | "registry-error" => {
-                tracing::warn!(model = %event.model, kind, "{}", event.message)
+            "rolled-back" | "registry-error" | "run-failed" | "workflow-invalid" | "dropped" => {
+                tracing::warn!(subject, kind, "{}", event.message)
             }
-            _ => tracing::info!(model = %event.model, kind, "{}", event.message),
+            _ => tracing::info!(subject, kind, "{}", event.message),
         }
         let mut events = lock(&self.events);
         events.push_back(event.clone());
@@ -711,7 +743,10 @@ impl Server {
     }
 
     fn is_registry(&self, name: &str) -> bool {
-        matches!(self.sources.get(name), Some(ModelSource::Registry { .. }))
+        matches!(
+            lock_read(&self.sources).get(name),
+            Some(ModelSource::Registry { .. })
+        )
     }
 
     /// Writes an alias move in the background, retrying while the store is busy, so the
@@ -771,12 +806,16 @@ impl Server {
 
     /// Re-reads a model's source and deploys what it says now (admin reload, or an alias moved
     /// elsewhere). With `only_if_changed`, nothing happens when the versions are the same.
-    fn redeploy(&self, name: &str, only_if_changed: bool) -> Result<Arc<Deployment>, ActionError> {
-        let source = self
-            .sources
+    pub fn redeploy(
+        &self,
+        name: &str,
+        only_if_changed: bool,
+    ) -> Result<Arc<Deployment>, ActionError> {
+        let source = lock_read(&self.sources)
             .get(name)
+            .cloned()
             .ok_or_else(|| ActionError::NotFound(format!("no model `{name}` is served")))?;
-        let planned = self.plan(source)?;
+        let planned = self.plan(&source)?;
         let current = self.deployment(name);
         if only_if_changed && let Some(current) = &current {
             let now = (
@@ -814,7 +853,8 @@ impl Server {
             }
             *last = stamp;
         }
-        for (name, source) in &self.sources {
+        let sources = lock_read(&self.sources).clone();
+        for (name, source) in &sources {
             if !matches!(source, ModelSource::Registry { .. })
                 || lock(&self.pending_writes).contains_key(name)
             {
@@ -993,7 +1033,9 @@ impl Server {
             )));
         }
         if !matches!(
-            self.sources.get(name).and_then(ModelSource::registry_ref),
+            lock_read(&self.sources)
+                .get(name)
+                .and_then(ModelSource::registry_ref),
             Some(Ok(ModelRef::Alias(_, ref alias))) if alias == CHAMPION
         ) {
             return Err(ActionError::Invalid(format!(
@@ -1001,6 +1043,84 @@ impl Server {
             )));
         }
         Ok(deployment)
+    }
+
+    /// Serves a registered model by its champion from now on, if it is not served yet and has
+    /// a champion; returns whether it is served.
+    pub fn serve_registered(&self, name: &str) -> Result<bool, ActionError> {
+        if self.deployment(name).is_some() {
+            return Ok(true);
+        }
+        let source = ModelSource::Registry {
+            reference: name.to_string(),
+        };
+        let has_champion = self
+            .store
+            .with(|store| store.alias(name, CHAMPION))?
+            .is_some();
+        if !has_champion {
+            return Ok(false);
+        }
+        lock_write(&self.sources).insert(name.to_string(), source.clone());
+        let deployment = self.realize(self.plan(&source)?)?;
+        self.emit(
+            name,
+            "served",
+            format!("now serving v{}", deployment.champion.version),
+        );
+        self.announce(&deployment);
+        self.replace(deployment);
+        Ok(true)
+    }
+
+    /// The recent labelled traffic of a served model, with the names of its feature columns
+    /// and of its target.
+    pub fn labelled(&self, name: &str) -> Option<(Vec<String>, feedback::Labelled)> {
+        let deployment = self.deployment(name)?;
+        Some((
+            deployment.champion.features.clone(),
+            self.feedback.labelled(name),
+        ))
+    }
+
+    /// The live quality of a model's champion, when feedback has arrived.
+    pub fn champion_quality(&self, name: &str) -> Option<(String, feedback::Quality)> {
+        let deployment = self.deployment(name)?;
+        let version = deployment.champion.version.clone();
+        let quality = self.feedback.quality_of(name, &version)?;
+        Some((version, quality))
+    }
+
+    /// The latest drift check of a model's champion.
+    pub fn champion_drift(&self, name: &str) -> Option<(String, DriftReport)> {
+        let deployment = self.deployment(name)?;
+        let report = deployment.champion.monitor.last()?;
+        Some((deployment.champion.version.clone(), report))
+    }
+
+    /// Rolls the champion back to its previous version, by a rule of the daemon.
+    pub fn rollback_champion(&self, name: &str, reason: &str) -> Result<(), ActionError> {
+        let event = self.store.with(|store| {
+            store.rollback(
+                name,
+                CHAMPION,
+                reason,
+                Actor::Policy {
+                    action: "decay rollback".into(),
+                },
+            )
+        })?;
+        self.emit(
+            name,
+            "rolled-back",
+            format!(
+                "champion v{} -> v{}: {reason}",
+                event.from.unwrap_or(0),
+                event.to.unwrap_or(0)
+            ),
+        );
+        self.redeploy(name, false)?;
+        Ok(())
     }
 
     /// Counts of automatic rollbacks and promotions, per model.

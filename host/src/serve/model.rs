@@ -17,6 +17,9 @@ use crate::inference::{argmax, keys};
 /// Rows a version's monitoring window holds unless the policy says otherwise.
 pub const DEFAULT_WINDOW: usize = 1000;
 
+/// Inference expected to take less than this runs on the thread that received the request.
+pub const INLINE_BUDGET: std::time::Duration = std::time::Duration::from_micros(50);
+
 /// The protocol's name of a tensor element type.
 pub fn datatype_name(datum: DatumType) -> Option<&'static str> {
     Some(match datum {
@@ -64,6 +67,17 @@ impl Data {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The values as `f32`, for numbers.
+    pub fn as_f32(&self) -> Option<Vec<f32>> {
+        Some(match self {
+            Data::F32(v) => v.clone(),
+            Data::F64(v) => v.iter().map(|&x| x as f32).collect(),
+            Data::I64(v) => v.iter().map(|&x| x as f32).collect(),
+            Data::I32(v) => v.iter().map(|&x| x as f32).collect(),
+            Data::Bool(_) | Data::Bytes(_) => return None,
+        })
+    }
 }
 
 /// A tensor with its shape.
@@ -99,6 +113,8 @@ pub struct ServedModel {
     /// Its live window and drift checks; the server replaces this one (a window of the
     /// default size without a drift reference) when it knows better.
     pub monitor: Arc<VersionMonitor>,
+    /// Nanoseconds per row of recent inferences (a moving average; 0 before the first).
+    cost_per_row: std::sync::atomic::AtomicU64,
     input_types: Vec<DatumType>,
     /// Class labels from our metadata, when the model has no label output of its own.
     derived_labels: Option<(usize, Vec<String>)>,
@@ -260,10 +276,32 @@ impl ServedModel {
             source,
             monitor: Arc::new(VersionMonitor::new(features.clone(), DEFAULT_WINDOW, None)),
             features,
+            cost_per_row: std::sync::atomic::AtomicU64::new(0),
             input_types,
             derived_labels,
             plan,
         })
+    }
+
+    /// Whether a batch of `rows` is expected to take less than [`INLINE_BUDGET`], by what
+    /// recent batches took (never before the first has been timed).
+    pub fn runs_inline(&self, rows: usize) -> bool {
+        let per_row = self.cost_per_row.load(std::sync::atomic::Ordering::Relaxed);
+        per_row > 0 && per_row.saturating_mul(rows.max(1) as u64) < INLINE_BUDGET.as_nanos() as u64
+    }
+
+    /// Keeps the time a batch of `rows` took in the moving average.
+    pub fn note_cost(&self, rows: usize, took: std::time::Duration) {
+        let sample = (took.as_nanos() as u64 / rows.max(1) as u64).max(1);
+        let old = self.cost_per_row.load(std::sync::atomic::Ordering::Relaxed);
+        let new = if old == 0 {
+            sample
+        } else {
+            (old * 7 + sample) / 8
+        };
+        // Racing updates lose a sample now and then; the average does not need them all.
+        self.cost_per_row
+            .store(new.max(1), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Runs the model on `inputs` (every model input, by name) and returns the outputs named in

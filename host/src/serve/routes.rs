@@ -364,12 +364,11 @@ async fn infer(
     };
     let inputs = Arc::new(inputs);
     let (run_model, run_inputs) = (model.clone(), inputs.clone());
-    // tract runs on this thread until done: keep it off the threads that serve connections.
-    // The model's own time is measured there, without the wait for a blocking thread.
-    let answer = tokio::task::spawn_blocking(move || {
+    let run = move || {
         let model_started = Instant::now();
         let outputs = run_model.infer(&run_inputs, &asked);
         let model_time = model_started.elapsed();
+        run_model.note_cost(rows, model_time);
         let outputs = outputs.map(|outputs| {
             let predictions = feedback::predictions(&outputs);
             if let Some(first) = run_inputs.first() {
@@ -381,8 +380,16 @@ async fn infer(
             (outputs, predictions)
         });
         (outputs, model_time)
-    })
-    .await;
+    };
+    // A model known to answer this batch within a few tens of microseconds runs here: handing
+    // it to another thread and back would cost more than the inference. Anything longer runs
+    // on a blocking thread, off the threads that serve connections. The model's own time is
+    // measured where it runs, without the wait for a thread.
+    let answer = if model.runs_inline(rows) {
+        Ok(run())
+    } else {
+        tokio::task::spawn_blocking(run).await
+    };
     let (answer, model_time) = match answer {
         Ok((outputs, model_time)) => (Ok(outputs), model_time),
         Err(err) => (Err(err), started.elapsed()),
@@ -420,6 +427,16 @@ async fn infer(
         server
             .feedback
             .remember(&name, &model.version, id, predictions);
+        // The rows themselves too, so the truth that comes back makes labelled recent data.
+        let width = model.features.len();
+        if let Some(input) = inputs.first()
+            && width > 0
+            && input.shape.len() == 2
+            && input.shape[1] == width
+            && let Some(values) = input.data.as_f32()
+        {
+            server.feedback.remember_inputs(&name, id, width, values);
+        }
     }
     if mirrored {
         server.mirror(

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! <data dir>/            ./.wflow by default; --data-dir or WFLOW_DATA_DIR to change
-//!   db/                  sled: runs, steps, logs, cache, active, versions, aliases, events
+//!   db/                  sled: runs, steps, logs, cache, active, versions, aliases, events,
+//!                        triggers
 //!   artifacts/sha256/    tables, models (ONNX + metadata), reports, workflow files
 //! ```
 //!
@@ -87,6 +88,8 @@ pub struct Store {
     versions: sled::Tree,
     aliases: sled::Tree,
     events: sled::Tree,
+    /// Per (workflow, trigger): what the trigger consumed last, as JSON.
+    triggers: sled::Tree,
     artifacts: Artifacts,
     /// Serialises id allocation within the process (the file lock excludes other processes).
     allocate: Mutex<()>,
@@ -100,6 +103,13 @@ impl std::fmt::Debug for Store {
 
 fn run_key(run: u64) -> [u8; 8] {
     run.to_be_bytes()
+}
+
+fn trigger_key(workflow: &str, trigger: &str) -> Vec<u8> {
+    let mut key = workflow.as_bytes().to_vec();
+    key.push(0);
+    key.extend_from_slice(trigger.as_bytes());
+    key
 }
 
 fn step_key(run: u64, index: u32) -> [u8; 12] {
@@ -183,6 +193,7 @@ impl Store {
             versions: tree("versions")?,
             aliases: tree("aliases")?,
             events: tree("events")?,
+            triggers: tree("triggers")?,
             artifacts: Artifacts::open(dir.join("artifacts"))?,
             db,
             dir,
@@ -318,6 +329,22 @@ impl Store {
         steps: Vec<String>,
         no_cache: bool,
     ) -> Result<RunRecord, StoreError> {
+        self.create_triggered_run(workflow, file, text, steps, no_cache, None, None)
+    }
+
+    /// Starts a run that a trigger started, and writes that trigger's new state in the same
+    /// transaction: a cron slot or a batch of files is consumed exactly when its run exists.
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_triggered_run(
+        &self,
+        workflow: &str,
+        file: &Path,
+        text: &[u8],
+        steps: Vec<String>,
+        no_cache: bool,
+        trigger: Option<TriggerRecord>,
+        state: Option<(&str, &serde_json::Value)>,
+    ) -> Result<RunRecord, StoreError> {
         let workflow_digest = self.artifacts.put(text)?;
         let file = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
         let _guard = self.allocate.lock().unwrap_or_else(|e| e.into_inner());
@@ -348,19 +375,74 @@ impl Store {
             datasets: Vec::new(),
             no_cache,
             pid: std::process::id(),
+            trigger,
         };
-        self.begin(&record)?;
+        let state = state.map(|(name, value)| {
+            (
+                trigger_key(workflow, name),
+                serde_json::to_vec(value).expect("JSON values serialise"),
+            )
+        });
+        self.begin_with(&record, state)?;
         Ok(record)
+    }
+
+    /// The state a trigger of a workflow left (its last cron slot, the files it consumed...).
+    pub fn trigger_state(
+        &self,
+        workflow: &str,
+        trigger: &str,
+    ) -> Result<Option<serde_json::Value>, StoreError> {
+        let key = trigger_key(workflow, trigger);
+        match self.triggers.get(&key).map_err(self.db_error())? {
+            None => Ok(None),
+            Some(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|err| StoreError::Corrupt {
+                        path: self.dir.join("db"),
+                        what: format!("the state of trigger `{trigger}` of `{workflow}`: {err}"),
+                    })
+            }
+        }
+    }
+
+    /// Writes a trigger's state without a run (a slot skipped by the overlap policy).
+    pub fn set_trigger_state(
+        &self,
+        workflow: &str,
+        trigger: &str,
+        state: &serde_json::Value,
+    ) -> Result<(), StoreError> {
+        self.triggers
+            .insert(
+                trigger_key(workflow, trigger),
+                serde_json::to_vec(state).expect("JSON values serialise"),
+            )
+            .map_err(self.db_error())?;
+        self.flush()
     }
 
     /// Writes a running run and its membership of `active` together.
     fn begin(&self, record: &RunRecord) -> Result<(), StoreError> {
+        self.begin_with(record, None)
+    }
+
+    /// `begin`, writing a trigger's state in the same transaction.
+    fn begin_with(
+        &self,
+        record: &RunRecord,
+        state: Option<(Vec<u8>, Vec<u8>)>,
+    ) -> Result<(), StoreError> {
         use sled::Transactional;
         let bytes = Self::encode(record);
-        (&self.runs, &self.active)
-            .transaction(|(runs, active)| {
+        (&self.runs, &self.active, &self.triggers)
+            .transaction(|(runs, active, triggers)| {
                 runs.insert(&run_key(record.id), bytes.as_slice())?;
                 active.insert(&run_key(record.id), &[])?;
+                if let Some((key, value)) = &state {
+                    triggers.insert(key.as_slice(), value.as_slice())?;
+                }
                 Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
             })
             .map_err(|err| self.transaction_error(err))?;

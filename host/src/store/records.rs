@@ -143,6 +143,30 @@ pub struct RunRecord {
     pub no_cache: bool,
     /// The id of the process that ran it last.
     pub pid: u32,
+    /// What started it, when it was not `wflow run`: a trigger of the daemon, or a request.
+    #[serde(default)]
+    pub trigger: Option<TriggerRecord>,
+}
+
+/// What started a run, with what it changed in the workflow (kept so a resumed run is the same).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct TriggerRecord {
+    /// `manual`, `cron`, `files`, `drift`, `decay`, or `resume`.
+    pub kind: String,
+    /// The trigger's name in the workflow, for the kinds declared there.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The cron slot it ran for.
+    #[serde(default)]
+    pub slot: Option<Millis>,
+    /// For people: what fired it (`3 new files, 420 rows`, `drift in 12 of 30 features`).
+    pub reason: String,
+    /// Step configuration overrides, `STEP.KEY` -> a TOML value, as given.
+    #[serde(default)]
+    pub params: BTreeMap<String, String>,
+    /// Datasets read from another file than the workflow says: name -> path.
+    #[serde(default)]
+    pub datasets: BTreeMap<String, String>,
 }
 
 impl RunRecord {

@@ -431,13 +431,16 @@ fn rollback_reaction(
     println!("    ({})", reaction.1);
 }
 
+/// A server's p99 (us) and requests/s.
+type Figures = (f64, f64);
+
 /// Installs MLflow when it can, serves the same pipeline with both servers, and returns the
-/// p99 (us) and requests/s of each, MLflow's first, for one row per request.
+/// figures of each, MLflow's first, for one row per request.
 fn mlflow_comparison(
     tokio: &tokio::runtime::Runtime,
     project: &Path,
     data_file: &Path,
-) -> Result<((f64, f64), (f64, f64)), String> {
+) -> Result<(Figures, Figures), String> {
     let venv = std::env::var_os("WFLOW_BENCH_VENV")
         .map(PathBuf::from)
         .or_else(|| {

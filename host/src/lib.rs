@@ -8,9 +8,11 @@
 //! See ARCHITECTURE.md for the invariants.
 
 pub mod cli;
+pub mod daemon;
 pub mod engine;
 pub mod inference;
 pub mod plugin;
+pub mod scheduler;
 pub mod serve;
 pub mod store;
 pub mod table;

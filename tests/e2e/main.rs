@@ -3,6 +3,7 @@
 
 mod cli;
 mod contract;
+mod daemon;
 mod hostile;
 mod large;
 mod onnx;

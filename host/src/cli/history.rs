@@ -8,9 +8,10 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::output::{clean, format_value, pad_table};
-use super::{Cli, EXIT_USAGE, Execution, execute, open_store, report_problems, runtime};
+use super::remote::field;
+use super::{Cli, EXIT_USAGE, Execution, execute, open_store, remote, report_problems, runtime};
 use crate::engine;
-use crate::store::{RunFilter, RunRecord, RunStatus, StepRecord, format_time};
+use crate::store::{LogRecord, RunFilter, RunRecord, RunStatus, StepRecord, format_time};
 use crate::workflow;
 
 #[derive(Debug, Subcommand)]
@@ -39,6 +40,8 @@ pub enum RunsCommand {
     },
     /// Print the kept log of a run's steps (or of one step).
     Logs { id: u64, step: Option<String> },
+    /// Cancel a run a daemon is running (it can be resumed later).
+    Cancel { id: u64 },
     /// Continue an interrupted or failed run from its last completed steps.
     Resume {
         id: u64,
@@ -102,18 +105,34 @@ pub async fn runs(cli: &Cli, command: &RunsCommand) -> anyhow::Result<u8> {
                 })?),
                 None => None,
             };
-            let store = open_store(cli)?;
-            let runs = store.list_runs(&RunFilter {
-                workflow: workflow.clone(),
-                status,
-                limit: Some(*limit),
-            })?;
+            let (runs, place) = match remote(cli) {
+                Some(remote) => {
+                    let mut path = format!("/api/v1/runs?limit={limit}");
+                    if let Some(workflow) = workflow {
+                        path.push_str(&format!("&workflow={workflow}"));
+                    }
+                    if let Some(status) = status {
+                        path.push_str(&format!("&status={}", status.label()));
+                    }
+                    let runs: Vec<RunRecord> = field(&remote.get(&path)?, "runs")?;
+                    (runs, format!("the daemon at {}", remote.address()))
+                }
+                None => {
+                    let store = open_store(cli)?;
+                    let runs = store.list_runs(&RunFilter {
+                        workflow: workflow.clone(),
+                        status,
+                        limit: Some(*limit),
+                    })?;
+                    (runs, store.dir().display().to_string())
+                }
+            };
             if *json {
                 print_json(&serde_json::to_value(&runs)?);
                 return Ok(0);
             }
             if runs.is_empty() {
-                println!("no runs in {}", store.dir().display());
+                println!("no runs in {place}");
                 return Ok(0);
             }
             let rows = runs
@@ -126,19 +145,29 @@ pub async fn runs(cli: &Cli, command: &RunsCommand) -> anyhow::Result<u8> {
                         format_time(r.created),
                         duration(r),
                         r.steps.len().to_string(),
+                        r.trigger.as_ref().map_or("run".to_string(), trigger_label),
                     ]
                 })
                 .collect();
             pad_table(
-                &["RUN", "WORKFLOW", "STATUS", "STARTED", "TIME", "STEPS"],
+                &[
+                    "RUN", "WORKFLOW", "STATUS", "STARTED", "TIME", "STEPS", "TRIGGER",
+                ],
                 rows,
             );
             Ok(0)
         }
         RunsCommand::Show { id, json } => {
-            let store = open_store(cli)?;
-            let run = store.run(*id)?;
-            let steps = store.steps(*id)?;
+            let (run, steps): (RunRecord, Vec<StepRecord>) = match remote(cli) {
+                Some(remote) => {
+                    let answer = remote.get(&format!("/api/v1/runs/{id}"))?;
+                    (field(&answer, "run")?, field(&answer, "steps")?)
+                }
+                None => {
+                    let store = open_store(cli)?;
+                    (store.run(*id)?, store.steps(*id)?)
+                }
+            };
             if *json {
                 print_json(&json!({ "run": run, "steps": steps }));
                 return Ok(0);
@@ -147,8 +176,21 @@ pub async fn runs(cli: &Cli, command: &RunsCommand) -> anyhow::Result<u8> {
             Ok(0)
         }
         RunsCommand::Logs { id, step } => {
-            let store = open_store(cli)?;
-            let steps = store.steps(*id)?;
+            let (steps, logs): (Vec<StepRecord>, Vec<LogRecord>) = match remote(cli) {
+                Some(remote) => {
+                    let answer = remote.get(&format!("/api/v1/runs/{id}/logs"))?;
+                    (field(&answer, "steps")?, field(&answer, "logs")?)
+                }
+                None => {
+                    let store = open_store(cli)?;
+                    let steps = store.steps(*id)?;
+                    let logs = steps
+                        .iter()
+                        .map(|s| store.step_log(s))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    (steps, logs)
+                }
+            };
             if let Some(step) = step
                 && !steps.iter().any(|s| &s.id == step)
             {
@@ -161,11 +203,11 @@ pub async fn runs(cli: &Cli, command: &RunsCommand) -> anyhow::Result<u8> {
                         .join(", ")
                 );
             }
-            for record in steps
+            for (record, log) in steps
                 .iter()
-                .filter(|s| step.as_ref().is_none_or(|id| &s.id == id))
+                .zip(&logs)
+                .filter(|(s, _)| step.as_ref().is_none_or(|id| &s.id == id))
             {
-                let log = store.step_log(record)?;
                 match &record.reused {
                     Some(reuse) => println!(
                         "== {} ({}, log of run {}) ==",
@@ -189,12 +231,32 @@ pub async fn runs(cli: &Cli, command: &RunsCommand) -> anyhow::Result<u8> {
             }
             Ok(0)
         }
+        RunsCommand::Cancel { id } => {
+            let Some(remote) = remote(cli) else {
+                anyhow::bail!(
+                    "only a daemon's runs can be cancelled, and no daemon runs for this data directory (stop a `wflow run` with Ctrl-C)"
+                );
+            };
+            remote.post(&format!("/api/v1/runs/{id}/cancel"), &json!({}))?;
+            println!("run {id}: cancelling (resume it with `wflow runs resume {id}`)");
+            Ok(0)
+        }
         RunsCommand::Resume {
             id,
             concurrency,
             json,
             logs,
-        } => resume(cli, *id, *concurrency, *json, *logs).await,
+        } => match remote(cli) {
+            Some(remote) => {
+                remote.post(&format!("/api/v1/runs/{id}/resume"), &json!({}))?;
+                println!(
+                    "run {id}: resuming in the daemon at {} (follow it with `wflow runs show {id}`)",
+                    remote.address()
+                );
+                Ok(0)
+            }
+            None => resume(cli, *id, *concurrency, *json, *logs).await,
+        },
     }
 }
 
@@ -239,6 +301,14 @@ async fn resume(
     execute(plan, runtime, store, id, &options).await
 }
 
+/// What started a run, shortly: `cron nightly`, `drift drifted`, `manual`.
+fn trigger_label(trigger: &crate::store::TriggerRecord) -> String {
+    match &trigger.name {
+        Some(name) => format!("{} {name}", trigger.kind),
+        None => trigger.kind.clone(),
+    }
+}
+
 fn show_run(run: &RunRecord, steps: &[StepRecord]) {
     println!("run {}: {} ({})", run.id, run.workflow, run.status.label());
     println!("  file      {} ({})", run.file, short(&run.workflow_digest));
@@ -249,6 +319,19 @@ fn show_run(run: &RunRecord, steps: &[StepRecord]) {
         run.pid,
         if run.no_cache { "   --no-cache" } else { "" }
     );
+    if let Some(trigger) = &run.trigger {
+        println!(
+            "  trigger   {}: {}",
+            trigger_label(trigger),
+            clean(&trigger.reason)
+        );
+        for (key, value) in &trigger.params {
+            println!("            {key} = {}", clean(value));
+        }
+        for (name, path) in &trigger.datasets {
+            println!("            dataset {name} from {}", clean(path));
+        }
+    }
     for transition in run.transitions.iter().skip(1) {
         println!(
             "  {:<9} {}{}",

@@ -7,6 +7,7 @@
 mod history;
 mod models;
 mod output;
+mod remote;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -64,6 +65,60 @@ enum Command {
     Artifacts(history::ArtifactsCommand),
     /// Serve ONNX models over the Open Inference Protocol v2 (KServe v2 / Triton HTTP).
     Serve(ServeArgs),
+    /// Run the workflows of a folder by their triggers, serve their models, and answer the API.
+    Daemon(DaemonArgs),
+    /// Ask a running daemon for a run of a workflow.
+    Trigger(TriggerArgs),
+}
+
+#[derive(Debug, Args)]
+struct DaemonArgs {
+    /// The folder of workflow files (`*.toml`), watched for changes.
+    #[arg(long, value_name = "DIR")]
+    workflows: PathBuf,
+    /// Address of the API and the model server (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: std::net::SocketAddr,
+    /// Runs at once, over every workflow.
+    #[arg(long, default_value_t = 16)]
+    max_runs: usize,
+    /// Steps at once, over every run [default: the number of CPUs].
+    #[arg(long)]
+    max_steps: Option<usize>,
+    /// Requests waiting per workflow before triggers are refused.
+    #[arg(long, default_value_t = 100)]
+    queue: usize,
+    /// What to do at start with runs a stopped or killed daemon left interrupted.
+    #[arg(long, default_value = "resume", value_parser = ["resume", "mark"])]
+    on_interrupted: String,
+    /// How long running runs may take to finish when the daemon is asked to stop.
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    grace: String,
+    /// How often drift and decay triggers look at the served models.
+    #[arg(long, default_value = "1s", value_name = "DURATION")]
+    live_every: String,
+    /// The rollout policy of the models it serves (TOML, as `wflow serve --policy`).
+    #[arg(long, value_name = "FILE")]
+    policy: Option<PathBuf>,
+    /// A file holding the admin token [or WFLOW_ADMIN_TOKEN; without either, one is made and
+    /// written to daemon.token in the data directory].
+    #[arg(long, value_name = "FILE")]
+    admin_token_file: Option<PathBuf>,
+    /// Require the token for reads too (health stays open).
+    #[arg(long)]
+    protect_reads: bool,
+}
+
+#[derive(Debug, Args)]
+struct TriggerArgs {
+    /// The workflow's name.
+    workflow: String,
+    /// `STEP.KEY=VALUE` (a step's configuration, the value as TOML) or `datasets.NAME=PATH`.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    params: Vec<String>,
+    /// Wait for the run to finish; the exit code is 0 when it succeeded, 1 when it did not.
+    #[arg(long)]
+    wait: bool,
 }
 
 #[derive(Debug, Args)]
@@ -213,6 +268,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             Command::Models(command) => models::run(&cli, command),
             Command::Artifacts(command) => history::artifacts(&cli, command),
             Command::Serve(args) => serve(&cli, args).await,
+            Command::Daemon(args) => daemon(&cli, args).await,
+            Command::Trigger(args) => trigger(&cli, args),
         }
     })
 }
@@ -230,16 +287,7 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<u8> {
     if sources.is_empty() {
         anyhow::bail!("nothing to serve: give --registry NAME[@ALIAS] or --model NAME=PATH.onnx");
     }
-    let admin_token = match &args.admin_token_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))?
-                .trim()
-                .to_string(),
-        ),
-        None => std::env::var("WFLOW_ADMIN_TOKEN").ok(),
-    }
-    .filter(|token| !token.is_empty());
+    let admin_token = read_token(&args.admin_token_file)?;
     let policy = match &args.policy {
         Some(path) => crate::serve::policy::Policy::read(path).map_err(anyhow::Error::msg)?,
         None => crate::serve::policy::Policy::default(),
@@ -309,6 +357,200 @@ async fn shutdown_signal() {
 }
 
 /// Opens the store of `--data-dir` (or its default).
+fn data_dir(cli: &Cli) -> PathBuf {
+    cli.data_dir.clone().unwrap_or_else(Store::default_dir)
+}
+
+/// The running daemon of the data directory, whose API commands use instead of the store.
+fn remote(cli: &Cli) -> Option<remote::Remote> {
+    remote::Remote::discover(&data_dir(cli))
+}
+
+fn parse_duration(what: &str, text: &str) -> anyhow::Result<std::time::Duration> {
+    humantime::parse_duration(text)
+        .map_err(|err| anyhow::anyhow!("{what} `{text}` is not a duration like 30s: {err}"))
+}
+
+fn read_token(file: &Option<PathBuf>) -> anyhow::Result<Option<String>> {
+    Ok(match file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => std::env::var("WFLOW_ADMIN_TOKEN").ok(),
+    }
+    .filter(|token| !token.is_empty()))
+}
+
+async fn daemon(cli: &Cli, args: &DaemonArgs) -> anyhow::Result<u8> {
+    if let Some(running) = crate::daemon::running(&data_dir(cli)) {
+        anyhow::bail!(
+            "a daemon (pid {}) already runs for {} on {}",
+            running.pid,
+            data_dir(cli).display(),
+            running.address
+        );
+    }
+    let policy = match &args.policy {
+        Some(path) => crate::serve::policy::Policy::read(path).map_err(anyhow::Error::msg)?,
+        None => crate::serve::policy::Policy::default(),
+    };
+    let defaults = crate::scheduler::Limits::default();
+    let config = crate::daemon::DaemonConfig {
+        workflows: args.workflows.clone(),
+        data_dir: data_dir(cli),
+        listen: args.listen,
+        admin_token: read_token(&args.admin_token_file)?,
+        open_reads: !args.protect_reads,
+        max_body: 64 << 20,
+        policy,
+        limits: crate::scheduler::Limits {
+            max_runs: args.max_runs.max(1),
+            max_steps: args.max_steps.unwrap_or(defaults.max_steps).max(1),
+            queue: args.queue.max(1),
+            on_interrupted: if args.on_interrupted == "mark" {
+                crate::scheduler::OnInterrupted::Mark
+            } else {
+                crate::scheduler::OnInterrupted::Resume
+            },
+        },
+        grace: parse_duration("--grace", &args.grace)?,
+        live_every: parse_duration("--live-every", &args.live_every)?,
+        runtime: Arc::new(runtime(cli)?),
+    };
+    crate::daemon::run(
+        config,
+        |daemon| {
+            let workflows = daemon.scheduler.workflows();
+            for (name, loaded) in &workflows {
+                let triggers: Vec<String> = loaded
+                    .workflow
+                    .triggers
+                    .iter()
+                    .map(|t| format!("{} ({})", t.name, t.kind.name()))
+                    .collect();
+                eprintln!(
+                    "workflow {name} ({}){}",
+                    loaded.file.display(),
+                    if triggers.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", triggers.join(", "))
+                    }
+                );
+            }
+            for (file, _) in daemon.scheduler.problems() {
+                eprintln!(
+                    "workflow file {} does not load (see the events)",
+                    file.display()
+                );
+            }
+            for deployment in daemon.server.deployments() {
+                eprintln!(
+                    "model {} version {} served",
+                    deployment.name, deployment.champion.version
+                );
+            }
+            if !daemon.resumed.is_empty() {
+                eprintln!("resuming interrupted runs {:?}", daemon.resumed);
+            }
+            eprintln!(
+                "wflow daemon: {} workflow(s), API and models on http://{}",
+                workflows.len(),
+                daemon.address
+            );
+        },
+        shutdown_signal(),
+    )
+    .await?;
+    Ok(0)
+}
+
+fn trigger(cli: &Cli, args: &TriggerArgs) -> anyhow::Result<u8> {
+    let Some(remote) = remote(cli) else {
+        anyhow::bail!(
+            "no daemon runs for {}: start one with `wflow daemon --workflows DIR`, or run a file with `wflow run FILE`",
+            data_dir(cli).display()
+        );
+    };
+    let mut params = serde_json::Map::new();
+    for param in &args.params {
+        let (key, value) = param
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--param `{param}`: expected KEY=VALUE"))?;
+        // The value is read as TOML, as the workflow file would have it (`0.5` a number,
+        // `"x"` or x a string); dataset paths are paths.
+        let value = match format!("v = {value}").parse::<toml::Table>() {
+            Ok(mut table) if !key.starts_with("datasets.") => {
+                serde_json::to_value(table.remove("v").expect("parsed a `v`"))?
+            }
+            _ => serde_json::Value::String(value.to_string()),
+        };
+        params.insert(key.to_string(), value);
+    }
+    let since = remote
+        .get("/api/v1/events")?
+        .get("events")
+        .and_then(|e| e.as_array())
+        .and_then(|e| e.last())
+        .and_then(|e| e.get("seq"))
+        .and_then(|s| s.as_u64())
+        .unwrap_or(0);
+    let answer = remote.post(
+        &format!("/api/v1/workflows/{}/trigger", args.workflow),
+        &serde_json::json!({ "params": params }),
+    )?;
+    match answer.get("status").and_then(|s| s.as_str()) {
+        Some("skipped") => {
+            println!(
+                "skipped: {}",
+                answer.get("reason").and_then(|r| r.as_str()).unwrap_or("")
+            );
+            return Ok(0);
+        }
+        _ => println!(
+            "{} run queued in the daemon at {}",
+            args.workflow,
+            remote.address()
+        ),
+    }
+    if !args.wait {
+        return Ok(0);
+    }
+    // Follows the events until this workflow's run (the first started after the request)
+    // finishes.
+    let mut since = since;
+    let mut run = None;
+    loop {
+        let answer = remote.get(&format!("/api/v1/events?since={since}&wait=30s"))?;
+        for event in answer["events"].as_array().into_iter().flatten() {
+            since = event["seq"].as_u64().unwrap_or(since);
+            if event["workflow"] != args.workflow.as_str() {
+                continue;
+            }
+            let kind = event["kind"].as_str().unwrap_or_default();
+            let id = event["run"].as_u64();
+            if kind == "run-started" && run.is_none() {
+                run = id;
+                println!("{}", event["message"].as_str().unwrap_or_default());
+            } else if run.is_some()
+                && id == run
+                && kind.starts_with("run-")
+                && kind != "run-started"
+            {
+                println!("{}", event["message"].as_str().unwrap_or_default());
+                return Ok(if kind == "run-succeeded" {
+                    0
+                } else {
+                    EXIT_FAILED
+                });
+            }
+        }
+    }
+}
+
 fn open_store(cli: &Cli) -> anyhow::Result<Arc<Store>> {
     let dir = cli.data_dir.clone().unwrap_or_else(Store::default_dir);
     Ok(Arc::new(Store::open(dir)?))

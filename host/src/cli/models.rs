@@ -6,8 +6,10 @@ use serde_json::json;
 
 use super::history::short;
 use super::output::{KEY_METRICS, clean, format_value, pad_table};
+use super::remote::{Remote, field};
 use super::{Cli, open_store};
 use crate::store::registry::ModelRef;
+use crate::store::registry::{ModelSummary, Why};
 use crate::store::{Actor, AliasEvent, FeatureStats, ModelVersion, Store, format_time};
 
 #[derive(Debug, Subcommand)]
@@ -71,6 +73,9 @@ fn actor() -> String {
 }
 
 pub fn run(cli: &Cli, command: &ModelsCommand) -> anyhow::Result<u8> {
+    if let Some(remote) = super::remote(cli) {
+        return run_remote(&remote, command);
+    }
     let store = open_store(cli)?;
     match command {
         ModelsCommand::List { json } => {
@@ -83,23 +88,7 @@ pub fn run(cli: &Cli, command: &ModelsCommand) -> anyhow::Result<u8> {
                 println!("no models registered in {}", store.dir().display());
                 return Ok(0);
             }
-            let rows = models
-                .iter()
-                .map(|m| {
-                    vec![
-                        m.name.clone(),
-                        m.versions.to_string(),
-                        format!("v{}", m.latest),
-                        m.aliases
-                            .iter()
-                            .map(|(alias, v)| format!("{alias}=v{v}"))
-                            .collect::<Vec<_>>()
-                            .join(" "),
-                        format_time(m.updated),
-                    ]
-                })
-                .collect();
-            pad_table(&["MODEL", "VERSIONS", "LATEST", "ALIASES", "UPDATED"], rows);
+            print_models(&models);
         }
         ModelsCommand::Show { model, json } => {
             let version = store.resolve_model(&ModelRef::parse(model)?)?;
@@ -150,6 +139,81 @@ pub fn run(cli: &Cli, command: &ModelsCommand) -> anyhow::Result<u8> {
         ModelsCommand::Why { model, json } => why(&store, model, *json)?,
     }
     Ok(0)
+}
+
+/// The same commands through a running daemon's API (the daemon holds the store).
+fn run_remote(remote: &Remote, command: &ModelsCommand) -> anyhow::Result<u8> {
+    match command {
+        ModelsCommand::List { json } => {
+            let models: Vec<ModelSummary> = field(&remote.get("/api/v1/models")?, "models")?;
+            if *json {
+                print_json(&serde_json::to_value(&models)?);
+            } else if models.is_empty() {
+                println!("no models registered in the daemon at {}", remote.address());
+            } else {
+                print_models(&models);
+            }
+        }
+        ModelsCommand::Show { model, json } => {
+            let answer = remote.get(&format!("/api/v1/models/{model}"))?;
+            if *json {
+                print_json(&answer);
+            } else {
+                show(&field(&answer, "version")?, &field(&answer, "aliases")?);
+            }
+        }
+        ModelsCommand::Promote {
+            model,
+            alias,
+            reason,
+        } => {
+            let ModelRef::Version(name, number) = ModelRef::parse(model)? else {
+                anyhow::bail!("promote takes NAME@VERSION (e.g. {model}@3), got `{model}`");
+            };
+            let event: AliasEvent = serde_json::from_value(remote.post(
+                &format!("/api/v1/models/{name}/promote"),
+                &json!({ "version": number, "alias": alias, "reason": reason, "user": actor() }),
+            )?)?;
+            println!("{}", event_line(&event));
+        }
+        ModelsCommand::Rollback {
+            name,
+            alias,
+            reason,
+        } => {
+            let event: AliasEvent = serde_json::from_value(remote.post(
+                &format!("/api/v1/models/{name}/rollback"),
+                &json!({ "alias": alias, "reason": reason, "user": actor() }),
+            )?)?;
+            println!("{}", event_line(&event));
+        }
+        ModelsCommand::Why { model, json } => {
+            let report: Why =
+                serde_json::from_value(remote.get(&format!("/api/v1/models/{model}/why"))?)?;
+            print_why(&report, *json);
+        }
+    }
+    Ok(0)
+}
+
+fn print_models(models: &[ModelSummary]) {
+    let rows = models
+        .iter()
+        .map(|m| {
+            vec![
+                m.name.clone(),
+                m.versions.to_string(),
+                format!("v{}", m.latest),
+                m.aliases
+                    .iter()
+                    .map(|(alias, v)| format!("{alias}=v{v}"))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                format_time(m.updated),
+            ]
+        })
+        .collect();
+    pad_table(&["MODEL", "VERSIONS", "LATEST", "ALIASES", "UPDATED"], rows);
 }
 
 fn event_line(event: &AliasEvent) -> String {
@@ -260,36 +324,25 @@ fn show(version: &ModelVersion, aliases: &std::collections::BTreeMap<String, u32
 
 /// `models why`: everything about the version an alias points at, on one screen.
 fn why(store: &Store, model: &str, as_json: bool) -> anyhow::Result<()> {
-    let reference = ModelRef::parse(model)?;
-    let version = store.resolve_model(&reference)?;
-    let alias = match &reference {
-        ModelRef::Alias(_, alias) => Some(alias.clone()),
-        _ => None,
-    };
-    let history = store.alias_history(&version.name, alias.as_deref())?;
-    // The move that gave the alias its current version, and the version it replaced.
-    let arrival = history
-        .iter()
-        .rev()
-        .find(|e| e.to == Some(version.version))
-        .cloned();
-    let replaced = arrival
-        .as_ref()
-        .and_then(|e| e.from)
-        .and_then(|v| store.version(&version.name, v).ok());
-    let steps = store.steps(version.run).unwrap_or_default();
-    if as_json {
-        print_json(&json!({
-            "version": version,
-            "alias": alias,
-            "arrival": arrival,
-            "replaced": replaced,
-            "history": history,
-            "run_steps": steps,
-        }));
-        return Ok(());
-    }
+    let report = store.why(&ModelRef::parse(model)?)?;
+    print_why(&report, as_json);
+    Ok(())
+}
 
+/// Prints what `models why` found, locally or from a daemon.
+pub fn print_why(report: &Why, as_json: bool) {
+    if as_json {
+        print_json(&serde_json::to_value(report).expect("plain data"));
+        return;
+    }
+    let Why {
+        version,
+        alias,
+        replaced,
+        history,
+        run_steps: steps,
+        ..
+    } = report;
     println!(
         "{}{} is v{}, registered {} by run {} (step `{}`)",
         version.name,
@@ -342,7 +395,7 @@ fn why(store: &Store, model: &str, as_json: bool) -> anyhow::Result<()> {
         .lineage
         .iter()
         .find(|l| l.step == version.trained_by);
-    let parameters = parameters_line(&version, 8);
+    let parameters = parameters_line(version, 8);
     match trainer {
         Some(t) => println!(
             "trained   by `{}` {} ({}) with {parameters}",
@@ -407,7 +460,7 @@ fn why(store: &Store, model: &str, as_json: bool) -> anyhow::Result<()> {
             );
         }
     }
-    match &replaced {
+    match replaced {
         Some(old) => {
             println!(
                 "replaced  v{} (registered {}):",
@@ -433,9 +486,8 @@ fn why(store: &Store, model: &str, as_json: bool) -> anyhow::Result<()> {
     }
     if !history.is_empty() {
         println!("history");
-        for event in &history {
+        for event in history {
             println!("  {}", event_line(event));
         }
     }
-    Ok(())
 }

@@ -205,11 +205,15 @@ impl Default for RunOptions {
 /// Resolves once `cancel` says so (never without one).
 async fn cancelled(cancel: &mut Option<tokio::sync::watch::Receiver<bool>>) -> String {
     match cancel {
-        Some(receiver) => match receiver.wait_for(|stop| *stop).await {
-            Ok(_) => "the run was cancelled".into(),
-            // The sender is gone: nobody can cancel any more.
-            Err(_) => std::future::pending().await,
-        },
+        Some(receiver) => {
+            // The guard `wait_for` returns is dropped before anything else is awaited.
+            let outcome = receiver.wait_for(|stop| *stop).await.map(|_| ());
+            match outcome {
+                Ok(()) => "the run was cancelled".into(),
+                // The sender is gone: nobody can cancel any more.
+                Err(_) => std::future::pending().await,
+            }
+        }
         None => std::future::pending().await,
     }
 }

@@ -98,8 +98,21 @@ impl ModelRef {
     }
 }
 
+/// Everything `models why` shows about a version: the version, the alias move that gave it
+/// the alias and the version it replaced, the alias's history and the steps of the run that
+/// registered it.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Why {
+    pub version: ModelVersion,
+    pub alias: Option<String>,
+    pub arrival: Option<AliasEvent>,
+    pub replaced: Option<ModelVersion>,
+    pub history: Vec<AliasEvent>,
+    pub run_steps: Vec<super::records::StepRecord>,
+}
+
 /// A model as `models list` shows it.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ModelSummary {
     pub name: String,
     pub versions: u32,
@@ -186,6 +199,35 @@ impl Store {
                 }
             },
         }
+    }
+
+    /// What `models why` shows about the version `reference` names.
+    pub fn why(&self, reference: &ModelRef) -> Result<Why, StoreError> {
+        let version = self.resolve_model(reference)?;
+        let alias = match reference {
+            ModelRef::Alias(_, alias) => Some(alias.clone()),
+            _ => None,
+        };
+        let history = self.alias_history(&version.name, alias.as_deref())?;
+        // The move that gave the alias its current version, and the version it replaced.
+        let arrival = history
+            .iter()
+            .rev()
+            .find(|e| e.to == Some(version.version))
+            .cloned();
+        let replaced = arrival
+            .as_ref()
+            .and_then(|e| e.from)
+            .and_then(|v| self.version(&version.name, v).ok());
+        let run_steps = self.steps(version.run).unwrap_or_default();
+        Ok(Why {
+            version,
+            alias,
+            arrival,
+            replaced,
+            history,
+            run_steps,
+        })
     }
 
     /// Every model, by name.

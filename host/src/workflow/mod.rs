@@ -221,6 +221,8 @@ pub struct LiveData {
     pub append: bool,
     /// Labelled rows needed before a run starts.
     pub min_rows: usize,
+    /// The latest labelled rows the run is given (at most the 20,000 the server keeps).
+    pub recent_rows: usize,
 }
 
 /// What happens to cron slots missed while the daemon was not running.

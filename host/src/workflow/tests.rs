@@ -191,7 +191,7 @@ fn render(workflow: &Workflow) -> Json {
     {
         rendered["max_active_runs"] = json!(workflow.max_active_runs);
         rendered["overlap"] = json!(workflow.overlap.name());
-        let live = |data: &LiveData| json!({ "dataset": data.dataset, "append": data.append, "min_rows": data.min_rows });
+        let live = |data: &LiveData| json!({ "dataset": data.dataset, "append": data.append, "min_rows": data.min_rows, "recent_rows": data.recent_rows });
         let triggers: Vec<Json> = workflow
             .triggers
             .iter()

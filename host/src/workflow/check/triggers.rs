@@ -16,12 +16,20 @@ use super::{Checker, ID_RULE, Value, is_id};
 const KINDS: &[&str] = &["cron", "files", "drift", "decay"];
 const CRON_KEYS: &[&str] = &["cron", "timezone", "catch_up", "max_catch_up", "cooldown"];
 const FILES_KEYS: &[&str] = &["files", "dataset", "min_new_rows", "poll", "cooldown"];
-const DRIFT_KEYS: &[&str] = &["drift", "dataset", "data", "min_rows", "cooldown"];
+const DRIFT_KEYS: &[&str] = &[
+    "drift",
+    "dataset",
+    "data",
+    "min_rows",
+    "recent_rows",
+    "cooldown",
+];
 const DECAY_KEYS: &[&str] = &[
     "decay",
     "metric",
     "threshold",
     "min_rows",
+    "recent_rows",
     "rollback",
     "dataset",
     "data",
@@ -311,10 +319,15 @@ impl Checker {
             .get("min_rows")
             .and_then(|v| self.count(v, "min_rows", 1, 10_000_000))
             .unwrap_or(100) as usize;
+        let recent_rows = table
+            .get("recent_rows")
+            .and_then(|v| self.count(v, "recent_rows", 1, 10_000_000))
+            .map_or(1000.max(min_rows), |n| n as usize);
         Some(LiveData {
             dataset,
             append,
             min_rows,
+            recent_rows,
         })
     }
 

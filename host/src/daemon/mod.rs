@@ -1,0 +1,341 @@
+//! `wflow daemon --workflows DIR`: one process holding the store, running the scheduler (its
+//! triggers and runs), the model server and the REST API, on one address.
+//!
+//! Start: the store is opened (runs a killed daemon left running become interrupted), the
+//! workflows of the folder are loaded and checked, the models they register are served, the
+//! interrupted runs are resumed (or left, by `--on-interrupted`), then the trigger loops start.
+//! The folder is watched (file events, with a listing every 2 s as the fallback): an edited
+//! workflow is checked and reloaded, and a file that does not check is reported while the
+//! previous version keeps running. `daemon.json` in the data directory tells the CLI where the
+//! API is; the admin token, when none is given, is made and written to `daemon.token` (only
+//! the owner may read it), so local commands can use the API.
+//!
+//! Stop (SIGTERM, SIGINT): no new runs; running ones get `--grace` to finish, then are
+//! interrupted (resumed at the next start); then the server stops.
+
+pub mod api;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::plugin::Runtime;
+use crate::scheduler::{self, Scheduler};
+use crate::serve::{self, Server, StoreAccess};
+use crate::store::Store;
+
+/// The file in the data directory that says where a running daemon listens.
+pub const DAEMON_FILE: &str = "daemon.json";
+/// The file holding the token a daemon made for itself.
+pub const TOKEN_FILE: &str = "daemon.token";
+
+/// What the daemon runs with.
+pub struct DaemonConfig {
+    pub workflows: PathBuf,
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// The admin token; made and written to `daemon.token` when none is given.
+    pub admin_token: Option<String>,
+    pub open_reads: bool,
+    pub max_body: usize,
+    pub policy: serve::policy::Policy,
+    pub limits: scheduler::Limits,
+    /// How long running runs may take to finish once the daemon is asked to stop.
+    pub grace: Duration,
+    /// How often drift and decay triggers look at the served models.
+    pub live_every: Duration,
+    pub runtime: Arc<Runtime>,
+}
+
+/// Where a running daemon is, as `daemon.json` says.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct DaemonFile {
+    pub address: SocketAddr,
+    pub pid: u32,
+}
+
+/// The running daemon of a data directory, if there is one (its `daemon.json` names a live
+/// process).
+pub fn running(data_dir: &Path) -> Option<DaemonFile> {
+    let text = std::fs::read_to_string(data_dir.join(DAEMON_FILE)).ok()?;
+    let file: DaemonFile = serde_json::from_str(&text).ok()?;
+    alive(file.pid).then_some(file)
+}
+
+#[cfg(unix)]
+fn alive(pid: u32) -> bool {
+    // Signal 0 checks that the process exists without touching it.
+    let pid = libc::pid_t::try_from(pid).unwrap_or(0);
+    pid > 0 && unsafe { libc::kill(pid, 0) } == 0
+}
+
+#[cfg(not(unix))]
+fn alive(_pid: u32) -> bool {
+    true
+}
+
+/// A token for the API: 32 hex digits from the system's random source.
+fn new_token() -> anyhow::Result<String> {
+    use std::io::Read;
+    let mut bytes = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut bytes))
+        .map_err(|err| anyhow::anyhow!("cannot make an admin token: {err}"))?;
+    Ok(hex::encode(bytes))
+}
+
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    let temporary = path.with_extension("partial");
+    {
+        use std::io::Write;
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut file = options
+            .open(&temporary)
+            .map_err(|err| anyhow::anyhow!("cannot write {}: {err}", temporary.display()))?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&temporary, path)
+        .map_err(|err| anyhow::anyhow!("cannot write {}: {err}", path.display()))
+}
+
+/// Everything a started daemon is made of.
+pub struct Daemon {
+    pub scheduler: Arc<Scheduler>,
+    pub server: Arc<Server>,
+    pub address: SocketAddr,
+    /// Runs resumed at start.
+    pub resumed: Vec<u64>,
+}
+
+/// Runs the daemon until `shutdown` resolves and the runs have finished or been interrupted.
+pub async fn run(
+    config: DaemonConfig,
+    on_ready: impl FnOnce(&Daemon),
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    if !config.workflows.is_dir() {
+        anyhow::bail!(
+            "the workflow folder {} does not exist",
+            config.workflows.display()
+        );
+    }
+    let data_dir = config.data_dir.clone();
+    let store = {
+        let dir = data_dir.clone();
+        Arc::new(tokio::task::spawn_blocking(move || Store::open(dir)).await??)
+    };
+    let token = match config.admin_token.clone() {
+        Some(token) => token,
+        None => {
+            let token = new_token()?;
+            write_private(&store.dir().join(TOKEN_FILE), &token)?;
+            token
+        }
+    };
+    let mut serve_config = serve::ServeConfig::new(Vec::new(), StoreAccess::Shared(store.clone()));
+    serve_config.listen = config.listen;
+    serve_config.admin_token = Some(token.clone());
+    serve_config.open_reads = config.open_reads;
+    serve_config.max_body = config.max_body;
+    serve_config.policy = config.policy.clone();
+    serve_config.runtime = Some(config.runtime.clone());
+    let server = {
+        let serve_config = serve_config.clone();
+        tokio::task::spawn_blocking(move || Server::start(&serve_config)).await??
+    };
+    let scheduler = Scheduler::new(
+        store.clone(),
+        config.runtime.clone(),
+        server.clone(),
+        std::path::absolute(&config.workflows).unwrap_or(config.workflows.clone()),
+        config.limits.clone(),
+    );
+    scheduler.load_folder().await;
+    serve_registered(&scheduler);
+    let resumed = scheduler.recover();
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|err| anyhow::anyhow!("cannot listen on {}: {err}", config.listen))?;
+    let address = listener.local_addr()?;
+    write_private(
+        &store.dir().join(DAEMON_FILE),
+        &serde_json::to_string(&DaemonFile {
+            address,
+            pid: std::process::id(),
+        })?,
+    )?;
+
+    let (changes, folder_events) = tokio::sync::mpsc::channel::<()>(16);
+    let (file_changes, file_events) = tokio::sync::mpsc::channel::<()>(16);
+    let watcher = watch(&scheduler, changes, file_changes);
+    let mut tasks = vec![
+        serve::spawn_background(&server, serve_config.watch),
+        tokio::spawn(scheduler.clone().cron_loop()),
+        tokio::spawn(scheduler.clone().files_loop(file_events)),
+        tokio::spawn(scheduler.clone().live_loop(config.live_every)),
+        tokio::spawn(folder_loop(scheduler.clone(), folder_events)),
+    ];
+    on_ready(&Daemon {
+        scheduler: scheduler.clone(),
+        server: server.clone(),
+        address,
+        resumed,
+    });
+
+    // Asked to stop: the runs first (within the grace period), then the HTTP server.
+    let (stopped, http_stop) = tokio::sync::oneshot::channel::<()>();
+    let stopper = {
+        let scheduler = scheduler.clone();
+        let grace = config.grace;
+        tokio::spawn(async move {
+            shutdown.await;
+            tracing::info!("stopping: no new runs; running runs have {grace:?} to finish");
+            scheduler.stop(grace).await;
+            let _ = stopped.send(());
+        })
+    };
+    let app =
+        serve::router(server.clone(), config.max_body).merge(api::router(scheduler.clone(), token));
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            let _ = http_stop.await;
+        })
+        .await;
+    stopper.abort();
+    for task in tasks.drain(..) {
+        task.abort();
+    }
+    drop(watcher);
+    let _ = std::fs::remove_file(store.dir().join(DAEMON_FILE));
+    store.flush()?;
+    served?;
+    Ok(())
+}
+
+/// Serves every model the loaded workflows register, once it has a champion.
+fn serve_registered(scheduler: &Scheduler) {
+    for loaded in scheduler.workflows().values() {
+        for model in scheduler::registered_models(&loaded.workflow) {
+            if let Err(err) = scheduler.server().serve_registered(&model) {
+                tracing::warn!(model = %model, error = %err, "cannot serve the model");
+            }
+        }
+    }
+}
+
+/// Reloads the workflow folder when it changes (file events) and every 2 s (the fallback).
+async fn folder_loop(scheduler: Arc<Scheduler>, mut events: tokio::sync::mpsc::Receiver<()>) {
+    while !scheduler.is_stopping() {
+        tokio::select! {
+            _ = events.recv() => {}
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+        if scheduler.is_stopping() {
+            break;
+        }
+        if scheduler.load_folder().await {
+            serve_registered(&scheduler);
+        }
+    }
+}
+
+/// The part of a glob before its first wildcard: the folder whose events matter.
+fn watched_folder(pattern: &Path) -> PathBuf {
+    let mut folder = PathBuf::new();
+    for part in pattern.components() {
+        let text = part.as_os_str().to_string_lossy();
+        if text.contains(['*', '?', '[']) {
+            break;
+        }
+        folder.push(part);
+    }
+    if folder.is_dir() {
+        folder
+    } else {
+        folder.parent().map(Path::to_path_buf).unwrap_or(folder)
+    }
+}
+
+/// File events of the workflow folder and of the files triggers' folders (re-read when the
+/// workflows change). None is fatal: without events the loops still list every few seconds.
+fn watch(
+    scheduler: &Arc<Scheduler>,
+    folder: tokio::sync::mpsc::Sender<()>,
+    files: tokio::sync::mpsc::Sender<()>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    use notify::Watcher;
+    let folder_dir = scheduler.dir().to_path_buf();
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
+    let mut watcher = match notify::recommended_watcher(
+        move |event: notify::Result<notify::Event>| {
+            if let Ok(event) = event {
+                for path in event.paths {
+                    let _ = sender.send(path);
+                }
+            }
+        },
+    ) {
+        Ok(watcher) => watcher,
+        Err(err) => {
+            tracing::warn!(error = %err, "no file events: the folders are listed every few seconds");
+            return None;
+        }
+    };
+    if let Err(err) = watcher.watch(&folder_dir, notify::RecursiveMode::NonRecursive) {
+        tracing::warn!(error = %err, dir = %folder_dir.display(), "cannot watch the workflow folder");
+    }
+    let scheduler = scheduler.clone();
+    Some(tokio::spawn(async move {
+        let mut watched: Vec<PathBuf> = Vec::new();
+        loop {
+            // The files triggers' folders, as the workflows say now.
+            let mut wanted: Vec<PathBuf> = scheduler
+                .workflows()
+                .values()
+                .flat_map(|l| l.workflow.triggers.clone())
+                .filter_map(|t| match t.kind {
+                    crate::workflow::TriggerKind::Files { pattern, .. } => {
+                        Some(watched_folder(&pattern))
+                    }
+                    _ => None,
+                })
+                .collect();
+            wanted.sort();
+            wanted.dedup();
+            for dir in &wanted {
+                if !watched.contains(dir) && dir.is_dir() {
+                    let _ = watcher.watch(dir, notify::RecursiveMode::NonRecursive);
+                }
+            }
+            for dir in &watched {
+                if !wanted.contains(dir) && *dir != folder_dir {
+                    let _ = watcher.unwatch(dir);
+                }
+            }
+            watched = wanted;
+            tokio::select! {
+                path = receiver.recv() => {
+                    let Some(path) = path else { break };
+                    if path.starts_with(&folder_dir) && path.extension().is_some_and(|e| e == "toml") {
+                        let _ = folder.try_send(());
+                    } else {
+                        let _ = files.try_send(());
+                    }
+                }
+                _ = scheduler.changed() => {}
+            }
+            if scheduler.is_stopping() {
+                break;
+            }
+        }
+    }))
+}

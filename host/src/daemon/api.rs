@@ -117,6 +117,7 @@ fn query(uri: &Uri) -> BTreeMap<String, String> {
 
 async fn root(State(api): State<Arc<Api>>) -> Json<Value> {
     let workflows = api.scheduler.workflows();
+    let latency = &api.scheduler.latency;
     Json(json!({
         "name": "wflow",
         "version": env!("CARGO_PKG_VERSION"),
@@ -124,6 +125,11 @@ async fn root(State(api): State<Arc<Api>>) -> Json<Value> {
         "problems": api.scheduler.problems().len(),
         "models": api.scheduler.server().deployments().len(),
         "stopping": api.scheduler.is_stopping(),
+        "trigger_to_first_step": {
+            "runs": latency.count(),
+            "p50_us": latency.quantile(0.5).as_secs_f64() * 1e6,
+            "p99_us": latency.quantile(0.99).as_secs_f64() * 1e6,
+        },
     }))
 }
 

@@ -686,24 +686,31 @@ impl Scheduler {
             Ok(plan) => plan.steps.iter().map(|s| s.step.id.clone()).collect(),
             Err(_) => Vec::new(),
         };
-        let record = match request.resume {
-            Some(id) => self.store.reopen_run(id).map_err(|e| e.to_string())?,
-            None => self
-                .store
-                .create_triggered_run(
-                    &request.workflow,
+        // Store writes (each flushed to disk) run off the async threads.
+        let record = {
+            let store = self.store.clone();
+            let (resume, workflow_name) = (request.resume, request.workflow.clone());
+            let trigger = trigger.clone();
+            let state = request.state.clone();
+            let text = text.clone();
+            tokio::task::spawn_blocking(move || match resume {
+                Some(id) => store.reopen_run(id),
+                None => store.create_triggered_run(
+                    &workflow_name,
                     &file,
                     text.as_bytes(),
                     steps,
                     false,
                     Some(trigger.clone()),
-                    request
-                        .state
+                    state
                         .as_ref()
                         .zip(trigger.name.as_deref())
                         .map(|((_, value), name)| (name, value)),
-                )
-                .map_err(|e| e.to_string())?,
+                ),
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?
         };
         let id = record.id;
         let plan = match plan {
@@ -791,9 +798,13 @@ impl Scheduler {
             (Some(why), _) => (RunStatus::Cancelled, Some(why.clone()), "run-cancelled"),
             (None, false) => (RunStatus::Failed, None, "run-failed"),
         };
-        self.store
-            .set_run_status(id, status, note.clone())
-            .map_err(|e| e.to_string())?;
+        {
+            let (store, note) = (self.store.clone(), note.clone());
+            tokio::task::spawn_blocking(move || store.set_run_status(id, status, note))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+        }
         let failed: Vec<String> = report
             .steps
             .iter()
@@ -1109,96 +1120,109 @@ impl Scheduler {
     }
 
     /// The files triggers: lists each pattern every `poll` (and at once when the folder
-    /// changes), and fires with the new files as the dataset.
+    /// changes), and fires with the new files as the dataset. Listing is blocking work, done
+    /// off the async threads; a burst of file events makes one listing.
     pub async fn files_loop(self: Arc<Self>, mut folder_events: tokio::sync::mpsc::Receiver<()>) {
-        let mut last_scan: HashMap<(String, String), Instant> = HashMap::new();
+        let mut events_open = true;
         while !self.is_stopping() {
             let changed = self.changed.notified();
-            let mut wait = Duration::from_secs(2);
-            for (name, loaded) in self.workflows() {
-                for trigger in &loaded.workflow.triggers {
-                    let TriggerKind::Files {
-                        pattern,
-                        dataset,
-                        min_new_rows,
-                        poll,
-                    } = &trigger.kind
-                    else {
-                        continue;
-                    };
-                    wait = wait.min(*poll);
-                    let key = (name.clone(), trigger.name.clone());
-                    last_scan.insert(key.clone(), Instant::now());
-                    let state = self.trigger_state(&name, &trigger.name);
-                    let mut seen: data::Seen = state
-                        .get("files")
-                        .and_then(|f| serde_json::from_value(f.clone()).ok())
-                        .unwrap_or_default();
-                    if let Some(claimed) = lock(&self.state).claimed.get(&key) {
-                        seen.extend(claimed.clone());
-                    }
-                    let found = match data::scan(pattern, &seen) {
-                        Ok(found) => found,
-                        Err(err) => {
-                            tracing::warn!(workflow = %name, trigger = %trigger.name, error = %err, "cannot list the files");
-                            continue;
-                        }
-                    };
-                    if found.files.is_empty()
-                        || found.rows < *min_new_rows
-                        || !self.cooled_down(&name, trigger, now())
-                    {
-                        continue;
-                    }
-                    let into = self.store.dir().join("inputs").join(format!(
-                        "{name}-{}-{}.csv",
-                        trigger.name,
-                        now()
-                    ));
-                    let file = match data::combine(&found.files, &into) {
-                        Ok(file) => file,
-                        Err(err) => {
-                            self.event(
-                                &name,
-                                None,
-                                "trigger-error",
-                                format!("files trigger `{}`: {err}", trigger.name),
-                            );
-                            continue;
-                        }
-                    };
-                    // Everything taken so far, queued requests' files included: this state
-                    // replaces the stored one when the run is created.
-                    let mut state = state.clone();
-                    seen.extend(found.fingerprints.iter().cloned());
-                    state["files"] = serde_json::json!(seen);
-                    let record = TriggerRecord {
-                        kind: "files".into(),
-                        reason: format!(
-                            "{} new file(s), {} rows: {}",
-                            found.files.len(),
-                            found.rows,
-                            found
-                                .files
-                                .iter()
-                                .map(|f| f
-                                    .file_name()
-                                    .map_or(String::new(), |n| n.to_string_lossy().into_owned()))
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        ),
-                        datasets: [(dataset.clone(), file.display().to_string())].into(),
-                        ..TriggerRecord::default()
-                    };
-                    self.fire(&name, trigger, record, state);
-                }
-            }
+            let scheduler = self.clone();
+            let wait = tokio::task::spawn_blocking(move || scheduler.scan_files())
+                .await
+                .unwrap_or(Duration::from_secs(2));
             tokio::select! {
                 _ = changed => {}
-                _ = folder_events.recv() => {}
+                event = folder_events.recv(), if events_open => {
+                    events_open = event.is_some();
+                }
                 _ = tokio::time::sleep(wait) => {}
             }
+            while folder_events.try_recv().is_ok() {}
         }
+    }
+
+    /// Lists every files trigger's pattern once and fires those with enough new data; returns
+    /// the shortest `poll` (the time until the next listing).
+    fn scan_files(self: &Arc<Self>) -> Duration {
+        let mut wait = Duration::from_secs(2);
+        for (name, loaded) in self.workflows() {
+            for trigger in &loaded.workflow.triggers {
+                let TriggerKind::Files {
+                    pattern,
+                    dataset,
+                    min_new_rows,
+                    poll,
+                } = &trigger.kind
+                else {
+                    continue;
+                };
+                wait = wait.min(*poll);
+                let key = (name.clone(), trigger.name.clone());
+                let state = self.trigger_state(&name, &trigger.name);
+                let mut seen: data::Seen = state
+                    .get("files")
+                    .and_then(|f| serde_json::from_value(f.clone()).ok())
+                    .unwrap_or_default();
+                if let Some(claimed) = lock(&self.state).claimed.get(&key) {
+                    seen.extend(claimed.clone());
+                }
+                let found = match data::scan(pattern, &seen) {
+                    Ok(found) => found,
+                    Err(err) => {
+                        tracing::warn!(workflow = %name, trigger = %trigger.name, error = %err, "cannot list the files");
+                        continue;
+                    }
+                };
+                if found.files.is_empty()
+                    || found.rows < *min_new_rows
+                    || !self.cooled_down(&name, trigger, now())
+                {
+                    continue;
+                }
+                let into = self.store.dir().join("inputs").join(format!(
+                    "{name}-{}-{}.csv",
+                    trigger.name,
+                    now()
+                ));
+                let file = match data::combine(&found.files, &into) {
+                    Ok(file) => file,
+                    Err(err) => {
+                        self.event(
+                            &name,
+                            None,
+                            "trigger-error",
+                            format!("files trigger `{}`: {err}", trigger.name),
+                        );
+                        continue;
+                    }
+                };
+                // Everything taken so far, queued requests' files included: this state
+                // replaces the stored one when the run is created.
+                let mut state = state.clone();
+                seen.extend(found.fingerprints.iter().cloned());
+                state["files"] = serde_json::json!(seen);
+                let record = TriggerRecord {
+                    kind: "files".into(),
+                    reason: format!(
+                        "{} new file(s), {} rows: {}",
+                        found.files.len(),
+                        found.rows,
+                        found
+                            .files
+                            .iter()
+                            .map(|f| f
+                                .file_name()
+                                .map_or(String::new(), |n| n.to_string_lossy().into_owned()))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    datasets: [(dataset.clone(), file.display().to_string())].into(),
+                    ..TriggerRecord::default()
+                };
+                self.fire(&name, trigger, record, state);
+            }
+        }
+        wait
     }
 
     /// The drift and decay triggers: looks at the served models every `every`.

@@ -97,6 +97,11 @@ impl Latencies {
         self.buckets[index].fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Samples recorded.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).sum()
+    }
+
     /// The `q` quantile (the end of the bucket it falls in), or zero with no samples.
     pub fn quantile(&self, q: f64) -> Duration {
         let counts: Vec<u64> = self

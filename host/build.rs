@@ -27,23 +27,28 @@ fn main() {
         .to_path_buf();
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
 
-    for watched in [
-        "plugins",
-        "tests/plugins",
-        "sdk",
-        "wit",
-        "Cargo.lock",
-        "Cargo.toml",
-    ] {
+    let mut builtin = plugin_crates(&workspace.join("plugins"));
+    let test_plugins = plugin_crates(&workspace.join("tests/plugins"));
+
+    // Each Rust plugin crate is watched, not the whole `plugins/` folder: the Python and
+    // JavaScript plugins there have build outputs of their own that must not rebuild the host.
+    // A new crate changes Cargo.lock, which is watched.
+    let crate_dirs = builtin.iter().map(|name| format!("plugins/{name}")).chain(
+        test_plugins
+            .iter()
+            .map(|name| format!("tests/plugins/{name}")),
+    );
+    for watched in crate_dirs.chain(
+        ["sdk", "wit", "Cargo.lock", "Cargo.toml"]
+            .into_iter()
+            .map(String::from),
+    ) {
         println!(
             "cargo:rerun-if-changed={}",
             workspace.join(watched).display()
         );
     }
     println!("cargo:rerun-if-env-changed=WFLOW_SKIP_PLUGIN_BUILD");
-
-    let mut builtin = plugin_crates(&workspace.join("plugins"));
-    let test_plugins = plugin_crates(&workspace.join("tests/plugins"));
 
     let wasm_target_dir = wasm_target_dir(&out_dir);
     // For working on the host alone (e.g. `cargo check` while a plugin does not compile):

@@ -4,13 +4,18 @@
 //! datasets are read into tables (`table`), its plugins loaded into the sandboxed runtime
 //! (`plugin`), and the engine plans and runs the steps (`engine`), with models executed
 //! natively by tract (`inference`); runs, artifacts and the model registry persist in `store`.
+//! Plugins come built in, from files, or from OCI registries (`oci`, pinned and signed);
+//! `authoring` creates and builds plugin projects in Rust, Python and JavaScript. The daemon
+//! (`daemon`, `scheduler`) runs workflows by their triggers and serves models (`serve`).
 //! `cli` is the only module that prints for people.
 //! See ARCHITECTURE.md for the invariants.
 
+pub mod authoring;
 pub mod cli;
 pub mod daemon;
 pub mod engine;
 pub mod inference;
+pub mod oci;
 pub mod plugin;
 pub mod scheduler;
 pub mod serve;

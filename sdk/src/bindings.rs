@@ -31,9 +31,9 @@ macro_rules! step_world {
                 path: "../wit",
                 world: $world,
                 with: {
-                    "wflow:plugin/types@0.1.0": crate::bindings::types,
-                    "wflow:plugin/host@0.1.0": crate::bindings::host,
-                    "wflow:plugin/inference@0.1.0": crate::bindings::inference,
+                    "wflow:plugin/types@0.1.1": crate::bindings::types,
+                    "wflow:plugin/host@0.1.1": crate::bindings::host,
+                    "wflow:plugin/inference@0.1.1": crate::bindings::inference,
                 },
                 runtime_path: "::wflow_sdk::__wit_bindgen::rt",
                 additional_derives: [PartialEq],

@@ -27,6 +27,18 @@ pub fn with_fields(level: Level, message: &str, fields: &[(&str, &str)]) {
     host::log(level, message, &fields);
 }
 
+/// Whether a line at `level` would be kept, to skip building costly messages (contract 0.1.1).
+///
+/// ```no_run
+/// use wflow_sdk::log::{self, Level};
+/// if log::enabled(Level::Debug) {
+///     log::debug(&format!("{:?}", (1..10).collect::<Vec<_>>()));
+/// }
+/// ```
+pub fn enabled(level: Level) -> bool {
+    host::log_enabled(level)
+}
+
 /// Logs a line at level `trace`.
 ///
 /// ```no_run

@@ -117,7 +117,10 @@ fn plugin_inspect_shows_kind_version_schema_and_capabilities() {
     assert!(output.status.success(), "{}", stderr(&output));
     let info: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     assert_eq!(info["kind"], "validator");
-    assert_eq!(info["contract"], "wflow:plugin@0.1.0");
+    assert_eq!(
+        info["contract"],
+        format!("wflow:plugin@{}", wflow::plugin::CONTRACT_VERSION)
+    );
     assert!(info["digest"].as_str().unwrap().starts_with("sha256:"));
     assert_eq!(info["capabilities"][0], "read files under /data");
     assert!(info["config_schema"].is_object());

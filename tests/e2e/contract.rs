@@ -17,8 +17,40 @@ fn a_plugin_of_another_major_contract_is_refused_naming_both_versions() {
     assert!(matches!(err, Error::IncompatibleContract { .. }), "{err}");
     let message = err.to_string();
     assert!(
-        message.contains("wflow:plugin@0.2.0") && message.contains("wflow:plugin@0.1.0"),
+        message.contains("wflow:plugin@0.2.0")
+            && message.contains(&format!("wflow:plugin@{}", wflow::plugin::CONTRACT_VERSION)),
         "{message}"
+    );
+}
+
+#[test]
+fn a_plugin_built_against_the_previous_minor_contract_keeps_working() {
+    let (runtime, _dir) = support::runtime();
+    let plugin = support::load(&runtime, "contract-0-1-0");
+    assert_eq!(plugin.contract.to_string(), "0.1.0");
+    assert_ne!(plugin.contract.to_string(), wflow::plugin::CONTRACT_VERSION);
+    let table = Table::new(vec![Column::new("x", Values::Float(vec![1.0, 2.0, 3.0]))]).unwrap();
+    let call = Call::Validate {
+        data: table,
+        config: "{}".into(),
+    };
+    let execution = support::block_on(runtime.call(
+        &plugin,
+        call,
+        &Limits::default(),
+        &Capabilities::default(),
+    ));
+    let Ok(Output::Report(report)) = &execution.outcome else {
+        panic!("{:?}", execution.outcome)
+    };
+    assert_eq!(report.findings[0].message, "3 rows, 0 null in `x`");
+    assert!(
+        execution
+            .log
+            .iter()
+            .any(|line| line.message.contains("counted")),
+        "{:?}",
+        execution.log
     );
 }
 

@@ -148,3 +148,27 @@ pub fn post_json(
 pub fn get(address: &str, path: &str) -> Answer {
     http(address, "GET", path, &[], b"")
 }
+
+/// Builds the Python and JavaScript plugins of `plugins/` with `wflow plugin build`, as a user
+/// would (installing componentize-py and componentize-js when missing); once per test process.
+pub fn build_language_plugins() {
+    static BUILT: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    BUILT.get_or_init(|| {
+        let cache = tempfile::tempdir().unwrap();
+        for dir in ["plugins/py-rules", "plugins/js-cost-metric"] {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_wflow"))
+                .args(["plugin", "build", dir])
+                .current_dir(repo())
+                .env("WFLOW_CACHE_DIR", cache.path())
+                .env_remove("RUST_LOG")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "wflow plugin build {dir}: {}{}",
+                stdout(&out),
+                stderr(&out)
+            );
+        }
+    });
+}

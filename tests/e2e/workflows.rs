@@ -58,6 +58,8 @@ fn metric(report: &RunReport, id: &str, name: &str) -> f64 {
 
 #[test]
 fn every_example_workflow_runs() {
+    // The polyglot example uses the Python and JavaScript plugins.
+    support::build_language_plugins();
     let (runtime, _dir) = support::runtime();
     let runtime = Arc::new(runtime);
     let mut seen = 0;

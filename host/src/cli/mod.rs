@@ -7,6 +7,7 @@
 mod history;
 mod models;
 mod output;
+mod plugins;
 mod remote;
 
 use std::path::{Path, PathBuf};
@@ -41,6 +42,12 @@ struct Cli {
     /// Where runs, artifacts and the model registry are kept [default: ./.wflow].
     #[arg(long, global = true, env = "WFLOW_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Refuse plugins (other than the built-in ones) without a trusted publisher's signature.
+    #[arg(long, global = true, env = "WFLOW_REQUIRE_SIGNED", value_parser = clap::builder::BoolishValueParser::new())]
+    require_signed: bool,
+    /// Never use the network for plugins: OCI plugins come from the local plugin cache.
+    #[arg(long, global = true, env = "WFLOW_OFFLINE", value_parser = clap::builder::BoolishValueParser::new())]
+    offline: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -51,9 +58,9 @@ enum Command {
     Run(RunArgs),
     /// Check a workflow without running it: syntax, references, files, plugins, configuration.
     Validate(ValidateArgs),
-    /// Inspect and list plugins.
+    /// Plugins: inspect, list, create, build, push, pull, sign, verify.
     #[command(subcommand)]
-    Plugin(PluginCommand),
+    Plugin(plugins::PluginCommand),
     /// The run history: list, show, logs, resume.
     #[command(subcommand)]
     Runs(history::RunsCommand),
@@ -177,24 +184,6 @@ struct ValidateArgs {
     json: bool,
 }
 
-#[derive(Debug, Subcommand)]
-enum PluginCommand {
-    /// Show what a plugin is: kind, name, version, contract version, configuration schema, capabilities.
-    Inspect {
-        /// A .wasm file, or the name of a built-in plugin.
-        plugin: String,
-        /// Print as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-    /// List the built-in plugins.
-    List {
-        /// Print as JSON.
-        #[arg(long)]
-        json: bool,
-    },
-}
-
 /// Parses the arguments, runs the command and returns the process exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -237,7 +226,12 @@ fn runtime(cli: &Cli) -> anyhow::Result<Runtime> {
             .or_else(CompiledCache::default_dir)
             .map(CompiledCache::new)
     };
-    Runtime::new(cache).context("starting the plugin runtime")
+    let mut sources = crate::oci::Sources::from_env();
+    sources.require_signed |= cli.require_signed;
+    sources.offline |= cli.offline;
+    Ok(Runtime::new(cache)
+        .context("starting the plugin runtime")?
+        .with_sources(sources))
 }
 
 fn dispatch(cli: Cli) -> anyhow::Result<u8> {
@@ -249,21 +243,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         match &cli.command {
             Command::Run(args) => run(&cli, args).await,
             Command::Validate(args) => validate(&cli, args).await,
-            Command::Plugin(PluginCommand::Inspect { plugin, json }) => {
-                let runtime = runtime(&cli)?;
-                let plugin = engine::plan::load_plugin(&runtime, plugin).await?;
-                output::print_plugin(&plugin, *json);
-                Ok(0)
-            }
-            Command::Plugin(PluginCommand::List { json }) => {
-                let runtime = runtime(&cli)?;
-                let mut plugins = Vec::new();
-                for name in engine::builtin::names() {
-                    plugins.push(engine::plan::load_plugin(&runtime, name).await?);
-                }
-                output::print_plugin_list(&plugins, *json);
-                Ok(0)
-            }
+            Command::Plugin(command) => plugins::dispatch(&cli, command).await,
             Command::Runs(command) => history::runs(&cli, command).await,
             Command::Models(command) => models::run(&cli, command),
             Command::Artifacts(command) => history::artifacts(&cli, command),

@@ -550,6 +550,16 @@ fn capability_text(capability: &Capability) -> String {
     }
 }
 
+/// How a workflow grants a capability, so a user can copy it after reading what a plugin wants.
+fn grant_text(capability: &Capability) -> String {
+    match capability {
+        Capability::ReadDir(path) => format!("grants = {{ read = [{path:?}] }}"),
+        Capability::WriteDir(path) => format!("grants = {{ write = [{path:?}] }}"),
+        Capability::Env(name) => format!("grants = {{ env = [{name:?}] }}"),
+        Capability::Network => "grants = { network = true }".into(),
+    }
+}
+
 fn plugin_json(plugin: &Plugin) -> serde_json::Value {
     json!({
         "name": plugin.info.name,
@@ -563,12 +573,16 @@ fn plugin_json(plugin: &Plugin) -> serde_json::Value {
     })
 }
 
-pub fn print_plugin(plugin: &Plugin, as_json: bool) {
+/// A plugin as `wflow plugin inspect` shows it; `signature` says who signed it, if anyone.
+pub fn print_plugin(plugin: &Plugin, as_json: bool, signature: &str) {
     if as_json {
+        let mut value = plugin_json(plugin);
+        value["signature"] = json!(signature);
+        value["imports"] = json!(plugin.imports);
+        value["exports"] = json!(plugin.exports);
         println!(
             "{}",
-            serde_json::to_string_pretty(&plugin_json(plugin))
-                .expect("JSON values always serialise")
+            serde_json::to_string_pretty(&value).expect("JSON values always serialise")
         );
         return;
     }
@@ -583,9 +597,15 @@ pub fn print_plugin(plugin: &Plugin, as_json: bool) {
     } else {
         println!("capabilities:");
         for capability in &plugin.info.capabilities {
-            println!("  - {}", capability_text(capability));
+            println!(
+                "  - {}   (a step grants it with {})",
+                capability_text(capability),
+                grant_text(capability)
+            );
         }
     }
+    println!("signature:    {signature}");
+    println!("imports:      {}", plugin.imports.join(", "));
     println!("configuration schema:");
     let schema =
         serde_json::to_string_pretty(&plugin.config_schema).expect("JSON values always serialise");

@@ -8,6 +8,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::journal::RegisterAliases;
+use crate::oci::{self, LockFile};
+use crate::plugin::signing::Signature;
 use crate::plugin::{self, Capabilities, DirGrant, Limits, Plugin, Runtime, StepKind, kind_name};
 use crate::table::{self, Table};
 use crate::workflow::{self, Diagnostics, InputSource, PluginRef, Step, Workflow};
@@ -277,7 +279,85 @@ fn plugin_bytes(reference: &PluginRef) -> Result<std::borrow::Cow<'static, [u8]>
         PluginRef::Path(path) => std::fs::read(path)
             .map(std::borrow::Cow::Owned)
             .map_err(|err| format!("cannot read plugin {}: {err}", path.display())),
+        PluginRef::Oci(reference) => Err(format!("{reference} is resolved by fetch_plugin")),
     }
+}
+
+/// A plugin's component bytes, wherever it lives, after the signature policy: built-in
+/// plugins are trusted; a file's signature is `FILE.sig` beside it; an OCI plugin is resolved
+/// through the lock file and the plugin cache (see `oci`).
+async fn fetch_plugin(
+    reference: &PluginRef,
+    workflow: &Workflow,
+    runtime: &Runtime,
+    lock: &mut Option<Result<LockFile, String>>,
+) -> Result<std::borrow::Cow<'static, [u8]>, String> {
+    let sources = runtime.sources();
+    let require = sources.require_signed || workflow.require_signed;
+    match reference {
+        PluginRef::Builtin(_) => plugin_bytes(reference),
+        PluginRef::Path(path) => {
+            let bytes = plugin_bytes(reference)?;
+            let signature_file = signature_file(path);
+            let signature = match std::fs::read(&signature_file) {
+                Ok(text) => Some(
+                    Signature::from_json(&text)
+                        .map_err(|why| format!("{}: {why}", signature_file.display()))?,
+                ),
+                Err(_) => None,
+            };
+            oci::check_signature(
+                &format!("plugin {}", path.display()),
+                &bytes,
+                signature.as_ref(),
+                require,
+                &sources.trust_dir,
+            )?;
+            Ok(bytes)
+        }
+        PluginRef::Oci(oci_reference) => {
+            let mut file = match lock
+                .take()
+                .unwrap_or_else(|| LockFile::read(&LockFile::path_for(&workflow.file)))
+            {
+                Ok(file) => file,
+                Err(err) => {
+                    *lock = Some(Err(err.clone()));
+                    return Err(err);
+                }
+            };
+            let (sources, oci_reference) = (sources.clone(), oci_reference.clone());
+            let (file, resolved) = tokio::task::spawn_blocking(move || {
+                let resolved = oci::resolve(
+                    &oci_reference.to_string(),
+                    &oci_reference,
+                    &mut file,
+                    &sources,
+                    &oci::Client::new(),
+                );
+                (file, resolved)
+            })
+            .await
+            .map_err(|err| format!("resolving the plugin: {err}"))?;
+            *lock = Some(Ok(file));
+            let resolved = resolved?;
+            oci::check_signature(
+                &format!("plugin {}", resolved.reference),
+                &resolved.wasm,
+                resolved.signature.as_ref(),
+                require,
+                &runtime.sources().trust_dir,
+            )?;
+            Ok(std::borrow::Cow::Owned(resolved.wasm))
+        }
+    }
+}
+
+/// `plugin.wasm` -> `plugin.wasm.sig`.
+pub fn signature_file(path: &Path) -> std::path::PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".sig");
+    name.into()
 }
 
 /// Where a granted directory appears inside the sandbox: `/` plus its path relative to the
@@ -390,6 +470,8 @@ pub async fn plan(workflow: Workflow, runtime: &Runtime) -> Result<Plan, Diagnos
     }
 
     let mut plugins: BTreeMap<String, Runner> = BTreeMap::new();
+    // Read when the first OCI plugin is met; written back with the pins found.
+    let mut lock: Option<Result<LockFile, String>> = None;
     // Many steps often use the same plugin: read, hash and load each reference once.
     let mut by_reference: HashMap<PluginRef, Result<Arc<Plugin>, String>> = HashMap::new();
     for step in &workflow.steps {
@@ -427,7 +509,7 @@ pub async fn plan(workflow: Workflow, runtime: &Runtime) -> Result<Plan, Diagnos
         let loaded = match by_reference.get(&step.uses) {
             Some(loaded) => loaded.clone(),
             None => {
-                let loaded = match plugin_bytes(&step.uses) {
+                let loaded = match fetch_plugin(&step.uses, &workflow, runtime, &mut lock).await {
                     Ok(bytes) => runtime.load(&bytes).await.map_err(|err| err.to_string()),
                     Err(err) => Err(err),
                 };
@@ -443,6 +525,16 @@ pub async fn plan(workflow: Workflow, runtime: &Runtime) -> Result<Plan, Diagnos
                 diagnostics.push(step.uses_span.clone(), format!("step `{}`: {err}", step.id))
             }
         }
+    }
+    if let Some(Ok(lock)) = &mut lock
+        && let Err(err) = lock.save()
+    {
+        let span = workflow
+            .steps
+            .iter()
+            .find(|s| matches!(s.uses, PluginRef::Oci(_)))
+            .map_or(0..0, |s| s.uses_span.clone());
+        diagnostics.push(span, format!("cannot write the lock file: {err}"));
     }
     let kinds: BTreeMap<String, Producer> = plugins
         .iter()

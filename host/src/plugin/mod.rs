@@ -15,6 +15,7 @@ mod bindings;
 mod cache;
 mod host;
 mod sandbox;
+pub mod signing;
 mod state;
 
 use std::collections::HashMap;
@@ -40,7 +41,7 @@ use bindings::{deployer, drift_check, evaluator, trainer, transformer, validator
 use state::{Limiter, StepLog, StepState};
 
 /// The version of `wit/` this host implements.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+pub const CONTRACT_VERSION: &str = "0.1.1";
 /// The WIT package every plugin imports from.
 const CONTRACT_PACKAGE: &str = "wflow:plugin";
 
@@ -265,6 +266,9 @@ pub struct Plugin {
     pub config_schema: serde_json::Value,
     /// Whether the compiled code came from the cache.
     pub cache: CacheOutcome,
+    /// The component's imported and exported names (`wasi:io/streams@0.2.0`, `validate`...).
+    pub imports: Vec<String>,
+    pub exports: Vec<String>,
     schema: jsonschema::Validator,
     pre: Pre,
 }
@@ -410,6 +414,9 @@ pub struct Runtime {
     linker: Linker<StepState>,
     cache: Option<CompiledCache>,
     loaded: Mutex<HashMap<String, Arc<Plugin>>>,
+    /// Where plugins named by reference come from, and the signature policy (read by the
+    /// engine's planning; the runtime itself only loads bytes).
+    sources: crate::oci::Sources,
     _ticker: Ticker,
 }
 
@@ -448,8 +455,19 @@ impl Runtime {
             linker,
             cache,
             loaded: Mutex::new(HashMap::new()),
+            sources: crate::oci::Sources::from_env(),
             _ticker: Ticker { stop },
         })
+    }
+
+    /// The same runtime with other plugin sources (cache, trust store, policy).
+    pub fn with_sources(mut self, sources: crate::oci::Sources) -> Runtime {
+        self.sources = sources;
+        self
+    }
+
+    pub fn sources(&self) -> &crate::oci::Sources {
+        &self.sources
     }
 
     /// A runtime with the default compiled-code cache directory.
@@ -484,6 +502,11 @@ impl Runtime {
         let exports: Vec<String> = component
             .component_type()
             .exports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let imports: Vec<String> = component
+            .component_type()
+            .imports(&self.engine)
             .map(|(name, _)| name.to_string())
             .collect();
         let (export, kind) = KIND_EXPORTS
@@ -560,6 +583,8 @@ impl Runtime {
             contract,
             config_schema,
             cache,
+            imports,
+            exports,
             schema,
             pre,
         })

@@ -38,6 +38,7 @@ const WORKFLOW_KEYS: &[&str] = &[
     "concurrency",
     "max_active_runs",
     "overlap",
+    "require_signed",
 ];
 const DEFAULTS_KEYS: &[&str] = &["timeout", "memory", "max_output", "retries"];
 const RETRIES_KEYS: &[&str] = &["count", "backoff", "max_backoff"];
@@ -130,6 +131,7 @@ pub(crate) fn parse(file: &Path, text: &str) -> Result<Workflow, Diagnostics> {
         steps,
         max_active_runs: header.max_active_runs.unwrap_or(1),
         overlap: header.overlap.unwrap_or_default(),
+        require_signed: header.require_signed.unwrap_or(false),
         triggers: triggers.into_iter().map(|draft| draft.trigger).collect(),
     })
 }
@@ -141,6 +143,7 @@ struct Header {
     concurrency: Option<usize>,
     max_active_runs: Option<usize>,
     overlap: Option<super::Overlap>,
+    require_signed: Option<bool>,
 }
 
 /// Limits and retry settings as written in `[defaults]` or a step; `None` when unset or wrong.
@@ -271,6 +274,7 @@ impl Checker {
             concurrency: None,
             max_active_runs: None,
             overlap: None,
+            require_signed: None,
         };
         let Some(value) = root.get("workflow") else {
             self.error(
@@ -327,6 +331,9 @@ impl Checker {
                 }
                 None => None,
             };
+        }
+        if let Some(flag) = table.get("require_signed") {
+            header.require_signed = self.boolean(flag, "require_signed");
         }
         header
     }
@@ -605,7 +612,15 @@ impl Checker {
 
     fn plugin_ref(&mut self, value: &Value<'_>) -> Option<(PluginRef, Span)> {
         let text = self.string(value, "uses")?;
-        let plugin = if text.ends_with(".wasm") {
+        let plugin = if text.starts_with("oci://") {
+            match crate::oci::Reference::parse(&text) {
+                Ok(reference) => PluginRef::Oci(reference),
+                Err(why) => {
+                    self.error(value.span(), format!("invalid plugin in `uses`: {why}"));
+                    return None;
+                }
+            }
+        } else if text.ends_with(".wasm") {
             PluginRef::Path(self.base_dir.join(text))
         } else if !text.is_empty()
             && text
@@ -616,7 +631,8 @@ impl Checker {
         } else {
             let message = format!(
                 "invalid plugin {text:?} in `uses`: name a built-in plugin \
-                 (lowercase letters, digits and `-`) or a path ending in .wasm"
+                 (lowercase letters, digits and `-`), a path ending in .wasm, \
+                 or an OCI reference (oci://HOST/REPOSITORY:TAG or ...@sha256:DIGEST)"
             );
             self.error(value.span(), message);
             return None;

@@ -19,6 +19,8 @@
 //! name = "breast-cancer"                  # required; [a-z0-9][a-z0-9-_]*
 //! description = "Train and gate a classifier"   # optional
 //! concurrency = 4                         # optional, steps run at once; default: number of CPUs
+//! require_signed = false                  # optional; true: every non-built-in plugin must carry
+//!                                         #   a trusted publisher's signature
 //!
 //! [defaults]                              # optional; a step's own values override these
 //! timeout = "5m"                          # durations: "30s", "5m", "1h 30m", "250ms"
@@ -50,7 +52,8 @@
 //! retries = { count = 2, backoff = "100ms" }   # max_backoff comes from [defaults]
 //!
 //! [steps.custom-check]
-//! uses = "plugins/custom_check.wasm"      # relative to this file's directory
+//! uses = "plugins/custom_check.wasm"      # relative to this file's directory; or from a registry:
+//!                                         #   "oci://HOST/REPO:TAG" or "oci://HOST/REPO@sha256:..."
 //! inputs = { model = "train.model", data = "split.test" }
 //! grants = { read = ["data/extra"], write = ["out"], env = ["HOME"], network = false }
 //! cache = false                           # never reuse an earlier result (default: true)
@@ -133,6 +136,8 @@ pub struct Workflow {
     pub overlap: Overlap,
     /// What starts the workflow in the daemon, besides asking for it (`wflow trigger`).
     pub triggers: Vec<Trigger>,
+    /// Refuse plugins (other than the built-in ones) without a trusted publisher's signature.
+    pub require_signed: bool,
 }
 
 /// What a trigger does when the workflow already has `max_active_runs` runs running.
@@ -358,6 +363,9 @@ pub enum PluginRef {
     Builtin(String),
     /// A component file, joined to the workflow's directory.
     Path(PathBuf),
+    /// A component in an OCI registry (`oci://HOST/REPO:TAG`, `...@sha256:DIGEST`), pinned
+    /// in the lock file next to the workflow at its first resolution.
+    Oci(crate::oci::Reference),
 }
 
 /// Where one input slot of a step gets its data.

@@ -120,6 +120,7 @@ fn render(workflow: &Workflow) -> Json {
             let uses = match &step.uses {
                 PluginRef::Builtin(name) => json!({ "builtin": name }),
                 PluginRef::Path(file) => json!({ "path": path(file) }),
+                PluginRef::Oci(reference) => json!({ "oci": reference.to_string() }),
             };
             let inputs: serde_json::Map<String, Json> = step
                 .inputs

@@ -37,6 +37,11 @@ impl host::Host for StepState {
         }
     }
 
+    /// Every level is kept in the step's log (within its output budget), so every level is on.
+    async fn log_enabled(&mut self, _level: Level) -> wasmtime::Result<bool> {
+        Ok(true)
+    }
+
     async fn emit_metric(&mut self, name: String, value: f64) -> wasmtime::Result<()> {
         if self.with_log(|log| log.metric(name, value)) {
             Ok(())

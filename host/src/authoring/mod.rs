@@ -431,15 +431,9 @@ fn run(mut command: Command, what: &str) -> Result<(), String> {
 }
 
 fn tools_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("WFLOW_TOOLS_DIR") {
-        return PathBuf::from(dir);
-    }
-    std::env::var_os("XDG_CACHE_HOME")
+    std::env::var_os("WFLOW_TOOLS_DIR")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join("wflow")
-        .join("tools")
+        .unwrap_or_else(|| crate::oci::cache::wflow_cache_dir("tools"))
 }
 
 /// Installs into `final_dir` through a temporary sibling renamed into place; another process

@@ -26,15 +26,9 @@ impl PluginCache {
 
     /// `WFLOW_PLUGIN_CACHE`, else `$XDG_CACHE_HOME/wflow/plugins`, else `~/.cache/wflow/plugins`.
     pub fn default_dir() -> PathBuf {
-        if let Some(dir) = std::env::var_os("WFLOW_PLUGIN_CACHE") {
-            return PathBuf::from(dir);
-        }
-        std::env::var_os("XDG_CACHE_HOME")
+        std::env::var_os("WFLOW_PLUGIN_CACHE")
             .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-            .unwrap_or_else(|| PathBuf::from("."))
-            .join("wflow")
-            .join("plugins")
+            .unwrap_or_else(|| wflow_cache_dir("plugins"))
     }
 
     pub fn dir(&self) -> &Path {
@@ -99,6 +93,16 @@ impl PluginCache {
             None => Ok(()),
         }
     }
+}
+
+/// `$XDG_CACHE_HOME/wflow/NAME`, else `~/.cache/wflow/NAME`.
+pub fn wflow_cache_dir(name: &str) -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("wflow")
+        .join(name)
 }
 
 /// Writes through a temporary file and a rename, so readers never see half a file.

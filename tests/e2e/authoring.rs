@@ -79,6 +79,20 @@ fn a_new_rust_deployer_builds_and_runs() {
 }
 
 #[test]
+fn a_new_rust_trainer_writes_a_model_the_host_runs() {
+    let summary = new_build_run("petal-width", "trainer", "rust");
+    // Petal width is close to linear in the other measurements: the held-out R² says the
+    // exported graph predicts what was fitted.
+    let r2: f64 = summary
+        .split("r2=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("no r2 in {summary}"));
+    assert!(r2 > 0.9, "{summary}");
+}
+
+#[test]
 fn plugin_new_says_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
     for (args, expected) in [

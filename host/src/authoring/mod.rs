@@ -130,7 +130,8 @@ fn template(kind: StepKind, language: Language) -> Option<&'static str> {
         (Rust, Evaluator) => include_str!("templates/rust/evaluator.rs"),
         (Rust, Deployer) => include_str!("templates/rust/deployer.rs"),
         (Rust, DriftCheck) => include_str!("templates/rust/drift-check.rs"),
-        (_, Trainer) => return None,
+        (Rust, Trainer) => include_str!("templates/rust/trainer.rs"),
+        (Python | JavaScript, Trainer) => return None,
     })
 }
 
@@ -172,7 +173,13 @@ fn test_workflow(name: &str, kind: StepKind) -> String {
             "{split}[steps.drift]\nuses = \"{uses}\"\n\
              inputs = {{ reference = \"split.train\", current = \"split.test\" }}\nwith = {{ threshold = 0.5 }}\n"
         ),
-        StepKind::Trainer => String::new(),
+        StepKind::Trainer => format!(
+            "[steps.split]\nuses = \"train-test-split\"\ninputs = {{ data = \"sample\" }}\n\
+             with = {{ test_fraction = 0.3, seed = 7 }}\n\n\
+             [steps.train]\nuses = \"{uses}\"\ninputs = {{ data = \"split.train\" }}\ntarget = \"petal_width_cm\"\n\n\
+             [steps.evaluate]\nuses = \"classification-metrics\"\n\
+             inputs = {{ model = \"train.model\", data = \"split.test\" }}\n"
+        ),
     };
     head + &body
 }
@@ -255,8 +262,7 @@ pub fn new_project(
     let source = template(kind, language).ok_or_else(|| {
         format!(
             "there is no {} template for a trainer: a trainer returns an ONNX model, which the Rust \
-             crates wflow-onnx and wflow-learn write (see plugins/logistic-regression); start from \
-             another kind, or from that plugin",
+             crate wflow-onnx writes; create it with `--lang rust`",
             language.name()
         )
     })?;

@@ -14,6 +14,7 @@ pub mod authoring;
 pub mod cli;
 pub mod daemon;
 pub mod engine;
+pub mod files;
 pub mod inference;
 pub mod oci;
 pub mod plugin;

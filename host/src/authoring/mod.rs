@@ -439,7 +439,10 @@ fn run(mut command: Command, what: &str) -> Result<(), String> {
 fn tools_dir() -> PathBuf {
     std::env::var_os("WFLOW_TOOLS_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| crate::oci::cache::wflow_cache_dir("tools"))
+        .unwrap_or_else(|| {
+            crate::files::user_cache_dir("tools")
+                .unwrap_or_else(|| Path::new("wflow").join("tools"))
+        })
 }
 
 /// Installs into `final_dir` through a temporary sibling renamed into place; another process
@@ -553,7 +556,7 @@ fn componentize_js(say: &mut dyn FnMut(String)) -> Result<PathBuf, String> {
     }
     let script = dir.join("wflow-build.mjs");
     if std::fs::read_to_string(&script).ok().as_deref() != Some(JS_BUILD) {
-        crate::oci::cache::write_atomic(&script, JS_BUILD.as_bytes())?;
+        crate::files::write_atomic(&script, JS_BUILD.as_bytes())?;
     }
     Ok(script)
 }

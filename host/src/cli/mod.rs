@@ -630,15 +630,7 @@ async fn execute(
         .concurrency
         .or(plan.workflow.concurrency)
         .unwrap_or_else(|| RunOptions::default().concurrency);
-    let dataset_paths = plan
-        .workflow
-        .datasets
-        .iter()
-        .map(|d| {
-            let path = std::path::absolute(&d.path).unwrap_or_else(|_| d.path.clone());
-            (d.name.clone(), path.display().to_string())
-        })
-        .collect();
+    let dataset_paths = RunJournal::dataset_paths(&plan.workflow);
     let journal = Arc::new(RunJournal::new(
         store.clone(),
         id,

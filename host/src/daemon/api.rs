@@ -461,23 +461,7 @@ async fn events(State(api): State<Arc<Api>>, uri: Uri) -> Response {
         .get("wait")
         .and_then(|w| humantime::parse_duration(w).ok())
         .map(|w| w.min(std::time::Duration::from_secs(60)));
-    let server = api.scheduler.server().clone();
-    let mut next = server.subscribe();
-    let mut found = server.events(since);
-    if found.is_empty()
-        && let Some(wait) = wait
-    {
-        let _ = tokio::time::timeout(wait, async {
-            loop {
-                match next.recv().await {
-                    Ok(event) if event.seq <= since => continue,
-                    _ => break,
-                }
-            }
-        })
-        .await;
-        found = server.events(since);
-    }
+    let found = api.scheduler.server().events_after(since, wait).await;
     Json(json!({ "events": found })).into_response()
 }
 

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use super::client::digest_of;
 use super::reference::Reference;
+pub use crate::files::write_atomic;
 
 #[derive(Clone, Debug)]
 pub struct PluginCache {
@@ -28,7 +29,10 @@ impl PluginCache {
     pub fn default_dir() -> PathBuf {
         std::env::var_os("WFLOW_PLUGIN_CACHE")
             .map(PathBuf::from)
-            .unwrap_or_else(|| wflow_cache_dir("plugins"))
+            .unwrap_or_else(|| {
+                crate::files::user_cache_dir("plugins")
+                    .unwrap_or_else(|| Path::new("wflow").join("plugins"))
+            })
     }
 
     pub fn dir(&self) -> &Path {
@@ -93,29 +97,4 @@ impl PluginCache {
             None => Ok(()),
         }
     }
-}
-
-/// `$XDG_CACHE_HOME/wflow/NAME`, else `~/.cache/wflow/NAME`.
-pub fn wflow_cache_dir(name: &str) -> PathBuf {
-    std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join("wflow")
-        .join(name)
-}
-
-/// Writes through a temporary file and a rename, so readers never see half a file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    let parent = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-    let mut file = tempfile::NamedTempFile::new_in(parent)
-        .map_err(|e| format!("{}: {e}", parent.display()))?;
-    use std::io::Write as _;
-    file.write_all(bytes)
-        .and_then(|_| file.as_file().sync_all())
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    file.persist(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(())
 }

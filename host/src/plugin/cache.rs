@@ -37,13 +37,9 @@ impl CompiledCache {
 
     /// `$WFLOW_CACHE_DIR`, else `$XDG_CACHE_HOME/wflow/compiled`, else `~/.cache/wflow/compiled`.
     pub fn default_dir() -> Option<PathBuf> {
-        if let Some(dir) = std::env::var_os("WFLOW_CACHE_DIR") {
-            return Some(PathBuf::from(dir));
-        }
-        let base = std::env::var_os("XDG_CACHE_HOME")
+        std::env::var_os("WFLOW_CACHE_DIR")
             .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cache")))?;
-        Some(base.join("wflow").join("compiled"))
+            .or_else(|| crate::files::user_cache_dir("compiled"))
     }
 
     pub fn dir(&self) -> &Path {

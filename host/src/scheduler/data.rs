@@ -4,7 +4,7 @@
 //! the data directory (`inputs/`), so a resumed run reads exactly what its first attempt read.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 /// What a files trigger consumed: file path -> `size:modified` fingerprint.
@@ -109,23 +109,10 @@ pub fn combine(files: &[PathBuf], into: &Path) -> Result<PathBuf, String> {
                     out.push(b'\n');
                 }
             }
-            write_atomically(into, &out)?;
+            crate::files::write_atomic(into, &out)?;
             Ok(into.to_path_buf())
         }
     }
-}
-
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|err| format!("{}: {err}", dir.display()))?;
-    }
-    let temporary = path.with_extension("partial");
-    let mut file = std::fs::File::create(&temporary)
-        .map_err(|err| format!("{}: {err}", temporary.display()))?;
-    file.write_all(bytes)
-        .and_then(|_| file.sync_all())
-        .map_err(|err| format!("{}: {err}", temporary.display()))?;
-    std::fs::rename(&temporary, path).map_err(|err| format!("{}: {err}", path.display()))
 }
 
 /// Writes labelled rows (`features` values and the truth) as a CSV file with the columns of
@@ -191,7 +178,7 @@ pub fn write_labelled(
     let bytes = writer
         .into_inner()
         .map_err(|err| format!("writing {}: {err}", into.display()))?;
-    write_atomically(into, &bytes)?;
+    crate::files::write_atomic(into, &bytes)?;
     Ok(into.to_path_buf())
 }
 

@@ -742,15 +742,7 @@ impl Scheduler {
                 None => format!("run {id} started ({}: {})", trigger.kind, trigger.reason),
             },
         );
-        let dataset_paths = plan
-            .workflow
-            .datasets
-            .iter()
-            .map(|d| {
-                let path = std::path::absolute(&d.path).unwrap_or_else(|_| d.path.clone());
-                (d.name.clone(), path.display().to_string())
-            })
-            .collect();
+        let dataset_paths = RunJournal::dataset_paths(&plan.workflow);
         let journal = Arc::new(RunJournal::new(
             self.store.clone(),
             id,

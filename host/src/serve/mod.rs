@@ -564,6 +564,26 @@ impl Server {
             .collect()
     }
 
+    /// The events after `since`; when there are none yet, waits up to `wait` for the next one.
+    /// Subscribed before reading, so an event between the two is not missed.
+    pub async fn events_after(&self, since: u64, wait: Option<Duration>) -> Vec<ServeEvent> {
+        let mut next = self.subscribe();
+        let found = self.events(since);
+        let Some(wait) = wait.filter(|_| found.is_empty()) else {
+            return found;
+        };
+        let _ = tokio::time::timeout(wait, async {
+            loop {
+                match next.recv().await {
+                    Ok(event) if event.seq <= since => continue,
+                    _ => break,
+                }
+            }
+        })
+        .await;
+        self.events(since)
+    }
+
     /// A stream of the events from now on.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<ServeEvent> {
         self.subscribers.subscribe()

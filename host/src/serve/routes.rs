@@ -734,23 +734,7 @@ async fn events(
             _ => return Err(bad(format!("unknown parameter `{pair}` (since, wait)"))),
         }
     }
-    // Subscribed before reading, so an event between the two is not missed.
-    let mut next = server.subscribe();
-    let mut found = server.events(since);
-    if found.is_empty()
-        && let Some(wait) = wait
-    {
-        let _ = tokio::time::timeout(wait, async {
-            loop {
-                match next.recv().await {
-                    Ok(event) if event.seq <= since => continue,
-                    _ => break,
-                }
-            }
-        })
-        .await;
-        found = server.events(since);
-    }
+    let found = server.events_after(since, wait).await;
     Ok(Json(json!({ "events": found })))
 }
 

@@ -35,6 +35,18 @@ pub struct RunJournal {
 }
 
 impl RunJournal {
+    /// Each dataset of a workflow with its absolute path, as run records name them.
+    pub fn dataset_paths(workflow: &crate::workflow::Workflow) -> HashMap<String, String> {
+        workflow
+            .datasets
+            .iter()
+            .map(|d| {
+                let path = std::path::absolute(&d.path).unwrap_or_else(|_| d.path.clone());
+                (d.name.clone(), path.display().to_string())
+            })
+            .collect()
+    }
+
     pub fn new(
         store: Arc<Store>,
         run: u64,

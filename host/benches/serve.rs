@@ -6,10 +6,14 @@
 //!    windows recording every row, Prometheus metrics. Clients keep their HTTP/1.1 connections
 //!    alive and send Open Inference Protocol requests one after another, a fixed number each:
 //!    one row per request, then 100-row batches.
-//! 2. Rollback reaction: a challenger that fails every request is deployed as a canary; the
+//! 2. Raw rows: the penguins workflow (text categories, missing values; imputation and one-hot
+//!    encoding recorded with the version) served from the registry; the same 1-row and 100-row
+//!    loads as raw columns over the Open Inference Protocol and as MLflow's `dataframe_split`
+//!    on `/invocations`, and the preprocessing's own cost per row, in process.
+//! 3. Rollback reaction: a challenger that fails every request is deployed as a canary; the
 //!    figures are the time and the number of failed requests from the first failure to the
 //!    rollback, after which every request is answered by the champion.
-//! 3. `mlflow models serve` on the same scikit-learn pipeline (saved as an MLflow model, and
+//! 4. `mlflow models serve` on the same scikit-learn pipeline (saved as an MLflow model, and
 //!    exported with skl2onnx for wflow), when MLflow can be installed from the package index
 //!    into a cache directory (`WFLOW_BENCH_VENV`, default ~/.cache/wflow/bench-venv); bounded
 //!    to 2,000 requests or 30 s. `WFLOW_BENCH_NO_MLFLOW=1` leaves it out.
@@ -334,6 +338,7 @@ fn main() {
                 .unwrap_or(0)
     );
 
+    raw_rows(&tokio, project);
     rollback_reaction(&tokio, project, &server, address, &rows);
     let _ = stop.send(());
     tokio.block_on(task).expect("server task").expect("server");
@@ -350,6 +355,129 @@ fn main() {
         ),
         Err(reason) => println!("mlflow models serve: not measured ({reason})"),
     }
+}
+
+/// A raw cell as JSON: null for a null, its type otherwise.
+fn raw_cell(table: &wflow::table::Table, column: &str, row: usize) -> serde_json::Value {
+    let column = table.column(column).expect("a raw input");
+    if column.is_null(row) {
+        return serde_json::Value::Null;
+    }
+    match column.values() {
+        wflow::table::Values::Text(v) => serde_json::json!(v[row]),
+        wflow::table::Values::Integer(v) => serde_json::json!(v[row]),
+        wflow::table::Values::Float(v) => serde_json::json!(v[row]),
+        wflow::table::Values::Boolean(v) => serde_json::json!(v[row]),
+    }
+}
+
+/// Serves the penguins model (its pipeline recorded) and measures raw-row requests.
+fn raw_rows(tokio: &tokio::runtime::Runtime, project: &Path) {
+    let workflows = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../workflows");
+    std::fs::copy(
+        workflows.join("data/penguins.csv"),
+        project.join("data/penguins.csv"),
+    )
+    .expect("copy the penguins");
+    std::fs::copy(
+        workflows.join("penguins.toml"),
+        project.join("penguins.toml"),
+    )
+    .expect("copy the workflow");
+    wflow(project, &["run", "penguins.toml"]);
+    let mut config = ServeConfig::new(
+        vec![ModelSource::Registry {
+            reference: "penguins".into(),
+        }],
+        StoreAccess::OnDemand(project.join(".wflow")),
+    );
+    config.listen = "127.0.0.1:0".parse().expect("address");
+    let (address, server, stop, task) = start(tokio, config);
+    let model = server
+        .deployment("penguins")
+        .expect("deployed")
+        .champion
+        .clone();
+    let pipeline = model.columns.clone().expect("a pipeline");
+    let table = wflow::table::csv::read(&project.join("data/penguins.csv"), &Default::default())
+        .expect("data");
+    let names: Vec<&str> = pipeline.inputs.iter().map(|i| i.name.as_str()).collect();
+    let oip = |rows: usize| {
+        let inputs: Vec<serde_json::Value> = pipeline
+            .inputs
+            .iter()
+            .map(|input| {
+                let datatype = match input.kind {
+                    wflow::table::ColumnType::Float => "FP64",
+                    wflow::table::ColumnType::Integer => "INT64",
+                    wflow::table::ColumnType::Text => "BYTES",
+                    wflow::table::ColumnType::Boolean => "BOOL",
+                };
+                let data: Vec<_> = (0..rows).map(|r| raw_cell(&table, &input.name, r)).collect();
+                serde_json::json!({ "name": input.name, "datatype": datatype, "shape": [rows], "data": data })
+            })
+            .collect();
+        serde_json::json!({ "inputs": inputs, "outputs": [{ "name": "probabilities" }] })
+            .to_string()
+    };
+    let split = |rows: usize| {
+        let data: Vec<Vec<serde_json::Value>> = (0..rows)
+            .map(|r| names.iter().map(|n| raw_cell(&table, n, r)).collect())
+            .collect();
+        serde_json::json!({ "dataframe_split": { "columns": names, "data": data } }).to_string()
+    };
+    println!(
+        "raw rows: the penguins pipeline ({} raw columns: impute, one-hot encode) and its logistic regression, same loads:",
+        names.len()
+    );
+    let cap = Duration::from_secs(60);
+    let infer = "/v2/models/penguins/infer";
+    tokio.block_on(load(address, infer, &oip(1), REQUESTS / 5, cap)); // warm-up
+    for (what, path, one, hundred) in [
+        ("OIP raw columns", infer, oip(1), oip(100)),
+        (
+            "/invocations dataframe_split",
+            "/invocations",
+            split(1),
+            split(100),
+        ),
+    ] {
+        report(
+            &format!("{what}, 1 row"),
+            1,
+            tokio.block_on(load(address, path, &one, REQUESTS, cap)),
+        );
+        report(
+            &format!("{what}, 100 rows"),
+            100,
+            tokio.block_on(load(address, path, &hundred, REQUESTS / 5, cap)),
+        );
+    }
+    // In process: what the preprocessing costs per row, beside the model itself.
+    let rows = table.row_count();
+    let raw = table.select(&names).expect("the raw inputs");
+    let repeats = 200;
+    let started = Instant::now();
+    let mut matrix = Vec::new();
+    for _ in 0..repeats {
+        matrix = pipeline.features(&raw).expect("preprocessed");
+    }
+    let preprocessing = started.elapsed() / (repeats * rows as u32);
+    let started = Instant::now();
+    for _ in 0..repeats {
+        model
+            .infer(&wflow::serve::model::Inputs::Rows(raw.clone()), &[])
+            .expect("inferred");
+    }
+    let whole = started.elapsed() / (repeats * rows as u32);
+    assert_eq!(matrix.len(), rows * pipeline.features.len());
+    println!(
+        "  in process, {rows}-row batches: preprocessing {:.2} us per row of {:.2} us for the whole answer (pipeline + model + labels)",
+        micros(preprocessing),
+        micros(whole)
+    );
+    let _ = stop.send(());
+    tokio.block_on(task).expect("server task").expect("server");
 }
 
 /// Deploys a challenger that fails every request and measures how fast traffic returns.

@@ -17,6 +17,7 @@ pub mod engine;
 pub mod files;
 pub mod inference;
 pub mod oci;
+pub mod pipeline;
 pub mod plugin;
 pub mod scheduler;
 pub mod serve;

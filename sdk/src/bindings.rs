@@ -1,6 +1,6 @@
 //! The wit-bindgen guest bindings of the plugin contract (`../wit`), generated once for the whole SDK.
 //!
-//! The shared interfaces (`types`, `host`, `inference`) are generated a single time from the
+//! The shared interfaces (`types`, `host`, `inference`, `preprocessing`) are generated a single time from the
 //! `host-imports` world; every step world maps them onto that one module with `with:`, so all
 //! six worlds use the same Rust `Table`, `Model`, `Report`... Each step world gets its own module
 //! holding its `Guest` trait and a public export macro that plugin crates reach through the SDK's
@@ -20,20 +20,22 @@ wit_bindgen::generate!({
     additional_derives: [PartialEq],
 });
 
-pub use self::wflow::plugin::{host, inference, types};
+pub use self::wflow::plugin::{host, inference, preprocessing, types};
 
 /// Generates one step world's module, mapping the shared interfaces onto [`types`], [`host`]
-/// and [`inference`] so that no type is generated twice.
+/// and [`inference`] (and any other the world imports, given after the names) so that no type
+/// is generated twice.
 macro_rules! step_world {
-    ($module:ident, $world:tt, $macro_name:tt, $bindings_module:tt) => {
+    ($module:ident, $world:tt, $macro_name:tt, $bindings_module:tt $(, $iface:tt => $path:path)*) => {
         pub mod $module {
             wit_bindgen::generate!({
                 path: "../wit",
                 world: $world,
                 with: {
-                    "wflow:plugin/types@0.1.1": crate::bindings::types,
-                    "wflow:plugin/host@0.1.1": crate::bindings::host,
-                    "wflow:plugin/inference@0.1.1": crate::bindings::inference,
+                    "wflow:plugin/types@0.1.2": crate::bindings::types,
+                    "wflow:plugin/host@0.1.2": crate::bindings::host,
+                    "wflow:plugin/inference@0.1.2": crate::bindings::inference,
+                    $($iface: $path,)*
                 },
                 runtime_path: "::wflow_sdk::__wit_bindgen::rt",
                 additional_derives: [PartialEq],
@@ -55,7 +57,8 @@ step_world!(
     transformer,
     "transformer",
     "__export_transformer_world",
-    "::wflow_sdk::bindings::transformer"
+    "::wflow_sdk::bindings::transformer",
+    "wflow:plugin/preprocessing@0.1.2" => crate::bindings::preprocessing
 );
 step_world!(
     trainer,

@@ -107,6 +107,7 @@ mod config;
 pub mod inference;
 pub mod log;
 mod plugin;
+pub mod preprocessing;
 mod report;
 mod table;
 
@@ -153,7 +154,7 @@ pub mod prelude {
         DriftOutcome, Evaluation, Evaluator, FeatureDrift, Finding, GateOutcome, Metric, Model,
         ModelMetadata, Plugin, Report, Severity, StepError, Table, TableExt, Task, Trained,
         Trainer, Transformer, Validator, build_table, emit_metric, inference, log, metric,
-        progress,
+        preprocessing, progress,
     };
     pub use schemars::JsonSchema;
     pub use serde::Deserialize;

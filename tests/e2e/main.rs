@@ -11,6 +11,7 @@ mod onnx;
 mod registry;
 mod rollout;
 mod serve;
+mod served_pipeline;
 mod store;
 mod support;
 mod workflows;

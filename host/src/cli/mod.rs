@@ -8,6 +8,7 @@ mod history;
 mod models;
 mod output;
 mod plugins;
+mod predict;
 mod remote;
 
 use std::path::{Path, PathBuf};
@@ -72,6 +73,8 @@ enum Command {
     Artifacts(history::ArtifactsCommand),
     /// Serve ONNX models over the Open Inference Protocol v2 (KServe v2 / Triton HTTP).
     Serve(ServeArgs),
+    /// Score a CSV file of raw rows with a registered model, in process (no server).
+    Predict(predict::PredictArgs),
     /// Run the workflows of a folder by their triggers, serve their models, and answer the API.
     Daemon(DaemonArgs),
     /// Ask a running daemon for a run of a workflow.
@@ -248,6 +251,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             Command::Models(command) => models::run(&cli, command),
             Command::Artifacts(command) => history::artifacts(&cli, command),
             Command::Serve(args) => serve(&cli, args).await,
+            Command::Predict(args) => predict::run(&cli, args),
             Command::Daemon(args) => daemon(&cli, args).await,
             Command::Trigger(args) => trigger(&cli, args),
         }

@@ -318,6 +318,23 @@ fn show(version: &ModelVersion, aliases: &std::collections::BTreeMap<String, u32
         version.features.len(),
         version.features.join(", ")
     );
+    if let Some(pipeline) = &version.pipeline {
+        let inputs: Vec<String> = pipeline
+            .inputs
+            .iter()
+            .map(|i| format!("{} {}{}", i.name, i.kind, if i.nullable { "?" } else { "" }))
+            .collect();
+        println!("  serves      raw rows: {}", inputs.join(", "));
+        for step in &pipeline.steps {
+            let stages: Vec<&str> = step.stages.iter().map(|s| s.name()).collect();
+            println!(
+                "    then      `{}` {} ({})",
+                step.step,
+                step.plugin,
+                stages.join(", ")
+            );
+        }
+    }
     println!("  metrics     {}", metrics_line(&version.metrics, 12));
     println!("  parameters  {}", parameters_line(version, 20));
 }

@@ -51,6 +51,8 @@ pub struct Registration {
     pub upstream: Vec<usize>,
     /// Where aliases go for each decision.
     pub aliases: RegisterAliases,
+    /// What serving applies to raw rows before the model, when anything.
+    pub pipeline: Option<crate::pipeline::Pipeline>,
 }
 
 /// The aliases a registration moves.

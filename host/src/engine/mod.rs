@@ -3,6 +3,7 @@
 //! Nothing here prints or parses TOML.
 
 pub mod journal;
+pub mod pipeline;
 pub mod plan;
 pub mod run;
 

@@ -138,6 +138,11 @@ pub struct RegisterConfig {
     pub name: Option<String>,
     #[serde(default)]
     pub aliases: RegisterAliases,
+    /// The steps whose declared preprocessing is served with the model, in order [default:
+    /// every transformer between the raw dataset and the trainer]; `[]` serves the model's
+    /// features as they are.
+    #[serde(default)]
+    pub pipeline: Option<Vec<String>>,
 }
 
 /// What executes a step.
@@ -493,6 +498,30 @@ pub async fn plan(workflow: Workflow, runtime: &Runtime) -> Result<Plan, Diagnos
                         format!(
                             "step `{}`: configuration: give `alias` or `version`, not both",
                             step.id
+                        ),
+                    )
+                }
+                Ok(Runner::Register(config))
+                    if config.pipeline.as_ref().is_some_and(|names| {
+                        names
+                            .iter()
+                            .any(|n| !workflow.steps.iter().any(|s| &s.id == n))
+                    }) =>
+                {
+                    let unknown: Vec<String> = config
+                        .pipeline
+                        .iter()
+                        .flatten()
+                        .filter(|n| !workflow.steps.iter().any(|s| &s.id == *n))
+                        .map(|n| format!("`{n}`"))
+                        .collect();
+                    diagnostics.push(
+                        step.config_span.clone(),
+                        format!(
+                            "step `{}`: configuration: `pipeline` names {}, which {} no step of the workflow",
+                            step.id,
+                            unknown.join(", "),
+                            if unknown.len() == 1 { "is" } else { "are" }
                         ),
                     )
                 }

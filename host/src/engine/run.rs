@@ -35,6 +35,9 @@ pub enum Value {
     Evaluation(Evaluation),
     Decision(GateOutcome),
     Drift(DriftOutcome),
+    /// What a transformer declared of its preprocessing, recorded as its output
+    /// [`crate::plugin::PREPROCESSING_OUTPUT`].
+    Preprocessing(Vec<crate::pipeline::Stage>),
 }
 
 /// How a step ended.
@@ -957,18 +960,31 @@ fn build_work(
                 None => None,
                 _ => return Err("input `decision` is not a decision".into()),
             };
+            let model = model()?;
+            let pipeline = match step.inputs.get("model") {
+                Some(input) => super::pipeline::served_pipeline(
+                    plan,
+                    &values.by_output,
+                    &values.datasets,
+                    &input.source,
+                    &model,
+                    config,
+                )?,
+                None => None,
+            };
             let registration = Registration {
                 name: config
                     .name
                     .clone()
                     .unwrap_or_else(|| plan.workflow.name.clone()),
-                model: model()?,
+                model,
                 trained_by,
                 data,
                 evaluation: evaluation("evaluation")?,
                 decision,
                 upstream: upstream(plan, index),
                 aliases: config.aliases.clone(),
+                pipeline,
             };
             return Ok((Work::Register(Box::new(registration)), inputs));
         }
@@ -1136,9 +1152,18 @@ pub fn output_values(output: Output) -> (NamedValues, Vec<(String, f64)>) {
     let mut returned = Vec::new();
     let values = match output {
         Output::Report(report) => vec![("report".to_string(), Value::Report(report))],
-        Output::Tables(tables) => tables
+        Output::Tables {
+            tables,
+            preprocessing,
+        } => tables
             .into_iter()
             .map(|(name, table)| (name, Value::Table(table)))
+            .chain(preprocessing.map(|stages| {
+                (
+                    crate::plugin::PREPROCESSING_OUTPUT.to_string(),
+                    Value::Preprocessing(stages),
+                )
+            }))
             .collect(),
         Output::Trained { model, metrics } => {
             returned = metrics.into_iter().map(|m| (m.name, m.value)).collect();
@@ -1166,14 +1191,19 @@ pub fn output_from_values(
         )
     };
     if kind == StepKind::Transformer {
-        return values
-            .into_iter()
-            .map(|(name, value)| match value {
-                Value::Table(table) => Ok((name, table)),
-                _ => Err(mismatch()),
-            })
-            .collect::<Result<Vec<_>, String>>()
-            .map(Output::Tables);
+        let mut tables = Vec::with_capacity(values.len());
+        let mut preprocessing = None;
+        for (name, value) in values {
+            match value {
+                Value::Table(table) => tables.push((name, table)),
+                Value::Preprocessing(stages) => preprocessing = Some(stages),
+                _ => return Err(mismatch()),
+            }
+        }
+        return Ok(Output::Tables {
+            tables,
+            preprocessing,
+        });
     }
     let mut values = values.into_iter();
     let (Some((_, value)), None) = (values.next(), values.next()) else {
@@ -1232,7 +1262,7 @@ fn finish(
     let mut drift = None;
     match &output {
         Output::Report(r) => findings = r.findings.clone(),
-        Output::Tables(tables) => {
+        Output::Tables { tables, .. } => {
             for (name, table) in tables {
                 metrics.push((format!("{name}.rows"), table.row_count() as f64));
             }

@@ -1,6 +1,6 @@
 //! The `bindgen!` calls, and nothing else: host-side bindings of `wit/`.
 //!
-//! The shared interfaces (`types`, `host`, `inference`) are generated once from the
+//! The shared interfaces (`types`, `host`, `inference`, `preprocessing`) are generated once from the
 //! `host-imports` world; each step world reuses them through `with`, so a `Report` or a
 //! `Model` is the same Rust type whichever kind of plugin produced it. The `table` and
 //! `session` resources are backed by the host's own types.
@@ -19,7 +19,7 @@ wasmtime::component::bindgen!({
 });
 
 macro_rules! step_world {
-    ($module:ident, $world:literal) => {
+    ($module:ident, $world:literal $(, $iface:literal => $path:path)*) => {
         pub mod $module {
             wasmtime::component::bindgen!({
                 world: $world,
@@ -30,6 +30,7 @@ macro_rules! step_world {
                     "wflow:plugin/types": super::wflow::plugin::types,
                     "wflow:plugin/host": super::wflow::plugin::host,
                     "wflow:plugin/inference": super::wflow::plugin::inference,
+                    $($iface: $path,)*
                 },
             });
         }
@@ -37,7 +38,11 @@ macro_rules! step_world {
 }
 
 step_world!(validator, "validator");
-step_world!(transformer, "transformer");
+step_world!(
+    transformer,
+    "transformer",
+    "wflow:plugin/preprocessing" => super::wflow::plugin::preprocessing
+);
 step_world!(trainer, "trainer");
 step_world!(evaluator, "evaluator");
 step_world!(deployer, "deployer");

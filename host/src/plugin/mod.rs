@@ -41,7 +41,7 @@ use bindings::{deployer, drift_check, evaluator, trainer, transformer, validator
 use state::{Limiter, StepLog, StepState};
 
 /// The version of `wit/` this host implements.
-pub const CONTRACT_VERSION: &str = "0.1.1";
+pub const CONTRACT_VERSION: &str = "0.1.2";
 /// The WIT package every plugin imports from.
 const CONTRACT_PACKAGE: &str = "wflow:plugin";
 
@@ -218,8 +218,15 @@ impl Call {
 #[derive(Clone, Debug)]
 pub enum Output {
     Report(Report),
-    Tables(Vec<(String, Table)>),
-    Trained { model: Model, metrics: Vec<Metric> },
+    /// A transformer's tables, and the preprocessing it declared (contract 0.1.2).
+    Tables {
+        tables: Vec<(String, Table)>,
+        preprocessing: Option<Vec<crate::pipeline::Stage>>,
+    },
+    Trained {
+        model: Model,
+        metrics: Vec<Metric>,
+    },
     Evaluation(Evaluation),
     Gate(GateOutcome),
     Drift(DriftOutcome),
@@ -673,6 +680,7 @@ impl Runtime {
             max_output: limits.max_output,
             output_exceeded: false,
             handles: 0,
+            preprocessing: None,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
@@ -841,12 +849,19 @@ async fn invoke(
                 .call_transform(&mut *store, &inputs, &config)
                 .await?
             {
-                Ok(outputs) => Ok(Output::Tables(
-                    outputs
+                Ok(outputs) => {
+                    let tables = outputs
                         .into_iter()
                         .map(|(name, handle)| Ok((name, take(store, handle)?)))
-                        .collect::<wasmtime::Result<Vec<_>>>()?,
-                )),
+                        .collect::<wasmtime::Result<Vec<_>>>()?;
+                    match check_output_names(&tables) {
+                        Ok(()) => Ok(Output::Tables {
+                            tables,
+                            preprocessing: store.data_mut().preprocessing.take(),
+                        }),
+                        Err(message) => Err(StepError::InvalidInput(message)),
+                    }
+                }
                 Err(err) => Err(err),
             }
         }
@@ -921,6 +936,37 @@ async fn invoke(
     })
 }
 
+/// The name under which a transformer's declared preprocessing is recorded among its outputs,
+/// so no table may have it.
+pub const PREPROCESSING_OUTPUT: &str = "preprocessing";
+
+/// Checks the names of a transformer's output tables: distinct, usable in a workflow's
+/// `STEP.OUTPUT` references, and not the name its declared preprocessing is recorded under.
+fn check_output_names(tables: &[(String, Table)]) -> Result<(), String> {
+    for (index, (name, _)) in tables.iter().enumerate() {
+        let shown: String = name.escape_debug().take(80).collect();
+        let usable = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !usable {
+            return Err(format!(
+                "the plugin returned an output named \"{shown}\": output names are 1 to 64 letters, digits, `_` or `-`"
+            ));
+        }
+        if name == PREPROCESSING_OUTPUT {
+            return Err(format!(
+                "the plugin returned a table named `{PREPROCESSING_OUTPUT}`, the name its declared preprocessing is recorded under"
+            ));
+        }
+        if tables[..index].iter().any(|(earlier, _)| earlier == name) {
+            return Err(format!("the plugin returned two outputs named `{shown}`"));
+        }
+    }
+    Ok(())
+}
+
 fn report_size(report: &Report) -> u64 {
     report
         .findings
@@ -945,7 +991,7 @@ fn metrics_size(metrics: &[Metric]) -> u64 {
 fn output_size(output: &Output) -> u64 {
     match output {
         Output::Report(report) => report_size(report),
-        Output::Tables(tables) => tables.iter().map(|(name, _)| name.len() as u64).sum(),
+        Output::Tables { tables, .. } => tables.iter().map(|(name, _)| name.len() as u64).sum(),
         Output::Trained { model, metrics } => {
             let meta = &model.metadata;
             let strings = |v: &[String]| v.iter().map(|s| s.len() as u64 + 24).sum::<u64>();

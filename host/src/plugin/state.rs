@@ -259,6 +259,9 @@ pub struct StepState {
     pub handles: u64,
     pub max_output: u64,
     pub output_exceeded: bool,
+    /// What a transformer declared of its preprocessing (`preprocessing.declare`), in order;
+    /// `None` when it declared nothing.
+    pub preprocessing: Option<Vec<crate::pipeline::Stage>>,
 }
 
 impl WasiView for StepState {

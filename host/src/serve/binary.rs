@@ -89,6 +89,7 @@ pub fn decode_input(input: &RequestInput, bytes: &[u8]) -> Result<NamedTensor, S
         name: name.clone(),
         shape,
         data,
+        valid: None,
     })
 }
 
@@ -172,6 +173,7 @@ mod tests {
                 name: "x".into(),
                 shape: vec![2, 1],
                 data: data.clone(),
+                valid: None,
             };
             let (output, bytes) = encode_output(tensor.clone());
             let decoded = decode_input(&input(output.datatype, vec![2, 1]), &bytes).unwrap();

@@ -21,6 +21,7 @@
 //! rules that change it.
 
 pub mod access;
+pub mod batch;
 pub mod binary;
 pub mod deployment;
 pub mod feedback;
@@ -30,6 +31,7 @@ pub mod monitor;
 pub mod policy;
 pub mod protocol;
 mod routes;
+pub mod scoring;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -408,8 +410,24 @@ impl Server {
         let onnx = self
             .store
             .with(|store| Ok(store.artifacts().get(&version.onnx)?))?;
-        let mut model = ServedModel::load(&version.name, &number, source, &onnx)?;
+        let mut model = ServedModel::from_version(version, &onnx, source)?;
         let policy = self.policy.for_model(&version.name);
+        let training_data = version.training_data.as_ref().map(|d| d.digest.clone());
+        if let Some(pipeline) = &version.pipeline {
+            // Raw rows in: the window keeps them, and drift compares them with the raw rows
+            // the pipeline was fitted on.
+            let columns = pipeline
+                .inputs
+                .iter()
+                .map(|i| (i.name.clone(), i.kind))
+                .collect();
+            let reference = pipeline.reference.clone().or(training_data);
+            model.monitor = Arc::new(VersionMonitor::with_window(
+                monitor::Window::raw(columns, policy.monitor.window),
+                reference,
+            ));
+            return Ok(Arc::new(model));
+        }
         let features = if version.features.len() == model.features.len() {
             version.features.clone()
         } else {
@@ -418,7 +436,7 @@ impl Server {
         model.monitor = Arc::new(VersionMonitor::new(
             features,
             policy.monitor.window,
-            version.training_data.as_ref().map(|d| d.digest.clone()),
+            training_data,
         ));
         Ok(Arc::new(model))
     }
@@ -1316,7 +1334,7 @@ impl Server {
     fn mirror(
         self: &Arc<Self>,
         deployment: Arc<Deployment>,
-        inputs: Arc<Vec<model::NamedTensor>>,
+        inputs: Arc<model::Inputs>,
         champion_outputs: Vec<model::NamedTensor>,
         id: Option<String>,
     ) {
@@ -1333,16 +1351,8 @@ impl Server {
             let model = challenger.clone();
             let answer = tokio::task::spawn_blocking(move || {
                 let started = Instant::now();
-                let outputs = model.infer(&inputs, &[]);
-                let took = started.elapsed();
-                let outputs = outputs.map(|outputs| {
-                    let predictions = feedback::predictions(&outputs);
-                    if let Some(first) = inputs.first() {
-                        model.monitor.window.record(first, predictions.as_deref());
-                    }
-                    (outputs, predictions)
-                });
-                (outputs, took)
+                let outputs = model.answer(&inputs, &[]);
+                (outputs, started.elapsed())
             })
             .await;
             let (answer, took) = match answer {
@@ -1446,21 +1456,8 @@ fn reference_table(
     let table = table
         .select(features)
         .map_err(|err| format!("the training data lacks a feature of the model: {err}"))?;
-    let rows = table.row_count();
-    let mut values = Vec::with_capacity(rows * features.len());
-    for row in 0..rows {
-        for feature in features {
-            let column = table.column(feature).expect("selected above");
-            values.push(column.f64_at(row).map_or(f32::NAN, |v| v as f32));
-        }
-    }
-    let input = model::NamedTensor {
-        name: model.inputs[0].name.clone(),
-        shape: vec![rows, features.len()],
-        data: model::Data::F32(values),
-    };
     let outputs = model
-        .infer(&[input], &[])
+        .infer(&model::Inputs::Rows(table.clone()), &[])
         .map_err(|err| format!("predicting on the training data: {err}"))?;
     match feedback::predictions(&outputs) {
         Some(predictions) => table
@@ -1551,11 +1548,13 @@ mod tests {
                     name: "probabilities".into(),
                     shape: vec![probabilities.len(), 1],
                     data: model::Data::F32(probabilities),
+                    valid: None,
                 },
                 model::NamedTensor {
                     name: "label".into(),
                     shape: vec![labels.len(), 1],
                     data: model::Data::Bytes(labels.into_iter().map(String::from).collect()),
+                    valid: None,
                 },
             ]
         };

@@ -11,8 +11,11 @@ use std::sync::Arc;
 use tract_onnx::prelude::*;
 use tract_onnx::tract_hir::infer::Factoid;
 
+use super::feedback::{self, Prediction};
 use super::monitor::VersionMonitor;
 use crate::inference::{argmax, keys};
+use crate::pipeline::Pipeline;
+use crate::table::{Column, ColumnType, Table, Values};
 
 /// Rows a version's monitoring window holds unless the policy says otherwise.
 pub const DEFAULT_WINDOW: usize = 1000;
@@ -86,6 +89,29 @@ pub struct NamedTensor {
     pub name: String,
     pub shape: Vec<usize>,
     pub data: Data,
+    /// Which elements are present, when some are null (sent as JSON `null`); `None` when none is.
+    pub valid: Option<Vec<bool>>,
+}
+
+/// What a request gives a model: tensors (the Open Inference Protocol), or a table of named
+/// columns (raw rows, from `/invocations`, `wflow predict` or per-column tensors).
+#[derive(Clone, Debug)]
+pub enum Inputs {
+    Tensors(Vec<NamedTensor>),
+    Rows(Table),
+}
+
+impl Inputs {
+    /// The number of rows.
+    pub fn rows(&self) -> usize {
+        match self {
+            Inputs::Tensors(tensors) => tensors
+                .first()
+                .and_then(|t| t.shape.first().copied())
+                .unwrap_or(0),
+            Inputs::Rows(table) => table.row_count(),
+        }
+    }
 }
 
 /// Why a model could not be loaded or a request answered.
@@ -103,13 +129,24 @@ pub enum ModelError {
 pub struct ServedModel {
     pub name: String,
     pub version: String,
+    /// The inputs a request gives, as the metadata lists them: the ONNX graph's, or the raw
+    /// columns of a version served with its pipeline.
     pub inputs: Vec<TensorSpec>,
+    /// The ONNX graph's own inputs.
+    tensor_inputs: Vec<TensorSpec>,
     pub outputs: Vec<TensorSpec>,
     /// Where it came from (`breast-cancer@champion` = v3, or a file path), for people.
     pub source: String,
-    /// The names of the columns of its one `[batch, features]` input (from its metadata, else
-    /// `x0`, `x1`...); empty for models taking other inputs.
+    /// The columns its monitoring window keeps: the raw columns of a version served with its
+    /// pipeline, else the names of the columns of its one `[batch, features]` input (from its
+    /// metadata, else `x0`, `x1`...); empty for models taking other inputs.
     pub features: Vec<String>,
+    /// How named columns become the model's input: the version's recorded pipeline, or (for a
+    /// model with one `[batch, features]` input) its features taken as they are.
+    pub columns: Option<Arc<Pipeline>>,
+    /// Whether the model is served with a pipeline, so requests give raw columns and never its
+    /// feature tensor.
+    pub takes_raw: bool,
     /// Its live window and drift checks; the server replaces this one (a window of the
     /// default size without a drift reference) when it knows better.
     pub monitor: Arc<VersionMonitor>,
@@ -268,19 +305,30 @@ impl ServedModel {
             }
             _ => Vec::new(),
         };
+        let columns = (!features.is_empty()).then(|| Arc::new(Pipeline::identity(&features)));
         Ok(ServedModel {
             name: name.to_string(),
             version: version.to_string(),
+            tensor_inputs: inputs.clone(),
             inputs,
             outputs,
             source,
             monitor: Arc::new(VersionMonitor::new(features.clone(), DEFAULT_WINDOW, None)),
             features,
+            columns,
+            takes_raw: false,
             cost_per_row: std::sync::atomic::AtomicU64::new(0),
             input_types,
             derived_labels,
             plan,
         })
+    }
+
+    /// The class labels in the order of the `probabilities` output, for our classifiers.
+    pub fn class_labels(&self) -> &[String] {
+        self.derived_labels
+            .as_ref()
+            .map_or(&[], |(_, labels)| labels.as_slice())
     }
 
     /// Whether a batch of `rows` is expected to take less than [`INLINE_BUDGET`], by what
@@ -304,9 +352,150 @@ impl ServedModel {
             .store(new.max(1), std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// Runs the model on `inputs` (every model input, by name) and returns the outputs named in
-    /// `wanted` (all when empty), in the model's order.
+    /// A registered version, from its record and ONNX bytes: served with its pipeline when it
+    /// has one (its monitor is the default; the server sets the real one).
+    pub fn from_version(
+        version: &crate::store::ModelVersion,
+        onnx: &[u8],
+        source: String,
+    ) -> Result<ServedModel, ModelError> {
+        let model = ServedModel::load(&version.name, &version.version.to_string(), source, onnx)?;
+        match &version.pipeline {
+            Some(pipeline) => model.with_pipeline(pipeline.clone()),
+            None => Ok(model),
+        }
+    }
+
+    /// Serves the version's pipeline: requests give its raw columns (listed in the metadata,
+    /// each `[-1]`), which are preprocessed as training did before the model runs.
+    pub fn with_pipeline(mut self, pipeline: Pipeline) -> Result<ServedModel, ModelError> {
+        let width = match self.tensor_inputs.as_slice() {
+            [only] if only.shape.len() == 2 => only.shape[1],
+            _ => -1,
+        };
+        if width != pipeline.features.len() as i64 {
+            return Err(ModelError::Load(format!(
+                "the model's input is not one [batch, {}] tensor of the pipeline's features",
+                pipeline.features.len()
+            )));
+        }
+        self.inputs = pipeline
+            .inputs
+            .iter()
+            .map(|input| TensorSpec {
+                name: input.name.clone(),
+                datatype: match input.kind {
+                    ColumnType::Float => "FP64",
+                    ColumnType::Integer => "INT64",
+                    ColumnType::Text => "BYTES",
+                    ColumnType::Boolean => "BOOL",
+                }
+                .to_string(),
+                shape: vec![-1],
+            })
+            .collect();
+        self.features = pipeline.inputs.iter().map(|i| i.name.clone()).collect();
+        self.columns = Some(Arc::new(pipeline));
+        self.takes_raw = true;
+        Ok(self)
+    }
+
+    /// How `inputs` reach the model: its own tensors, or named columns to preprocess.
+    fn prepare<'a>(&self, inputs: &'a Inputs) -> Result<Prepared<'a>, ModelError> {
+        let tensors = match inputs {
+            Inputs::Rows(table) => return Ok(Prepared::Rows(std::borrow::Cow::Borrowed(table))),
+            Inputs::Tensors(tensors) => tensors,
+        };
+        let Some(columns) = &self.columns else {
+            return Ok(Prepared::Tensors(tensors));
+        };
+        if !self.takes_raw {
+            // A model without a pipeline takes its feature tensor, or its features by name.
+            let all_named =
+                !tensors.is_empty() && tensors.iter().all(|t| columns.input(&t.name).is_some());
+            if !all_named {
+                return Ok(Prepared::Tensors(tensors));
+            }
+        } else if let [only] = tensors.as_slice()
+            && columns.input(&only.name).is_none()
+            && self.tensor_inputs.iter().any(|i| i.name == only.name)
+        {
+            return Err(ModelError::BadRequest(format!(
+                "model `{}` v{} is served with its preprocessing: send its raw columns ({}), one input each, not `{}`",
+                self.name,
+                self.version,
+                names(&self.inputs),
+                only.name
+            )));
+        }
+        Ok(Prepared::Rows(std::borrow::Cow::Owned(columns_table(
+            tensors,
+        )?)))
+    }
+
+    /// Runs the model on `inputs` and returns the outputs named in `wanted` (all when empty),
+    /// in the model's order.
     pub fn infer(
+        &self,
+        inputs: &Inputs,
+        wanted: &[String],
+    ) -> Result<Vec<NamedTensor>, ModelError> {
+        match self.prepare(inputs)? {
+            Prepared::Tensors(tensors) => self.infer_tensors(tensors, wanted),
+            Prepared::Rows(table) => self.infer_rows(&table, wanted),
+        }
+    }
+
+    /// [`ServedModel::infer`], then the predictions (labels or values), which are also kept in
+    /// the version's monitoring window with the rows they answer.
+    pub fn answer(
+        &self,
+        inputs: &Inputs,
+        wanted: &[String],
+    ) -> Result<(Vec<NamedTensor>, Option<Vec<Prediction>>), ModelError> {
+        let prepared = self.prepare(inputs)?;
+        let outputs = match &prepared {
+            Prepared::Tensors(tensors) => self.infer_tensors(tensors, wanted)?,
+            Prepared::Rows(table) => self.infer_rows(table, wanted)?,
+        };
+        let predictions = feedback::predictions(&outputs);
+        match &prepared {
+            Prepared::Tensors(tensors) => {
+                if let Some(first) = tensors.first() {
+                    self.monitor.window.record(first, predictions.as_deref());
+                }
+            }
+            Prepared::Rows(table) => self
+                .monitor
+                .window
+                .record_table(table, predictions.as_deref()),
+        }
+        Ok((outputs, predictions))
+    }
+
+    /// Preprocesses named columns into the model's feature tensor and runs it.
+    fn infer_rows(&self, table: &Table, wanted: &[String]) -> Result<Vec<NamedTensor>, ModelError> {
+        let Some(columns) = &self.columns else {
+            return Err(ModelError::BadRequest(format!(
+                "model `{}` takes tensors ({}), not named columns",
+                self.name,
+                names(&self.inputs)
+            )));
+        };
+        let matrix = columns
+            .features(table)
+            .map_err(|err| ModelError::BadRequest(err.to_string()))?;
+        let tensor = NamedTensor {
+            name: self.tensor_inputs[0].name.clone(),
+            shape: vec![table.row_count(), columns.features.len()],
+            data: Data::F32(matrix),
+            valid: None,
+        };
+        self.infer_tensors(&[tensor], wanted)
+    }
+
+    /// Runs the model on its own tensors (every model input, by name).
+    fn infer_tensors(
         &self,
         inputs: &[NamedTensor],
         wanted: &[String],
@@ -322,7 +511,7 @@ impl ServedModel {
             }
         }
         for given in inputs {
-            if !self.inputs.iter().any(|i| i.name == given.name) {
+            if !self.tensor_inputs.iter().any(|i| i.name == given.name) {
                 return bad(format!(
                     "model `{}` has no input `{}` (its inputs: {})",
                     self.name,
@@ -330,10 +519,20 @@ impl ServedModel {
                     names(&self.inputs)
                 ));
             }
+            if let Some(row) = given
+                .valid
+                .as_ref()
+                .and_then(|v| v.iter().position(|ok| !ok))
+            {
+                return bad(format!(
+                    "input `{}`: element {row} is null; the model takes no missing values",
+                    given.name
+                ));
+            }
         }
         let mut batch = None;
         let mut tensors: TVec<TValue> = tvec![];
-        for (spec, datum) in self.inputs.iter().zip(&self.input_types) {
+        for (spec, datum) in self.tensor_inputs.iter().zip(&self.input_types) {
             let Some(given) = inputs.iter().find(|i| i.name == spec.name) else {
                 return bad(format!("missing input `{}`", spec.name));
             };
@@ -405,10 +604,57 @@ impl ServedModel {
                 name: "label".into(),
                 shape: vec![label.len(), 1],
                 data: Data::Bytes(label),
+                valid: None,
             });
         }
         Ok(answered)
     }
+}
+
+/// How a request reaches the model.
+enum Prepared<'a> {
+    Tensors(&'a [NamedTensor]),
+    Rows(std::borrow::Cow<'a, Table>),
+}
+
+/// Per-column tensors (`[N]` or `[N, 1]` each) as a table of named columns: FP32 and FP64 as
+/// floats, integers as integers, BOOL as booleans, BYTES as text, JSON nulls as nulls.
+pub fn columns_table(tensors: &[NamedTensor]) -> Result<Table, ModelError> {
+    let bad = |message: String| ModelError::BadRequest(message);
+    let mut columns = Vec::with_capacity(tensors.len());
+    for tensor in tensors {
+        let column_shaped = match tensor.shape.as_slice() {
+            [_] => true,
+            [_, width] => *width == 1,
+            _ => false,
+        };
+        if !column_shaped {
+            return Err(bad(format!(
+                "input `{}` has shape {:?}; a column is [N] or [N, 1]",
+                tensor.name, tensor.shape
+            )));
+        }
+        let values = match &tensor.data {
+            // The shortest decimal of an f32 is what the caller meant (39.1, not 39.09999847).
+            Data::F32(v) => Values::Float(
+                v.iter()
+                    .map(|x| x.to_string().parse().unwrap_or(f64::from(*x)))
+                    .collect(),
+            ),
+            Data::F64(v) => Values::Float(v.clone()),
+            Data::I64(v) => Values::Integer(v.clone()),
+            Data::I32(v) => Values::Integer(v.iter().map(|&x| i64::from(x)).collect()),
+            Data::Bool(v) => Values::Boolean(v.clone()),
+            Data::Bytes(v) => Values::Text(v.clone()),
+        };
+        let column = match &tensor.valid {
+            Some(valid) => Column::with_validity(tensor.name.clone(), values, valid.clone())
+                .map_err(|err| bad(format!("input `{}`: {err}", tensor.name)))?,
+            None => Column::new(tensor.name.clone(), values),
+        };
+        columns.push(column);
+    }
+    Table::new(columns).map_err(|err| bad(format!("the inputs do not make one table: {err}")))
 }
 
 fn names(specs: &[TensorSpec]) -> String {
@@ -470,6 +716,7 @@ fn from_tensor(name: &str, value: &TValue) -> Result<NamedTensor, ModelError> {
         name: name.to_string(),
         shape,
         data,
+        valid: None,
     })
 }
 
@@ -504,19 +751,117 @@ mod tests {
             name: "features".into(),
             shape: vec![2, 2],
             data: Data::F32(vec![2.0, 0.0, 0.0, 2.0]),
+            valid: None,
         };
-        let outputs = model.infer(&[input], &[]).unwrap();
+        let outputs = model.infer(&Inputs::Tensors(vec![input]), &[]).unwrap();
         assert_eq!(outputs[1].data, Data::Bytes(vec!["1".into(), "0".into()]));
         let err = model
             .infer(
-                &[NamedTensor {
+                &Inputs::Tensors(vec![NamedTensor {
                     name: "features".into(),
                     shape: vec![1, 3],
                     data: Data::F32(vec![0.0; 3]),
-                }],
+                    valid: None,
+                }]),
                 &[],
             )
             .unwrap_err();
         assert!(err.to_string().contains("shape [1, 3]"), "{err}");
+    }
+
+    fn column(name: &str, data: Data) -> NamedTensor {
+        NamedTensor {
+            name: name.into(),
+            shape: vec![data.len()],
+            data,
+            valid: None,
+        }
+    }
+
+    #[test]
+    fn features_by_name_are_columns_of_the_same_model() {
+        let model = ServedModel::fixture("m", "1");
+        let inputs = Inputs::Tensors(vec![
+            column("b", Data::F64(vec![0.0, 2.0])),
+            column("a", Data::I64(vec![2, 0])),
+        ]);
+        let outputs = model.infer(&inputs, &[]).unwrap();
+        assert_eq!(outputs[1].data, Data::Bytes(vec!["1".into(), "0".into()]));
+        let err = model
+            .infer(
+                &Inputs::Tensors(vec![
+                    column("a", Data::F64(vec![1.0])),
+                    column("b", Data::Bytes(vec!["x".into()])),
+                ]),
+                &[],
+            )
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "column `b`: is text; the model takes float"
+        );
+        let mut nulls = column("features", Data::F32(vec![1.0, 0.0]));
+        nulls.shape = vec![1, 2];
+        nulls.valid = Some(vec![true, false]);
+        let err = model.infer(&Inputs::Tensors(vec![nulls]), &[]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "input `features`: element 1 is null; the model takes no missing values"
+        );
+    }
+
+    #[test]
+    fn a_model_served_with_its_pipeline_takes_raw_columns_only() {
+        use crate::pipeline::{OneHotColumn, Stage, StepStages};
+        let schema = vec![
+            ("a".to_string(), ColumnType::Float),
+            ("color".to_string(), ColumnType::Text),
+        ];
+        let steps = vec![StepStages {
+            step: "encode".into(),
+            plugin: "one-hot-encode@0.1.0".into(),
+            stages: vec![Stage::OneHot {
+                columns: vec![OneHotColumn {
+                    column: "color".into(),
+                    categories: vec!["red".into()],
+                    outputs: vec!["b".into()],
+                }],
+                unknown_is_error: false,
+                drop_original: true,
+            }],
+        }];
+        let features = vec!["a".to_string(), "b".to_string()];
+        let pipeline = Pipeline::derive(&schema, steps, &features, "y", None).unwrap();
+        let model = ServedModel::fixture("m", "1")
+            .with_pipeline(pipeline)
+            .unwrap();
+        assert_eq!(
+            model
+                .inputs
+                .iter()
+                .map(|i| (i.name.as_str(), i.datatype.as_str()))
+                .collect::<Vec<_>>(),
+            vec![("a", "FP64"), ("color", "BYTES")]
+        );
+        let mut color = column("color", Data::Bytes(vec!["red".into(), String::new()]));
+        color.valid = Some(vec![true, false]);
+        let inputs = Inputs::Tensors(vec![column("a", Data::F32(vec![0.5, 0.5])), color]);
+        let outputs = model.infer(&inputs, &[]).unwrap();
+        // P(1) = sigmoid(a - b): b is 1 for red, 0 for a null colour.
+        assert_eq!(outputs[1].data, Data::Bytes(vec!["0".into(), "1".into()]));
+        let tensor = NamedTensor {
+            name: "features".into(),
+            shape: vec![1, 2],
+            data: Data::F32(vec![0.0, 1.0]),
+            valid: None,
+        };
+        let err = model
+            .infer(&Inputs::Tensors(vec![tensor]), &[])
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("send its raw columns (`a`, `color`)"),
+            "{err}"
+        );
     }
 }

@@ -16,23 +16,38 @@ use super::feedback::Prediction;
 use super::model::{Data, NamedTensor};
 use crate::plugin::DriftOutcome;
 use crate::store::records::{Millis, now};
-use crate::table::{Column, Table, Values};
+use crate::table::{Column, ColumnType, Table, Values};
 
 /// The name of the predictions' column in the drift check.
 pub const PREDICTION_COLUMN: &str = "prediction";
 
+/// One raw value kept by a window of raw columns.
+#[derive(Clone, Debug, Default, PartialEq)]
+enum Cell {
+    #[default]
+    Null,
+    Number(f64),
+    Text(String),
+    Flag(bool),
+}
+
 struct Ring {
-    /// `capacity * width` feature values, row after row.
+    /// `capacity * width` feature values, row after row (for a window of model features).
     values: Vec<f32>,
+    /// `capacity * width` raw values, row after row (for a window of raw columns).
+    cells: Vec<Cell>,
     predictions: Vec<Option<Prediction>>,
     /// Where the next row goes, and how many rows are held.
     next: usize,
     len: usize,
 }
 
-/// The latest rows a version was asked about, with its predictions.
+/// The latest rows a version was asked about, with its predictions: its model's features, or
+/// the raw columns of a version served with its pipeline (text, nulls and all).
 pub struct Window {
     features: Vec<String>,
+    /// The raw columns' types, for a window of raw columns.
+    raw: Option<Vec<ColumnType>>,
     capacity: usize,
     ring: Mutex<Ring>,
     /// Rows recorded since the version was deployed.
@@ -46,14 +61,76 @@ impl Window {
         Window {
             ring: Mutex::new(Ring {
                 values: vec![0.0; capacity * width],
+                cells: Vec::new(),
                 predictions: vec![None; capacity],
                 next: 0,
                 len: 0,
             }),
             features,
+            raw: None,
             capacity,
             seen: AtomicU64::new(0),
         }
+    }
+
+    /// A window of `capacity` rows of raw columns (name and type), for a version served with
+    /// its pipeline.
+    pub fn raw(columns: Vec<(String, ColumnType)>, capacity: usize) -> Window {
+        let width = columns.len();
+        let (features, kinds) = columns.into_iter().unzip();
+        Window {
+            ring: Mutex::new(Ring {
+                values: Vec::new(),
+                cells: vec![Cell::Null; capacity * width],
+                predictions: vec![None; capacity],
+                next: 0,
+                len: 0,
+            }),
+            features,
+            raw: Some(kinds),
+            capacity,
+            seen: AtomicU64::new(0),
+        }
+    }
+
+    /// Records the rows of `table` (named columns) and their predictions: every raw column of
+    /// a raw window, or the features of a window of model features.
+    pub fn record_table(&self, table: &Table, predictions: Option<&[Prediction]>) {
+        let width = self.features.len();
+        let columns: Option<Vec<&Column>> = self
+            .features
+            .iter()
+            .map(|name| table.column(name).map(|c| c.as_ref()))
+            .collect();
+        let Some(columns) = columns.filter(|_| width > 0) else {
+            return;
+        };
+        let rows = table.row_count();
+        let skip = rows.saturating_sub(self.capacity);
+        let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+        for row in skip..rows {
+            let at = ring.next;
+            if self.raw.is_some() {
+                for (slot, column) in ring.cells[at * width..(at + 1) * width]
+                    .iter_mut()
+                    .zip(&columns)
+                {
+                    *slot = cell(column, row);
+                }
+            } else {
+                for (slot, column) in ring.values[at * width..(at + 1) * width]
+                    .iter_mut()
+                    .zip(&columns)
+                {
+                    *slot = column.f64_at(row).map_or(f32::NAN, |v| v as f32);
+                }
+            }
+            ring.predictions[at] = predictions.and_then(|p| p.get(row).cloned());
+            ring.next = (at + 1) % self.capacity;
+            ring.len = (ring.len + 1).min(self.capacity);
+        }
+        drop(ring);
+        self.seen.fetch_add(rows as u64, Ordering::Relaxed);
     }
 
     pub fn features(&self) -> &[String] {
@@ -69,7 +146,7 @@ impl Window {
     /// tensor of another layout is not recorded.
     pub fn record(&self, input: &NamedTensor, predictions: Option<&[Prediction]>) {
         let width = self.features.len();
-        if width == 0 || input.shape.len() != 2 || input.shape[1] != width {
+        if width == 0 || self.raw.is_some() || input.shape.len() != 2 || input.shape[1] != width {
             return;
         }
         let rows = input.shape[0];
@@ -109,17 +186,29 @@ impl Window {
     pub fn table(&self) -> Table {
         let ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
         let width = self.features.len();
-        let mut columns: Vec<Column> = self
-            .features
-            .iter()
-            .enumerate()
-            .map(|(index, name)| {
-                let values = (0..ring.len)
-                    .map(|row| f64::from(ring.values[row * width + index]))
-                    .collect();
-                Column::new(name.clone(), Values::Float(values))
-            })
-            .collect();
+        let mut columns: Vec<Column> = match &self.raw {
+            Some(kinds) => self
+                .features
+                .iter()
+                .zip(kinds)
+                .enumerate()
+                .map(|(index, (name, kind))| {
+                    let cells = (0..ring.len).map(|row| &ring.cells[row * width + index]);
+                    raw_column(name, *kind, cells)
+                })
+                .collect(),
+            None => self
+                .features
+                .iter()
+                .enumerate()
+                .map(|(index, name)| {
+                    let values = (0..ring.len)
+                        .map(|row| f64::from(ring.values[row * width + index]))
+                        .collect();
+                    Column::new(name.clone(), Values::Float(values))
+                })
+                .collect(),
+        };
         let predictions: Option<Vec<&Prediction>> = ring.predictions[..ring.len]
             .iter()
             .map(Option::as_ref)
@@ -129,6 +218,49 @@ impl Window {
         }
         Table::new(columns).expect("the window's columns have distinct names and one length")
     }
+}
+
+/// Row `row` of a raw column, as a window keeps it.
+fn cell(column: &Column, row: usize) -> Cell {
+    if column.is_null(row) {
+        return Cell::Null;
+    }
+    match column.values() {
+        Values::Float(v) => Cell::Number(v[row]),
+        Values::Integer(v) => Cell::Number(v[row] as f64),
+        Values::Text(v) => Cell::Text(v[row].clone()),
+        Values::Boolean(v) => Cell::Flag(v[row]),
+    }
+}
+
+/// Kept raw values as a column of its type, nulls as nulls.
+fn raw_column<'a>(name: &str, kind: ColumnType, cells: impl Iterator<Item = &'a Cell>) -> Column {
+    let cells: Vec<&Cell> = cells.collect();
+    let valid: Vec<bool> = cells.iter().map(|c| **c != Cell::Null).collect();
+    let number = |c: &Cell| match c {
+        Cell::Number(x) => *x,
+        _ => 0.0,
+    };
+    let values = match kind {
+        ColumnType::Float => Values::Float(cells.iter().map(|c| number(c)).collect()),
+        ColumnType::Integer => Values::Integer(cells.iter().map(|c| number(c) as i64).collect()),
+        ColumnType::Text => Values::Text(
+            cells
+                .iter()
+                .map(|c| match c {
+                    Cell::Text(s) => s.clone(),
+                    _ => String::new(),
+                })
+                .collect(),
+        ),
+        ColumnType::Boolean => Values::Boolean(
+            cells
+                .iter()
+                .map(|c| matches!(c, Cell::Flag(true)))
+                .collect(),
+        ),
+    };
+    Column::with_validity(name, values, valid).expect("one validity flag per value")
 }
 
 /// Predictions as a column: text for labels, floats for values.
@@ -254,8 +386,13 @@ impl VersionMonitor {
         capacity: usize,
         reference: Option<String>,
     ) -> VersionMonitor {
+        VersionMonitor::with_window(Window::new(features, capacity), reference)
+    }
+
+    /// A monitor of `window`, with the digest of its drift reference.
+    pub fn with_window(window: Window, reference: Option<String>) -> VersionMonitor {
         VersionMonitor {
-            window: Window::new(features, capacity),
+            window,
             reference,
             reference_table: OnceLock::new(),
             last: Mutex::new(None),
@@ -315,7 +452,7 @@ impl VersionMonitor {
     /// The monitoring state for the API.
     pub fn status(&self) -> serde_json::Value {
         serde_json::json!({
-            "window": { "capacity": self.window.capacity, "seen": self.window.seen(), "features": self.window.features },
+            "window": { "capacity": self.window.capacity, "seen": self.window.seen(), "features": self.window.features, "raw": self.window.raw.is_some() },
             "reference": self.reference,
             "checks": self.checks(),
             "latest": self.last(),
@@ -332,6 +469,7 @@ mod tests {
             name: "x".into(),
             shape: vec![rows, 2],
             data: Data::F32(data),
+            valid: None,
         }
     }
 
@@ -367,6 +505,7 @@ mod tests {
                 name: "x".into(),
                 shape: vec![1, 3],
                 data: Data::F32(vec![0.0; 3]),
+                valid: None,
             },
             None,
         );

@@ -140,13 +140,20 @@ pub fn decode_input(input: &RequestInput) -> Result<NamedTensor, String> {
     };
     let mut leaves = Vec::new();
     flatten(values, &mut leaves);
-    let element = |i: usize, what: &str| format!("input `{name}`: element {i} is not {what}");
+    // Nulls are kept as nulls (a served pipeline may fill them); their slot holds a zero.
+    let valid: Vec<bool> = leaves.iter().map(|v| !v.is_null()).collect();
+    let valid = valid.contains(&false).then_some(valid);
+    let element = |i: usize, what: &str| {
+        let shown = leaves[i].to_string();
+        let shown: String = shown.chars().take(40).collect();
+        format!("input `{name}`: element {i} ({shown}) is not {what}")
+    };
     let data = match input.datatype.as_str() {
         "FP32" | "FP64" => {
             let values = leaves
                 .iter()
                 .enumerate()
-                .map(|(i, v)| v.as_f64().ok_or_else(|| element(i, "a number")))
+                .map(|(i, v)| as_number(v).ok_or_else(|| element(i, "a number")))
                 .collect::<Result<Vec<f64>, _>>()?;
             if input.datatype == "FP32" {
                 Data::F32(values.into_iter().map(|v| v as f32).collect())
@@ -158,7 +165,7 @@ pub fn decode_input(input: &RequestInput) -> Result<NamedTensor, String> {
             let values = leaves
                 .iter()
                 .enumerate()
-                .map(|(i, v)| v.as_i64().ok_or_else(|| element(i, "an integer")))
+                .map(|(i, v)| as_integer(v).ok_or_else(|| element(i, "an integer")))
                 .collect::<Result<Vec<i64>, _>>()?;
             if input.datatype == "INT32" {
                 Data::I32(
@@ -176,17 +183,17 @@ pub fn decode_input(input: &RequestInput) -> Result<NamedTensor, String> {
             leaves
                 .iter()
                 .enumerate()
-                .map(|(i, v)| v.as_bool().ok_or_else(|| element(i, "a boolean")))
+                .map(|(i, v)| as_flag(v).ok_or_else(|| element(i, "a boolean")))
                 .collect::<Result<_, _>>()?,
         ),
         "BYTES" => Data::Bytes(
             leaves
                 .iter()
                 .enumerate()
-                .map(|(i, v)| {
-                    v.as_str()
-                        .map(str::to_string)
-                        .ok_or_else(|| element(i, "a string"))
+                .map(|(i, v)| match v {
+                    Value::String(s) => Ok(s.clone()),
+                    Value::Null => Ok(String::new()),
+                    _ => Err(element(i, "a string")),
                 })
                 .collect::<Result<_, _>>()?,
         ),
@@ -200,7 +207,30 @@ pub fn decode_input(input: &RequestInput) -> Result<NamedTensor, String> {
         name: name.clone(),
         shape,
         data,
+        valid,
     })
+}
+
+/// A leaf as a number; a null (kept in the validity) holds 0.
+fn as_number(value: &Value) -> Option<f64> {
+    match value {
+        Value::Null => Some(0.0),
+        other => other.as_f64(),
+    }
+}
+
+fn as_integer(value: &Value) -> Option<i64> {
+    match value {
+        Value::Null => Some(0),
+        other => other.as_i64(),
+    }
+}
+
+fn as_flag(value: &Value) -> Option<bool> {
+    match value {
+        Value::Null => Some(false),
+        other => other.as_bool(),
+    }
 }
 
 /// Encodes an output tensor's data in JSON for a response.
@@ -257,10 +287,29 @@ mod tests {
     #[test]
     fn wrong_elements_and_types_are_named() {
         let err = decode_input(&input("INT64", vec![2], serde_json::json!([1, 2.5]))).unwrap_err();
-        assert_eq!(err, "input `x`: element 1 is not an integer");
+        assert_eq!(err, "input `x`: element 1 (2.5) is not an integer");
         let err = decode_input(&input("FP16", vec![1], serde_json::json!([1]))).unwrap_err();
         assert!(err.contains("unsupported datatype `FP16`"), "{err}");
         let err = decode_input(&input("FP32", vec![-1], serde_json::json!([1]))).unwrap_err();
         assert!(err.contains("negative dimension"), "{err}");
+    }
+
+    #[test]
+    fn nulls_are_kept_in_the_validity() {
+        let tensor = decode_input(&input(
+            "BYTES",
+            vec![3],
+            serde_json::json!(["a", null, "c"]),
+        ))
+        .unwrap();
+        assert_eq!(tensor.valid, Some(vec![true, false, true]));
+        assert_eq!(
+            tensor.data,
+            Data::Bytes(vec!["a".into(), String::new(), "c".into()])
+        );
+        let dense = decode_input(&input("FP64", vec![2], serde_json::json!([1, 2]))).unwrap();
+        assert_eq!(dense.valid, None);
+        let err = decode_input(&input("FP32", vec![1], serde_json::json!([false]))).unwrap_err();
+        assert_eq!(err, "input `x`: element 0 (false) is not a number");
     }
 }

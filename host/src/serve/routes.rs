@@ -20,7 +20,7 @@ use serde_json::json;
 use super::deployment::{Arm, Deployment, Route, Strategy};
 use super::feedback;
 use super::metrics::{Family, render_quality};
-use super::model::{ModelError, NamedTensor, ServedModel};
+use super::model::{Inputs, ModelError, NamedTensor, ServedModel};
 use super::protocol::{self, InferRequest, InferResponse};
 use super::{ActionError, Server, binary, served_versions};
 use crate::store::Actor;
@@ -299,7 +299,149 @@ fn respond(request: &InferRequest, model: &ServedModel, outputs: Vec<NamedTensor
     response
 }
 
-/// Answers an inference request: routes it, runs the model, records everything.
+/// What a request asks besides its rows.
+struct Asked {
+    /// The request's id, for feedback.
+    id: Option<String>,
+    /// The outputs it wants (all when empty).
+    wanted: Vec<String>,
+    /// The key that keeps a caller on one side of a traffic split.
+    routing_key: Option<String>,
+}
+
+/// Answers an inference request: routes it to a version, runs the model, records everything
+/// (metrics, the deployment's counts, feedback, shadow copies). The error is the response.
+async fn answer(
+    server: &Arc<Server>,
+    deployment: &Arc<Deployment>,
+    version: Option<&str>,
+    inputs: Inputs,
+    asked: &Asked,
+    started: Instant,
+) -> Result<(Arc<ServedModel>, Vec<NamedTensor>), Response> {
+    let name = deployment.name.clone();
+    let (arm, model, mirrored) = match version {
+        Some(version) => match deployment.arm_of(version) {
+            Some((arm, model)) => (arm, model.clone(), false),
+            None => {
+                return Err(ApiError(
+                    StatusCode::NOT_FOUND,
+                    format!(
+                        "model `{name}` version {version} is not served (serving version {})",
+                        served_versions(deployment)
+                    ),
+                )
+                .into_response());
+            }
+        },
+        None => match deployment.route(asked.routing_key.as_deref()) {
+            Route::To(arm) => (arm, deployment.model(arm).clone(), false),
+            Route::Mirrored => (Arm::Champion, deployment.champion.clone(), true),
+        },
+    };
+    let rows = inputs.rows();
+    // Feedback and shadow comparisons need every output, whatever the caller asked for.
+    let every_output = asked.id.is_some() || mirrored;
+    let wanted_now = if every_output {
+        Vec::new()
+    } else {
+        asked.wanted.clone()
+    };
+    let inputs = Arc::new(inputs);
+    let (run_model, run_inputs) = (model.clone(), inputs.clone());
+    let run = move || {
+        let model_started = Instant::now();
+        let outputs = run_model.answer(&run_inputs, &wanted_now);
+        let model_time = model_started.elapsed();
+        run_model.note_cost(rows, model_time);
+        (outputs, model_time)
+    };
+    // A model known to answer this batch within a few tens of microseconds runs here: handing
+    // it to another thread and back would cost more than the inference. Anything longer runs
+    // on a blocking thread, off the threads that serve connections. The model's own time is
+    // measured where it runs, without the wait for a thread.
+    let answered = if model.runs_inline(rows) {
+        Ok(run())
+    } else {
+        tokio::task::spawn_blocking(run).await
+    };
+    let (answered, model_time) = match answered {
+        Ok((outputs, model_time)) => (Ok(outputs), model_time),
+        Err(err) => (Err(err), started.elapsed()),
+    };
+    let failed = |status: StatusCode| {
+        deployment.record(arm, false, model_time);
+        server.metrics.record(
+            &name,
+            &model.version,
+            arm.label(),
+            Err(status.as_u16()),
+            started.elapsed(),
+        );
+        if arm == Arm::Challenger {
+            server.review(deployment);
+        }
+    };
+    let (mut outputs, predictions) = match answered {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(ModelError::BadRequest(message))) => {
+            failed(StatusCode::BAD_REQUEST);
+            return Err(bad(message).into_response());
+        }
+        Ok(Err(err)) => {
+            failed(StatusCode::INTERNAL_SERVER_ERROR);
+            return Err(
+                internal(format!("model `{name}` v{}: {err}", model.version)).into_response(),
+            );
+        }
+        Err(err) => {
+            failed(StatusCode::INTERNAL_SERVER_ERROR);
+            return Err(internal(err).into_response());
+        }
+    };
+    deployment.record(arm, true, model_time);
+    if let (Some(id), Some(predictions)) = (&asked.id, predictions) {
+        server
+            .feedback
+            .remember(&name, &model.version, id, predictions);
+        // The rows themselves too, so the truth that comes back makes labelled recent data.
+        let width = model.features.len();
+        if let Inputs::Tensors(tensors) = inputs.as_ref()
+            && let Some(input) = tensors.first()
+            && !model.takes_raw
+            && width > 0
+            && input.shape.len() == 2
+            && input.shape[1] == width
+            && let Some(values) = input.data.as_f32()
+        {
+            server.feedback.remember_inputs(&name, id, width, values);
+        }
+    }
+    if mirrored {
+        server.mirror(
+            deployment.clone(),
+            inputs,
+            outputs.clone(),
+            asked.id.clone(),
+        );
+    }
+    if every_output && !asked.wanted.is_empty() {
+        outputs.retain(|o| asked.wanted.contains(&o.name));
+    }
+    server.metrics.record(
+        &name,
+        &model.version,
+        arm.label(),
+        Ok(rows),
+        started.elapsed(),
+    );
+    if arm == Arm::Challenger {
+        server.review(deployment);
+    }
+    Ok((model, outputs))
+}
+
+/// Answers an Open Inference Protocol request.
 async fn infer(
     server: Arc<Server>,
     name: String,
@@ -324,143 +466,139 @@ async fn infer(
             return bad(message).into_response();
         }
     };
-    let (arm, model, mirrored) = match &version {
-        Some(version) => match deployment.arm_of(version) {
-            Some((arm, model)) => (arm, model.clone(), false),
-            None => {
-                return ApiError(
-                    StatusCode::NOT_FOUND,
-                    format!(
-                        "model `{name}` version {version} is not served (serving version {})",
-                        served_versions(&deployment)
-                    ),
-                )
-                .into_response();
-            }
-        },
-        None => {
-            let key = headers
-                .get("x-routing-key")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-                .or_else(|| request.routing_key());
-            match deployment.route(key.as_deref()) {
-                Route::To(arm) => (arm, deployment.model(arm).clone(), false),
-                Route::Mirrored => (Arm::Champion, deployment.champion.clone(), true),
-            }
-        }
+    let asked = Asked {
+        id: request.id.clone(),
+        wanted: request.outputs.iter().map(|o| o.name.clone()).collect(),
+        routing_key: headers
+            .get("x-routing-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+            .or_else(|| request.routing_key()),
     };
-    let rows = inputs
-        .first()
-        .and_then(|i| i.shape.first().copied())
-        .unwrap_or(0);
-    let wanted: Vec<String> = request.outputs.iter().map(|o| o.name.clone()).collect();
-    // Feedback and shadow comparisons need every output, whatever the caller asked for.
-    let every_output = request.id.is_some() || mirrored;
-    let asked = if every_output {
-        Vec::new()
+    match answer(
+        &server,
+        &deployment,
+        version.as_deref(),
+        Inputs::Tensors(inputs),
+        &asked,
+        started,
+    )
+    .await
+    {
+        Ok((model, outputs)) => respond(&request, &model, outputs),
+        Err(response) => response,
+    }
+}
+
+/// Answers an MLflow scoring request (`POST /invocations`): raw rows as `dataframe_split`,
+/// `dataframe_records`, `inputs` (columns or records) or `instances`, or a CSV body; the answer
+/// is `{"predictions": [...]}`, labels or values (and with `"params": {"probabilities": true}`,
+/// one object per row with the label and each class's probability).
+async fn invocations(
+    server: Arc<Server>,
+    deployment: Arc<Deployment>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let started = Instant::now();
+    let model = deployment.champion.clone();
+    let Some(columns) = model.columns.clone() else {
+        return bad(format!(
+            "model `{}` takes tensors ({}), not named columns: use /v2/models/{}/infer",
+            model.name,
+            model
+                .inputs
+                .iter()
+                .map(|i| format!("`{}`", i.name))
+                .collect::<Vec<_>>()
+                .join(", "),
+            model.name
+        ))
+        .into_response();
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let parsed = if content_type.starts_with("text/csv") {
+        super::scoring::from_csv(&columns.inputs, &body)
     } else {
-        wanted.clone()
+        super::scoring::from_json(&columns.inputs, &body)
     };
-    let inputs = Arc::new(inputs);
-    let (run_model, run_inputs) = (model.clone(), inputs.clone());
-    let run = move || {
-        let model_started = Instant::now();
-        let outputs = run_model.infer(&run_inputs, &asked);
-        let model_time = model_started.elapsed();
-        run_model.note_cost(rows, model_time);
-        let outputs = outputs.map(|outputs| {
-            let predictions = feedback::predictions(&outputs);
-            if let Some(first) = run_inputs.first() {
-                run_model
-                    .monitor
-                    .window
-                    .record(first, predictions.as_deref());
-            }
-            (outputs, predictions)
-        });
-        (outputs, model_time)
-    };
-    // A model known to answer this batch within a few tens of microseconds runs here: handing
-    // it to another thread and back would cost more than the inference. Anything longer runs
-    // on a blocking thread, off the threads that serve connections. The model's own time is
-    // measured where it runs, without the wait for a thread.
-    let answer = if model.runs_inline(rows) {
-        Ok(run())
-    } else {
-        tokio::task::spawn_blocking(run).await
-    };
-    let (answer, model_time) = match answer {
-        Ok((outputs, model_time)) => (Ok(outputs), model_time),
-        Err(err) => (Err(err), started.elapsed()),
-    };
-    let failed = |status: StatusCode| {
-        deployment.record(arm, false, model_time);
-        server.metrics.record(
-            &name,
-            &model.version,
-            arm.label(),
-            Err(status.as_u16()),
-            started.elapsed(),
-        );
-        if arm == Arm::Challenger {
-            server.review(&deployment);
-        }
-    };
-    let (mut outputs, predictions) = match answer {
-        Ok(Ok(answer)) => answer,
-        Ok(Err(ModelError::BadRequest(message))) => {
-            failed(StatusCode::BAD_REQUEST);
+    let (table, probabilities) = match parsed {
+        Ok(parsed) => parsed,
+        Err(message) => {
+            server.metrics.record(
+                &deployment.name,
+                &model.version,
+                "champion",
+                Err(400),
+                started.elapsed(),
+            );
             return bad(message).into_response();
         }
-        Ok(Err(err)) => {
-            failed(StatusCode::INTERNAL_SERVER_ERROR);
-            return internal(format!("model `{name}` v{}: {err}", model.version)).into_response();
-        }
-        Err(err) => {
-            failed(StatusCode::INTERNAL_SERVER_ERROR);
-            return internal(err).into_response();
-        }
     };
-    deployment.record(arm, true, model_time);
-    if let (Some(id), Some(predictions)) = (&request.id, predictions) {
-        server
-            .feedback
-            .remember(&name, &model.version, id, predictions);
-        // The rows themselves too, so the truth that comes back makes labelled recent data.
-        let width = model.features.len();
-        if let Some(input) = inputs.first()
-            && width > 0
-            && input.shape.len() == 2
-            && input.shape[1] == width
-            && let Some(values) = input.data.as_f32()
-        {
-            server.feedback.remember_inputs(&name, id, width, values);
+    let asked = Asked {
+        id: None,
+        wanted: Vec::new(),
+        routing_key: headers
+            .get("x-routing-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    };
+    match answer(
+        &server,
+        &deployment,
+        None,
+        Inputs::Rows(table),
+        &asked,
+        started,
+    )
+    .await
+    {
+        Ok((model, outputs)) => {
+            Json(super::scoring::predictions(&model, &outputs, probabilities)).into_response()
         }
+        Err(response) => response,
     }
-    if mirrored {
-        server.mirror(
-            deployment.clone(),
-            inputs,
-            outputs.clone(),
-            request.id.clone(),
-        );
+}
+
+/// `POST /invocations`: the one model served, as `mlflow models serve` serves one.
+async fn invocations_only(
+    State(server): State<Arc<Server>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let deployments = server.deployments();
+    match deployments.as_slice() {
+        [only] => invocations(server.clone(), only.clone(), headers, body).await,
+        [] => {
+            ApiError(StatusCode::SERVICE_UNAVAILABLE, "no model is served".into()).into_response()
+        }
+        several => bad(format!(
+            "{} models are served ({}): post to /v2/models/NAME/invocations",
+            several.len(),
+            several
+                .iter()
+                .map(|d| format!("`{}`", d.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+        .into_response(),
     }
-    if every_output && !wanted.is_empty() {
-        outputs.retain(|o| wanted.contains(&o.name));
+}
+
+/// `POST /v2/models/{name}/invocations`: MLflow's scoring protocol for a named model.
+async fn invocations_of(
+    State(server): State<Arc<Server>>,
+    UrlPath(name): UrlPath<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    match server.model_or_404(&name) {
+        Ok(deployment) => invocations(server.clone(), deployment, headers, body).await,
+        Err(err) => err.into_response(),
     }
-    let response = respond(&request, &model, outputs);
-    server.metrics.record(
-        &name,
-        &model.version,
-        arm.label(),
-        Ok(rows),
-        started.elapsed(),
-    );
-    if arm == Arm::Challenger {
-        server.review(&deployment);
-    }
-    response
 }
 
 async fn infer_latest(
@@ -842,6 +980,8 @@ pub fn router(server: Arc<Server>, max_body: usize) -> axum::Router {
         .route("/v2/models/{name}", get(model_metadata))
         .route("/v2/models/{name}/ready", get(model_ready))
         .route("/v2/models/{name}/infer", post(infer_latest))
+        .route("/v2/models/{name}/invocations", post(invocations_of))
+        .route("/invocations", post(invocations_only))
         .route(
             "/v2/models/{name}/versions/{version}",
             get(version_metadata),

@@ -4,7 +4,7 @@
 //! at memory speed and its digest depends only on its content: the same table always encodes
 //! to the same bytes. A model is two artifacts, its ONNX file (so `wflow artifacts get` hands
 //! out a file any ONNX tool opens) and a JSON document with its metadata and the ONNX digest.
-//! Reports, evaluations, decisions and drift results are JSON.
+//! Reports, evaluations, decisions, drift results and declared preprocessing are JSON.
 //!
 //! Table format, all integers little-endian:
 //! `"WFLOWTB1"`, u32 column count, u64 row count, then per column: u32 name length, the name
@@ -33,6 +33,8 @@ pub enum ValueKind {
     Evaluation,
     Decision,
     Drift,
+    /// A transformer's declared preprocessing stages.
+    Preprocessing,
 }
 
 impl ValueKind {
@@ -44,6 +46,7 @@ impl ValueKind {
             Value::Evaluation(_) => ValueKind::Evaluation,
             Value::Decision(_) => ValueKind::Decision,
             Value::Drift(_) => ValueKind::Drift,
+            Value::Preprocessing(_) => ValueKind::Preprocessing,
         }
     }
 }
@@ -109,6 +112,7 @@ pub fn store_value(artifacts: &Artifacts, value: &Value) -> Result<StoredValue, 
         Value::Evaluation(evaluation) => json(evaluation)?,
         Value::Decision(decision) => json(decision)?,
         Value::Drift(drift) => json(drift)?,
+        Value::Preprocessing(stages) => json(stages)?,
     };
     Ok(stored)
 }
@@ -142,6 +146,7 @@ pub fn load_value(
         ValueKind::Evaluation => Value::Evaluation(parse(&bytes).map_err(invalid)?),
         ValueKind::Decision => Value::Decision(parse(&bytes).map_err(invalid)?),
         ValueKind::Drift => Value::Drift(parse(&bytes).map_err(invalid)?),
+        ValueKind::Preprocessing => Value::Preprocessing(parse(&bytes).map_err(invalid)?),
     })
 }
 

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 
-use super::codec::{self, StoredValue};
+use super::codec::{self, StoredValue, ValueKind};
 use super::records::*;
 use super::stats::feature_stats;
 use super::{Store, StoreError};
@@ -425,12 +425,33 @@ impl Journal for RunJournal {
             parameters.insert(key.clone(), value.clone());
         }
 
+        // A served pipeline takes raw columns, so those are what drift is measured on: their
+        // statistics come from the raw rows the pipeline was fitted on.
+        let raw_reference = match registration
+            .pipeline
+            .as_ref()
+            .and_then(|p| p.reference.as_ref())
+        {
+            Some(digest) => {
+                match codec::load_value(self.store.artifacts(), ValueKind::Table, digest)? {
+                    Value::Table(table) => Some(table),
+                    _ => None,
+                }
+            }
+            None => None,
+        };
         let (training_data, reference) = match &registration.data {
             Some((table, digest, names)) => {
-                let reference = metadata
-                    .features
-                    .iter()
-                    .filter_map(|f| table.column(f).map(|c| (f.clone(), feature_stats(c))))
+                let (watched, measured): (Vec<&String>, &Table) = match &registration.pipeline {
+                    Some(pipeline) => (
+                        pipeline.inputs.iter().map(|i| &i.name).collect(),
+                        raw_reference.as_ref().unwrap_or(table),
+                    ),
+                    None => (metadata.features.iter().collect(), table),
+                };
+                let reference = watched
+                    .into_iter()
+                    .filter_map(|f| measured.column(f).map(|c| (f.clone(), feature_stats(c))))
                     .collect();
                 let data = TrainingData {
                     digest: digest.clone(),
@@ -476,6 +497,7 @@ impl Journal for RunJournal {
             trained_by: registration.trained_by.clone(),
             lineage,
             decision: registration.decision.clone(),
+            pipeline: registration.pipeline.clone(),
         })?;
 
         let mut findings = vec![info(
@@ -483,6 +505,28 @@ impl Journal for RunJournal {
             format!("{name} v{}", version.version),
             Some(version.version.to_string()),
         )];
+        if let Some(pipeline) = &registration.pipeline {
+            findings.push(info(
+                "pipeline",
+                format!(
+                    "served from raw rows: {} columns ({}) through {}",
+                    pipeline.inputs.len(),
+                    pipeline
+                        .inputs
+                        .iter()
+                        .map(|i| i.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    pipeline
+                        .steps
+                        .iter()
+                        .map(|s| format!("`{}`", s.step))
+                        .collect::<Vec<_>>()
+                        .join(" -> ")
+                ),
+                Some(pipeline.inputs.len().to_string()),
+            ));
+        }
         let aliases = &registration.aliases;
         let (alias, why) = match registration.decision.as_ref().map(|d| &d.decision) {
             Some(Decision::Promote) => (

@@ -356,6 +356,10 @@ pub struct ModelVersion {
     /// The deployment gate's decision, when one was given.
     #[serde(default)]
     pub decision: Option<GateOutcome>,
+    /// What serving applies to raw rows before the model: the preprocessing its workflow's
+    /// transformers fitted. `None` for a model that takes its features as they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<crate::pipeline::Pipeline>,
 }
 
 /// Who moved an alias.

@@ -41,6 +41,7 @@ fn version(name: &str) -> ModelVersion {
         trained_by: "train".into(),
         lineage: vec![],
         decision: None,
+        pipeline: None,
     }
 }
 

@@ -141,6 +141,116 @@ pub fn read_from(
     })
 }
 
+/// A CSV file read a chunk of rows at a time, for files larger than memory: only the columns
+/// given a type are kept (and parsed as that type); the others are skipped.
+pub struct Chunks<R: std::io::Read> {
+    path: PathBuf,
+    csv: ::csv::Reader<R>,
+    headers: Vec<String>,
+    /// For each kept column: its index in a record, name and type.
+    kept: Vec<(usize, String, ColumnType)>,
+    record: ::csv::StringRecord,
+}
+
+impl<R: std::io::Read> Chunks<R> {
+    /// Reads the header row; `types` names the columns to keep. `path` is used in messages.
+    pub fn new(
+        path: &Path,
+        reader: R,
+        types: &BTreeMap<String, ColumnType>,
+    ) -> Result<Chunks<R>, Error> {
+        let mut csv = ::csv::ReaderBuilder::new()
+            .has_headers(true)
+            .flexible(false)
+            .from_reader(reader);
+        let headers: Vec<String> = csv
+            .headers()
+            .map_err(|err| Error::Parse {
+                path: path.to_path_buf(),
+                line: 1,
+                message: err.to_string(),
+            })?
+            .iter()
+            .map(|h| h.trim().to_string())
+            .collect();
+        if headers.is_empty() || headers.iter().all(String::is_empty) {
+            return Err(Error::Invalid {
+                path: path.to_path_buf(),
+                message: "no header row".into(),
+            });
+        }
+        let kept = headers
+            .iter()
+            .enumerate()
+            .filter_map(|(i, name)| types.get(name).map(|kind| (i, name.clone(), *kind)))
+            .collect();
+        Ok(Chunks {
+            path: path.to_path_buf(),
+            csv,
+            headers,
+            kept,
+            record: ::csv::StringRecord::new(),
+        })
+    }
+
+    /// The header row's names.
+    pub fn headers(&self) -> &[String] {
+        &self.headers
+    }
+
+    /// Bytes read so far, for progress.
+    pub fn position(&self) -> u64 {
+        self.csv.position().byte()
+    }
+
+    /// The next (at most) `rows` rows as a table of the kept columns, or `None` at the end.
+    pub fn next_chunk(&mut self, rows: usize) -> Result<Option<Table>, Error> {
+        let reserve = rows.min(1 << 16);
+        let mut cells: Vec<Vec<String>> = vec![Vec::with_capacity(reserve); self.kept.len()];
+        let mut lines = Vec::with_capacity(reserve);
+        while lines.len() < rows {
+            let more = self.csv.read_record(&mut self.record).map_err(|err| {
+                let line = err.position().map_or(0, |p| p.line());
+                let message = match err.kind() {
+                    ::csv::ErrorKind::UnequalLengths {
+                        expected_len, len, ..
+                    } => format!("expected {expected_len} fields like the header, found {len}"),
+                    _ => err.to_string(),
+                };
+                Error::Parse {
+                    path: self.path.clone(),
+                    line,
+                    message,
+                }
+            })?;
+            if !more {
+                break;
+            }
+            lines.push(self.record.position().map_or(0, |p| p.line()));
+            for (column, (index, _, _)) in cells.iter_mut().zip(&self.kept) {
+                column.push(self.record.get(*index).unwrap_or_default().to_string());
+            }
+        }
+        if lines.is_empty() {
+            return Ok(None);
+        }
+        let mut columns = Vec::with_capacity(self.kept.len());
+        for ((_, name, kind), column) in self.kept.iter().zip(cells) {
+            columns.push(
+                convert(name, column, *kind, &lines).map_err(|(line, message)| Error::Parse {
+                    path: self.path.clone(),
+                    line,
+                    message,
+                })?,
+            );
+        }
+        Table::new(columns).map(Some).map_err(|err| Error::Invalid {
+            path: self.path.clone(),
+            message: err.to_string(),
+        })
+    }
+}
+
 fn infer(cells: &[String]) -> ColumnType {
     let present = || cells.iter().filter(|c| !is_null(c));
     if present().clone().next().is_none() {
@@ -278,6 +388,28 @@ mod tests {
             err.to_string()
                 .contains("column `zz`, which the file does not have")
         );
+    }
+
+    #[test]
+    fn chunks_keep_the_typed_columns_a_chunk_at_a_time() {
+        let text = "id,plan,age\n1,basic,31.5\n2,pro,NA\n3,basic,40\n";
+        let types = BTreeMap::from([
+            ("age".to_string(), ColumnType::Float),
+            ("plan".to_string(), ColumnType::Text),
+        ]);
+        let mut chunks = Chunks::new(Path::new("t.csv"), text.as_bytes(), &types).unwrap();
+        assert_eq!(chunks.headers(), ["id", "plan", "age"]);
+        let first = chunks.next_chunk(2).unwrap().unwrap();
+        assert_eq!(first.column_names(), vec!["plan", "age"]);
+        assert_eq!(first.row_count(), 2);
+        assert!(first.column("age").unwrap().is_null(1));
+        let second = chunks.next_chunk(2).unwrap().unwrap();
+        assert_eq!(second.row_count(), 1);
+        assert!(chunks.next_chunk(2).unwrap().is_none());
+        let bad = "plan,age\nbasic,old\n";
+        let mut chunks = Chunks::new(Path::new("t.csv"), bad.as_bytes(), &types).unwrap();
+        let err = chunks.next_chunk(10).unwrap_err().to_string();
+        assert_eq!(err, "t.csv:2: column `age`: expected float, found `old`");
     }
 
     #[test]

@@ -92,6 +92,14 @@ impl Transformer for Bucketize {
         for (k, edge) in edges.iter().enumerate() {
             wflow_sdk::emit_metric(&format!("edge.{k}"), *edge);
         }
+        wflow_sdk::preprocessing::declare(&[wflow_sdk::preprocessing::Stage::Bucketize(
+            wflow_sdk::preprocessing::Buckets {
+                column: config.column.clone(),
+                output: output.clone(),
+                edges: edges.clone(),
+                labels: labels.clone(),
+            },
+        )]);
         let mut outputs = Vec::with_capacity(inputs.len());
         for (name, table) in inputs {
             let values = table.floats_opt(&config.column)?;

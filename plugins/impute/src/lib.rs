@@ -105,6 +105,7 @@ impl Transformer for Impute {
             )?);
         }
         record(fit_on, &imputations);
+        wflow_sdk::preprocessing::declare(&[serving_stage(&imputations)]);
         let fit_on = fit_on.clone();
         let mut outputs = Vec::with_capacity(inputs.len() + 1);
         for (name, table) in inputs {
@@ -127,6 +128,25 @@ fn read(table: &Table, column: &str, input: &str) -> Result<Column, StepError> {
             table.column_names().join(", ")
         ))
     })
+}
+
+/// The imputation as the host applies it to raw rows when the model is served.
+pub fn serving_stage(imputations: &[Imputation]) -> wflow_sdk::preprocessing::Stage {
+    use wflow_sdk::preprocessing::{Fill as Declared, FillValue as Value, Stage};
+    Stage::Impute(
+        imputations
+            .iter()
+            .map(|i| Declared {
+                column: i.column.clone(),
+                value: match &i.fill {
+                    impute::Fill::Float(v) => Value::Float(*v),
+                    impute::Fill::Integer(v) => Value::Integer(*v),
+                    impute::Fill::Text(v) => Value::Text(v.clone()),
+                    impute::Fill::Boolean(v) => Value::Boolean(*v),
+                },
+            })
+            .collect(),
+    )
 }
 
 /// Emits the numeric fill values as metrics `fill.<column>` and logs every fitted value as one

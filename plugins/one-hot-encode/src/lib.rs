@@ -110,6 +110,7 @@ impl Transformer for OneHotEncode {
         }
         encode::check_outputs_distinct(&encodings, fit_on)?;
         record(fit_on, &config, &encodings);
+        wflow_sdk::preprocessing::declare(&[serving_stage(&config, &encodings)]);
         let fit_on = fit_on.clone();
         let mut outputs = Vec::with_capacity(inputs.len() + 1);
         for (name, table) in inputs {
@@ -131,6 +132,23 @@ fn read(table: &Table, column: &str, input: &str) -> Result<Column, StepError> {
             "input `{input}` has no column `{column}` (columns: {})",
             table.column_names().join(", ")
         ))
+    })
+}
+
+/// The encoding as the host applies it to raw rows when the model is served.
+pub fn serving_stage(config: &Config, encodings: &[Encoding]) -> wflow_sdk::preprocessing::Stage {
+    use wflow_sdk::preprocessing::{OneHot, OneHotColumn, Stage};
+    Stage::OneHot(OneHot {
+        columns: encodings
+            .iter()
+            .map(|e| OneHotColumn {
+                column: e.column.clone(),
+                categories: e.categories.clone(),
+                outputs: e.outputs(),
+            })
+            .collect(),
+        unknown_is_error: config.handle_unknown == HandleUnknown::Error,
+        drop_original: config.drop_original,
     })
 }
 

@@ -99,6 +99,7 @@ impl Transformer for StandardScaler {
             )?);
         }
         record(fit_on, &config, &scalings);
+        wflow_sdk::preprocessing::declare(&[serving_stage(&scalings)]);
         let fit_on = fit_on.clone();
         let mut outputs = Vec::with_capacity(inputs.len() + 1);
         for (name, table) in inputs {
@@ -125,6 +126,20 @@ fn read(table: &Table, column: &str, input: &str) -> Result<Column, StepError> {
             table.column_names().join(", ")
         ))
     })
+}
+
+/// The standardisation as the host applies it to raw rows when the model is served.
+pub fn serving_stage(scalings: &[Scaling]) -> wflow_sdk::preprocessing::Stage {
+    wflow_sdk::preprocessing::Stage::Standardize(
+        scalings
+            .iter()
+            .map(|s| wflow_sdk::preprocessing::Scaling {
+                column: s.column.clone(),
+                center: s.center,
+                scale: s.scale,
+            })
+            .collect(),
+    )
 }
 
 /// Emits `mean.<column>` and `scale.<column>` metrics and logs every fitted parameter as one

@@ -100,6 +100,8 @@ impl Transformer for TrainTestSplit {
                 .take(rows)
                 .map_err(|e| StepError::Failed(format!("building the {name} table: {e}")))
         };
+        // Serving scores rows one at a time: choosing rows leaves nothing to apply to them.
+        wflow_sdk::preprocessing::declare(&[wflow_sdk::preprocessing::Stage::Rows]);
         let train = take(&rows.train, "train")?;
         let test = take(&rows.test, "test")?;
         wflow_sdk::log::info(&format!(

@@ -1,5 +1,6 @@
 //! One trait implementation per WIT interface the host provides to plugins.
 
 pub mod inference;
+pub mod preprocessing;
 pub mod services;
 pub mod types;

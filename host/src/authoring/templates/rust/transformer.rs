@@ -22,6 +22,13 @@ impl Plugin for {{type}} {
 impl Transformer for {{type}} {
     fn transform(inputs: Vec<(String, Table)>, config: Config) -> Result<Vec<(String, Table)>, StepError> {
         let name = config.name.clone().unwrap_or_else(|| format!("{}_x_{}", config.left, config.right));
+        // How serving applies this step to raw rows (`wflow_sdk::preprocessing::Stage`: fills,
+        // one-hot, standardise, bucketize, drop columns, rows). A product of two columns is none
+        // of them, so this step says so, and a model trained after it is registered only with
+        // `pipeline = [...]` leaving it out, or `pipeline = []`.
+        wflow_sdk::preprocessing::declare(&[wflow_sdk::preprocessing::Stage::Unservable(
+            format!("`{name}` is the product of two columns, which serving does not compute"),
+        )]);
         inputs
             .into_iter()
             .map(|(slot, table)| {

@@ -1,0 +1,260 @@
+//! MLflow's scoring protocol (`POST /invocations`, as `mlflow models serve` answers it), so
+//! clients written for MLflow work unchanged: raw rows in as `dataframe_split`,
+//! `dataframe_records`, `inputs` or `instances` (columns or records), or a CSV body;
+//! `{"predictions": [...]}` out.
+//!
+//! Predictions are labels for a classifier and values for a regressor, as an MLflow
+//! scikit-learn model's `predict` gives them; `"params": {"probabilities": true}` makes each a
+//! record of the label and every class's probability (`p_<class>`), as a pyfunc returning a
+//! DataFrame would. Problems with a row name its column and row.
+
+use serde_json::{Map, Value, json};
+
+use super::feedback::{self, Prediction};
+use super::model::{Data, NamedTensor, ServedModel};
+use crate::pipeline::{RawInput, rows};
+use crate::table::Table;
+use crate::table::csv::Chunks;
+
+/// The shapes a request's rows may take.
+const SHAPES: &str = "`dataframe_split`, `dataframe_records`, `inputs` or `instances`";
+
+/// The rows of a JSON request, and whether it asks for probabilities.
+pub fn from_json(inputs: &[RawInput], body: &[u8]) -> Result<(Table, bool), String> {
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|err| format!("the request is not valid JSON: {err}"))?;
+    let Value::Object(request) = value else {
+        return Err(format!(
+            "the request must be a JSON object with one of {SHAPES}"
+        ));
+    };
+    let mut probabilities = false;
+    let mut rows = None;
+    for (key, value) in &request {
+        let table = match key.as_str() {
+            "params" => {
+                probabilities = parse_params(value)?;
+                continue;
+            }
+            "dataframe_split" => split(inputs, value)?,
+            "dataframe_records" => match value {
+                Value::Array(records) => {
+                    rows::from_records(inputs, records).map_err(|e| e.to_string())?
+                }
+                _ => return Err("`dataframe_records` must be a list of row objects".into()),
+            },
+            "inputs" | "instances" => tensor_input(inputs, key, value)?,
+            other => {
+                return Err(format!(
+                    "unknown field `{other}`: the rows go in one of {SHAPES} (and options in `params`)"
+                ));
+            }
+        };
+        if rows.replace(table).is_some() {
+            return Err(format!("the request gives rows twice: use one of {SHAPES}"));
+        }
+    }
+    let table = rows.ok_or_else(|| format!("the request has no rows: give one of {SHAPES}"))?;
+    Ok((table, probabilities))
+}
+
+fn parse_params(value: &Value) -> Result<bool, String> {
+    let Value::Object(params) = value else {
+        return Err("`params` must be an object".into());
+    };
+    let mut probabilities = false;
+    for (key, value) in params {
+        match (key.as_str(), value) {
+            ("probabilities", Value::Bool(flag)) => probabilities = *flag,
+            ("probabilities", _) => {
+                return Err("`params.probabilities` must be true or false".into());
+            }
+            (other, _) => {
+                return Err(format!(
+                    "unknown parameter `{other}` (known: `probabilities`)"
+                ));
+            }
+        }
+    }
+    Ok(probabilities)
+}
+
+/// `{"columns": [...], "data": [[...], ...]}` (an `index` is accepted and ignored).
+fn split(inputs: &[RawInput], value: &Value) -> Result<Table, String> {
+    let Value::Object(split) = value else {
+        return Err("`dataframe_split` must be an object with `columns` and `data`".into());
+    };
+    let columns: Vec<String> = match split.get("columns") {
+        Some(Value::Array(names)) => names
+            .iter()
+            .map(|n| {
+                n.as_str().map(str::to_string).ok_or_else(|| {
+                    format!("`dataframe_split.columns` holds {n}, not a column name")
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        _ => return Err("`dataframe_split.columns` must be a list of column names".into()),
+    };
+    let data = match split.get("data") {
+        Some(Value::Array(data)) => data,
+        _ => return Err("`dataframe_split.data` must be a list of rows".into()),
+    };
+    if let Some(key) = split
+        .keys()
+        .find(|k| !matches!(k.as_str(), "columns" | "data" | "index"))
+    {
+        return Err(format!(
+            "unknown field `dataframe_split.{key}` (known: `columns`, `data`, `index`)"
+        ));
+    }
+    rows::from_split(inputs, &columns, data).map_err(|e| e.to_string())
+}
+
+/// `inputs` (or `instances`): columns by name, or a list of row objects.
+fn tensor_input(inputs: &[RawInput], key: &str, value: &Value) -> Result<Table, String> {
+    match value {
+        Value::Object(columns) => rows::from_columns(inputs, columns).map_err(|e| e.to_string()),
+        Value::Array(items) if items.iter().all(Value::is_object) => {
+            rows::from_records(inputs, items).map_err(|e| e.to_string())
+        }
+        _ => Err(format!(
+            "`{key}` must be an object of columns or a list of row objects: rows of bare values have no column names (send `dataframe_split`)"
+        )),
+    }
+}
+
+/// The rows of a CSV body (a header row, then one line per row), typed as the model's inputs.
+pub fn from_csv(inputs: &[RawInput], body: &[u8]) -> Result<(Table, bool), String> {
+    let types: std::collections::BTreeMap<String, _> =
+        inputs.iter().map(|i| (i.name.clone(), i.kind)).collect();
+    let mut chunks = Chunks::new(std::path::Path::new("the CSV body"), body, &types)
+        .map_err(|err| err.to_string())?;
+    if let Some(unknown) = chunks.headers().iter().find(|h| !types.contains_key(*h)) {
+        return Err(format!(
+            "column `{unknown}`: unknown column: the model takes {}",
+            inputs
+                .iter()
+                .map(|i| format!("`{}`", i.name))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let table = chunks
+        .next_chunk(usize::MAX)
+        .map_err(|err| err.to_string())?
+        .ok_or("the CSV body has a header but no rows")?;
+    Ok((table, false))
+}
+
+/// `{"predictions": [...]}` for a model's outputs.
+pub fn predictions(model: &ServedModel, outputs: &[NamedTensor], probabilities: bool) -> Value {
+    let answers = feedback::predictions(outputs).unwrap_or_default();
+    let value = |p: &Prediction| match p {
+        Prediction::Label(label) => json!(label),
+        Prediction::Value(value) => json!(value),
+    };
+    let scores = outputs
+        .iter()
+        .find(|o| o.name == "probabilities")
+        .filter(|_| probabilities);
+    let Some(scores) = scores else {
+        return json!({ "predictions": answers.iter().map(value).collect::<Vec<_>>() });
+    };
+    let values: Vec<f64> = match &scores.data {
+        Data::F32(v) => v.iter().map(|&x| f64::from(x)).collect(),
+        Data::F64(v) => v.clone(),
+        _ => Vec::new(),
+    };
+    let width = scores.shape.get(1).copied().unwrap_or(1).max(1);
+    let labels = model.class_labels();
+    let name = |k: usize| match labels.get(k) {
+        Some(label) => format!("p_{label}"),
+        None => format!("p_{k}"),
+    };
+    let records: Vec<Value> = values
+        .chunks(width)
+        .enumerate()
+        .map(|(row, scores)| {
+            let mut record = Map::new();
+            if let Some(answer) = answers.get(row) {
+                record.insert("label".into(), value(answer));
+            }
+            if width == 1 {
+                // A binary classifier's one output is P(the second class).
+                record.insert(name(0), json!(1.0 - scores[0]));
+                record.insert(name(1), json!(scores[0]));
+            } else {
+                for (k, score) in scores.iter().enumerate() {
+                    record.insert(name(k), json!(score));
+                }
+            }
+            Value::Object(record)
+        })
+        .collect();
+    json!({ "predictions": records })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::table::ColumnType;
+
+    fn inputs() -> Vec<RawInput> {
+        vec![
+            RawInput {
+                name: "island".into(),
+                kind: ColumnType::Text,
+                nullable: false,
+            },
+            RawInput {
+                name: "mass".into(),
+                kind: ColumnType::Float,
+                nullable: true,
+            },
+        ]
+    }
+
+    #[test]
+    fn every_mlflow_shape_reads_the_same_rows() {
+        let bodies = [
+            r#"{"dataframe_split": {"columns": ["island", "mass"], "data": [["Biscoe", 4200], ["Dream", null]]}}"#,
+            r#"{"dataframe_records": [{"island": "Biscoe", "mass": 4200}, {"island": "Dream", "mass": null}]}"#,
+            r#"{"inputs": {"island": ["Biscoe", "Dream"], "mass": [4200, null]}}"#,
+            r#"{"instances": [{"island": "Biscoe", "mass": 4200}, {"island": "Dream", "mass": null}]}"#,
+        ];
+        let tables: Vec<Table> = bodies
+            .iter()
+            .map(|body| from_json(&inputs(), body.as_bytes()).unwrap().0)
+            .collect();
+        for table in &tables[1..] {
+            for name in ["island", "mass"] {
+                assert_eq!(table.column(name), tables[0].column(name), "{name}");
+            }
+        }
+        let (csv, _) = from_csv(&inputs(), b"island,mass\nBiscoe,4200\nDream,\n").unwrap();
+        assert_eq!(csv.column("mass"), tables[0].column("mass"));
+        let (_, probabilities) = from_json(
+            &inputs(),
+            br#"{"inputs": {"island": ["Biscoe"], "mass": [1]}, "params": {"probabilities": true}}"#,
+        )
+        .unwrap();
+        assert!(probabilities);
+    }
+
+    #[test]
+    fn bad_requests_say_what_is_wrong() {
+        let err = |body: &str| from_json(&inputs(), body.as_bytes()).unwrap_err();
+        assert!(err("[1]").contains("must be a JSON object"));
+        assert!(err("{}").contains("has no rows"));
+        assert!(err(r#"{"rows": []}"#).starts_with("unknown field `rows`"));
+        assert!(err(r#"{"inputs": [[1, 2]]}"#).contains("no column names"));
+        assert_eq!(
+            err(r#"{"dataframe_records": [{"island": 3, "mass": 1}]}"#),
+            "column `island`, row 0: 3 is not text"
+        );
+        assert!(
+            err(r#"{"inputs": {"mass": [1]}, "params": {"top_k": 3}}"#)
+                .starts_with("unknown parameter `top_k`")
+        );
+    }
+}

@@ -476,6 +476,25 @@ fn raw_rows(tokio: &tokio::runtime::Runtime, project: &Path) {
         micros(preprocessing),
         micros(whole)
     );
+    let one = raw.take(&[0]).expect("one row");
+    let calls = 20_000;
+    let started = Instant::now();
+    for _ in 0..calls {
+        pipeline.features(&one).expect("preprocessed");
+    }
+    let single = started.elapsed() / calls;
+    let started = Instant::now();
+    for _ in 0..calls {
+        model
+            .infer(&wflow::serve::model::Inputs::Rows(one.clone()), &[])
+            .expect("inferred");
+    }
+    let single_whole = started.elapsed() / calls;
+    println!(
+        "  in process, 1 row: preprocessing {:.2} us of {:.2} us for the whole answer",
+        micros(single),
+        micros(single_whole)
+    );
     let _ = stop.send(());
     tokio.block_on(task).expect("server task").expect("server");
 }

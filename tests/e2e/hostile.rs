@@ -283,3 +283,40 @@ fn no_state_leaks_between_calls() {
         assert_eq!(report_message(&execution), "call 1");
     }
 }
+
+#[test]
+fn outputs_of_one_name_or_an_unusable_name_are_an_input_error_naming_them() {
+    let (runtime, _dir) = support::runtime();
+    let plugin = support::load(&runtime, "opaque-transform");
+    let transform = |rename: &str, inputs: &[&str]| {
+        let call = Call::Transform {
+            inputs: inputs.iter().map(|n| (n.to_string(), table())).collect(),
+            config: serde_json::json!({ "column": "x", "rename": rename }).to_string(),
+        };
+        support::block_on(runtime.call(&plugin, call, &limits(), &Capabilities::default()))
+    };
+    let twice = transform("train", &["train", "test"]);
+    assert_eq!(
+        failure(&twice),
+        &Failure::InvalidInput("the plugin returned two outputs named `train`".into())
+    );
+    let escape = transform("../x", &["train"]);
+    assert_eq!(
+        failure(&escape),
+        &Failure::InvalidInput(
+            "the plugin returned an output named \"../x\": output names are 1 to 64 letters, digits, `_` or `-`".into()
+        )
+    );
+    let reserved = transform("preprocessing", &["train"]);
+    assert!(
+        failure(&reserved)
+            .to_string()
+            .contains("the name its declared preprocessing is recorded under"),
+        "{:?}",
+        reserved.outcome
+    );
+    assert!(matches!(
+        transform("renamed", &["train"]).outcome,
+        Ok(Output::Tables { .. })
+    ));
+}

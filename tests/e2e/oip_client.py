@@ -4,6 +4,7 @@ user's code would, and checks its answers against EXPECTED (a JSON file the Rust
 Usage: python3 oip_client.py infer HOST:PORT EXPECTED.json     (a model trained by wflow)
        python3 oip_client.py reload HOST:PORT EXPECTED.json    (the admin reload)
        python3 oip_client.py external HOST:PORT EXPECTED.json  (a scikit-learn export)
+       python3 oip_client.py raw HOST:PORT EXPECTED.json       (raw columns through a served pipeline)
 
 Exits non-zero with the reason on the first answer that is not what the protocol promises.
 """
@@ -177,6 +178,40 @@ def external(client, client_url, expected):
     assert labels == expected["labels"], (labels, expected["labels"])
 
 
+def raw(client, client_url, expected):
+    """A model served with its pipeline: one input per raw column, text as BYTES, all sent as
+    binary tensors (the client's default), as a user's code would send a table's columns."""
+    name = expected["model"]
+    meta = client.get_model_metadata(name)
+    listed = [(i["name"], i["datatype"], i["shape"]) for i in meta["inputs"]]
+    want = [(c["name"], c["datatype"], [-1]) for c in expected["columns"]]
+    assert listed == want, (listed, want)
+    dtypes = {"BYTES": np.object_, "FP64": np.float64, "INT64": np.int64, "BOOL": np.bool_}
+    tensors = []
+    for column in expected["columns"]:
+        values = np.array(column["data"], dtype=dtypes[column["datatype"]])
+        tensor = httpclient.InferInput(column["name"], [len(values)], column["datatype"])
+        tensor.set_data_from_numpy(values, binary_data=True)
+        tensors.append(tensor)
+    wanted = [
+        httpclient.InferRequestedOutput("probabilities", binary_data=True),
+        httpclient.InferRequestedOutput("label", binary_data=True),
+    ]
+    result = client.infer(name, tensors, outputs=wanted)
+    probabilities = result.as_numpy("probabilities")
+    want = np.array(expected["probabilities"], dtype=np.float32)
+    assert np.allclose(probabilities, want, atol=1e-5), (probabilities, want)
+    labels = [
+        v.decode() if isinstance(v, bytes) else str(v)
+        for v in result.as_numpy("label").reshape(-1)
+    ]
+    assert labels == expected["labels"], (labels, expected["labels"])
+    # A text column sent as numbers is refused naming it.
+    wrong = httpclient.InferInput(expected["columns"][0]["name"], [len(labels)], "FP64")
+    wrong.set_data_from_numpy(np.zeros(len(labels)), binary_data=True)
+    refused(lambda: client.infer(name, [wrong] + tensors[1:]), expected["columns"][0]["name"])
+
+
 def reload(client, client_url, expected):
     name = expected["model"]
     refused(lambda: client.load_model(name), "bearer token")
@@ -194,7 +229,8 @@ def main():
     with open(expected_path) as file:
         expected = json.load(file)
     client = httpclient.InferenceServerClient(url=url)
-    {"infer": infer, "reload": reload, "external": external}[mode](client, url, expected)
+    modes = {"infer": infer, "reload": reload, "external": external, "raw": raw}
+    modes[mode](client, url, expected)
     print(f"{mode}: ok")
 
 

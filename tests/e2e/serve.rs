@@ -98,7 +98,7 @@ pub fn serve(dir: &Path, args: &[&str]) -> Served {
     }
 }
 
-fn client(mode: &str, address: &str, expected: &serde_json::Value, dir: &Path) {
+pub fn client(mode: &str, address: &str, expected: &serde_json::Value, dir: &Path) {
     let file = dir.join(format!("expected-{mode}.json"));
     std::fs::write(&file, expected.to_string()).unwrap();
     let script: PathBuf = repo().join("tests/e2e/oip_client.py");

@@ -15,7 +15,7 @@ use wflow::store::codec::{ValueKind, load_value};
 use wflow::store::registry::ModelRef;
 use wflow::table::{ColumnType, Table};
 
-use crate::serve::{TOKEN, serve};
+use crate::serve::{TOKEN, client, python_client, serve};
 use crate::support::{post_json, repo, stderr, stdout, wflow};
 
 /// What the workflow's evaluation saw and computed on the holdout.
@@ -288,6 +288,35 @@ fn issue_14_raw_rows_are_served_as_the_workflow_evaluated_them() {
         .filter(|&r| truth.text_at(r).unwrap() == labels[r])
         .count();
     assert_close(correct as f64 / rows as f64, holdout.accuracy, "accuracy");
+
+    // Triton's own client, with binary tensors (BYTES included), on the rows without nulls
+    // (numpy arrays have no nulls).
+    python_client();
+    let complete: Vec<usize> = (0..rows)
+        .filter(|&r| holdout.raw.columns().iter().all(|c| !c.is_null(r)))
+        .collect();
+    let columns: Vec<Value> = holdout
+        .inputs
+        .iter()
+        .map(|(name, kind)| {
+            let data: Vec<Value> = complete
+                .iter()
+                .map(|&r| cell(&holdout.raw, name, r))
+                .collect();
+            json!({ "name": name, "datatype": datatype(*kind), "data": data })
+        })
+        .collect();
+    client(
+        "raw",
+        address,
+        &json!({
+            "model": "penguins",
+            "columns": columns,
+            "labels": complete.iter().map(|&r| &holdout.labels[r]).collect::<Vec<_>>(),
+            "probabilities": complete.iter().map(|&r| &holdout.probabilities[r]).collect::<Vec<_>>(),
+        }),
+        dir.path(),
+    );
 
     // MLflow's scoring protocol, `dataframe_split` with probabilities.
     let answer = post_json(address, "/invocations", &[], &split_request(&holdout));

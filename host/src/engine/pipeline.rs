@@ -144,7 +144,15 @@ pub fn served_pipeline(
             ));
         }
     };
-    check_reproduces(&pipeline, &fitted_from, trained_on)?;
+    // Rows chosen after the first fit (a later split, a shuffle) make the two tables
+    // incomparable row for row; then only the schema was checked.
+    let rows_chosen_later = pipeline.steps[first..]
+        .iter()
+        .flat_map(|s| &s.stages)
+        .any(|stage| *stage == crate::pipeline::Stage::Rows);
+    if !rows_chosen_later {
+        check_reproduces(&pipeline, &fitted_from, trained_on)?;
+    }
     Ok(Some(pipeline))
 }
 
@@ -188,16 +196,21 @@ fn input_value(
     }
 }
 
-/// Checks that the pipeline applied to `raw` gives the trainer's input `trained_on`, value for
-/// value (when both have the same rows: a step that chose rows after fitting makes them
-/// incomparable, and then only the schema was checked).
+/// Checks that the pipeline, given the raw columns of `raw` as a request would give them,
+/// produces the trainer's input `trained_on`, value for value.
 fn check_reproduces(pipeline: &Pipeline, raw: &Table, trained_on: &Table) -> Result<(), String> {
     if raw.row_count() != trained_on.row_count() {
-        return Ok(());
+        return Err(format!(
+            "the declared preprocessing cannot be checked: the trainer received {} rows, the first fitted step {}",
+            trained_on.row_count(),
+            raw.row_count()
+        ));
     }
-    let applied = pipeline
-        .apply(raw)
-        .and_then(|table| features_matrix(&table, &pipeline.features))
+    let names: Vec<&str> = pipeline.inputs.iter().map(|i| i.name.as_str()).collect();
+    let applied = raw
+        .select(&names)
+        .map_err(|err| err.to_string())
+        .and_then(|request| pipeline.features(&request).map_err(|err| err.to_string()))
         .map_err(|err| {
             format!("the declared preprocessing fails on the rows it was fitted on: {err}")
         })?;

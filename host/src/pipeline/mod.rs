@@ -172,10 +172,18 @@ impl RowError {
     }
 
     fn describe(&self) -> String {
-        match self.row {
-            Some(row) => format!("column `{}`, row {row}: {}", self.column, self.message),
-            None => format!("column `{}`: {}", self.column, self.message),
+        match (self.column.is_empty(), self.row) {
+            (false, Some(row)) => format!("column `{}`, row {row}: {}", self.column, self.message),
+            (false, None) => format!("column `{}`: {}", self.column, self.message),
+            (true, Some(row)) => format!("row {row}: {}", self.message),
+            (true, None) => self.message.clone(),
         }
+    }
+
+    /// The same problem, `offset` rows further on (for a chunk of a longer file).
+    pub fn offset(mut self, offset: usize) -> RowError {
+        self.row = self.row.map(|row| row + offset);
+        self
     }
 }
 
@@ -322,8 +330,8 @@ fn needed_before(stage: &Stage, wanted: &mut BTreeSet<String>) {
     match stage {
         Stage::OneHot { columns, .. } => {
             for encoded in columns {
-                let used = encoded.outputs.iter().any(|o| wanted.remove(o));
-                if used {
+                let used = encoded.outputs.iter().filter(|o| wanted.remove(*o)).count();
+                if used > 0 {
                     wanted.insert(encoded.column.clone());
                 }
             }
@@ -338,6 +346,30 @@ fn needed_before(stage: &Stage, wanted: &mut BTreeSet<String>) {
         | Stage::Standardize { .. }
         | Stage::DropColumns { .. }
         | Stage::Unservable { .. } => {}
+    }
+}
+
+/// `stage` without what makes no column of `wanted` (the columns needed after it): a fill of
+/// the target, the scaling of an id, the encoding of a column the trainer left out. Serving
+/// requests carry only the columns the features come from, so those parts would have nothing
+/// to apply to.
+/// Returns whether anything of the stage is left.
+fn prune(stage: &mut Stage, wanted: &BTreeSet<String>) -> bool {
+    match stage {
+        Stage::Impute { fills } => {
+            fills.retain(|f| wanted.contains(&f.column));
+            !fills.is_empty()
+        }
+        Stage::Standardize { scalings } => {
+            scalings.retain(|s| wanted.contains(&s.column));
+            !scalings.is_empty()
+        }
+        Stage::OneHot { columns, .. } => {
+            columns.retain(|c| c.outputs.iter().any(|o| wanted.contains(o)));
+            !columns.is_empty()
+        }
+        Stage::Bucketize(buckets) => wanted.contains(&buckets.output),
+        Stage::Rows | Stage::DropColumns { .. } | Stage::Unservable { .. } => true,
     }
 }
 
@@ -411,9 +443,18 @@ impl Pipeline {
                 Some(_) => {}
             }
         }
+        let mut steps = steps;
         let mut wanted: BTreeSet<String> = features.iter().cloned().collect();
-        for stage in steps.iter().rev().flat_map(|s| s.stages.iter().rev()) {
-            needed_before(stage, &mut wanted);
+        for step in steps.iter_mut().rev() {
+            let mut kept = Vec::with_capacity(step.stages.len());
+            for mut stage in std::mem::take(&mut step.stages).into_iter().rev() {
+                if prune(&mut stage, &wanted) {
+                    needed_before(&stage, &mut wanted);
+                    kept.push(stage);
+                }
+            }
+            kept.reverse();
+            step.stages = kept;
         }
         let mut inputs = Vec::new();
         for (name, kind) in schema {
@@ -475,8 +516,10 @@ impl Pipeline {
         self.inputs.iter().find(|i| i.name == name)
     }
 
-    /// `table` with its numeric columns converted to their inputs' types: integers for a float
-    /// column, and whole numbers for an integer column (a fraction is an error naming the row).
+    /// `table` as the training data was read: numeric columns in their inputs' types (integers
+    /// for a float column, whole numbers for an integer column; a fraction is an error naming
+    /// the row), NaN as a null and an infinity an error, and in text columns the null spellings
+    /// of CSV files (`NA`, `null`, an empty string...) as nulls, since training read them so.
     /// Other columns are left for [`Pipeline::check`] to judge.
     pub fn conform(&self, table: &Table) -> Result<Table, RowError> {
         let mut conformed = table.clone();
@@ -484,17 +527,41 @@ impl Pipeline {
             let Some(input) = self.input(column.name()) else {
                 continue;
             };
+            let mut valid = column
+                .validity()
+                .map_or_else(|| vec![true; column.len()], <[bool]>::to_vec);
+            let floats = |v: &[f64], valid: &mut [bool]| -> Result<Vec<f64>, RowError> {
+                for (row, &x) in v.iter().enumerate() {
+                    if x.is_nan() {
+                        valid[row] = false;
+                    } else if x.is_infinite() && valid[row] {
+                        return Err(RowError::new(
+                            column.name(),
+                            Some(row),
+                            format!("{x} is not a finite number"),
+                        ));
+                    }
+                }
+                Ok(v.to_vec())
+            };
             let values = match (column.values(), input.kind) {
                 (Values::Integer(v), ColumnType::Float) => {
                     Values::Float(v.iter().map(|&x| x as f64).collect())
                 }
+                (Values::Float(v), ColumnType::Float) => {
+                    if v.iter().all(|x| x.is_finite()) {
+                        continue;
+                    }
+                    Values::Float(floats(v, &mut valid)?)
+                }
                 (Values::Float(v), ColumnType::Integer) => {
+                    let v = floats(v, &mut valid)?;
                     let mut whole = Vec::with_capacity(v.len());
                     for (row, &x) in v.iter().enumerate() {
-                        if column.is_null(row) {
+                        if !valid[row] {
                             whole.push(0);
-                        } else if x.fract() == 0.0 && x.abs() < 9.007e15 {
-                            whole.push(x as i64);
+                        } else if let Some(i) = whole_number(x) {
+                            whole.push(i);
                         } else {
                             return Err(RowError::new(
                                 column.name(),
@@ -505,11 +572,19 @@ impl Pipeline {
                     }
                     Values::Integer(whole)
                 }
+                (Values::Text(v), ColumnType::Text) => {
+                    if !v.iter().any(|s| crate::table::csv::is_null(s)) {
+                        continue;
+                    }
+                    for (row, text) in v.iter().enumerate() {
+                        if crate::table::csv::is_null(text) {
+                            valid[row] = false;
+                        }
+                    }
+                    Values::Text(v.clone())
+                }
                 _ => continue,
             };
-            let valid = column
-                .validity()
-                .map_or_else(|| vec![true; values.len()], <[bool]>::to_vec);
             let converted = Column::with_validity(column.name(), values, valid)
                 .expect("one validity flag per value");
             conformed = replace(&conformed, converted)?;
@@ -588,6 +663,11 @@ impl Pipeline {
         let table = self.apply(&table)?;
         features_matrix(&table, &self.features)
     }
+}
+
+/// `x` as an integer when it is a whole number that f64 holds exactly.
+pub fn whole_number(x: f64) -> Option<i64> {
+    (x.fract() == 0.0 && x.abs() <= 9_007_199_254_740_992.0).then_some(x as i64)
 }
 
 /// `table`'s `features` as a row-major f32 matrix; a null or text value is an error naming the

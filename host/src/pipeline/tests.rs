@@ -330,3 +330,60 @@ fn a_pipeline_is_stored_as_readable_json() {
     let back: Pipeline = serde_json::from_value(json).unwrap();
     assert_eq!(back, pipeline);
 }
+
+#[test]
+fn stages_on_columns_the_features_do_not_come_from_are_left_out() {
+    // The imputation also filled the target and `id`, and the scaler standardised `id`:
+    // requests carry neither, so the served pipeline must not need them.
+    let mut steps = steps(false);
+    steps[1].stages = vec![Stage::Impute {
+        fills: vec![
+            Fill {
+                column: "age".into(),
+                value: FillValue::Float(40.0),
+            },
+            Fill {
+                column: "churn".into(),
+                value: FillValue::Text("no".into()),
+            },
+            Fill {
+                column: "id".into(),
+                value: FillValue::Integer(0),
+            },
+        ],
+    }];
+    steps[3].stages = vec![Stage::Standardize {
+        scalings: vec![
+            Scaling {
+                column: "age".into(),
+                center: 40.0,
+                scale: 10.0,
+            },
+            Scaling {
+                column: "id".into(),
+                center: 500.0,
+                scale: 100.0,
+            },
+        ],
+    }];
+    let pipeline = Pipeline::derive(&schema(), steps, &features(), "churn", None).unwrap();
+    let Stage::Impute { fills } = &pipeline.steps[1].stages[0] else {
+        panic!("{:?}", pipeline.steps[1]);
+    };
+    assert_eq!(fills.len(), 1);
+    let table = raw(vec![None], vec![Some("pro")], vec![1]);
+    assert_eq!(pipeline.features(&table).unwrap(), vec![1.0, 0.0, 0.0, 1.0]);
+}
+
+#[test]
+fn requests_are_read_as_the_training_file_was() {
+    let pipeline = pipeline(false);
+    // `NA` in a text column and NaN in a float one are missing values, as in a CSV file.
+    let table = raw(vec![Some(f64::NAN)], vec![Some("NA")], vec![1]);
+    assert_eq!(pipeline.features(&table).unwrap(), vec![1.0, 0.0, 0.0, 0.0]);
+    let infinite = raw(vec![Some(f64::INFINITY)], vec![Some("pro")], vec![1]);
+    assert_eq!(
+        pipeline.features(&infinite).unwrap_err().to_string(),
+        "column `age`, row 0: inf is not a finite number"
+    );
+}

@@ -115,7 +115,7 @@ pub fn combine(files: &[PathBuf], into: &Path) -> Result<PathBuf, String> {
     }
 }
 
-/// Writes labelled rows (`features` values and the truth) as a CSV file with the columns of
+/// Writes labelled rows (`features` cells, as CSV text, and the truth) as a CSV file with the columns of
 /// `dataset` (a column that is neither a feature nor the target is left empty); with `append`,
 /// after the dataset's own rows.
 pub fn write_labelled(
@@ -123,7 +123,7 @@ pub fn write_labelled(
     append: bool,
     features: &[String],
     target: &str,
-    rows: &[(Vec<f32>, serde_json::Value)],
+    rows: &[(Vec<String>, serde_json::Value)],
     into: &Path,
 ) -> Result<PathBuf, String> {
     let original = std::fs::read_to_string(dataset)
@@ -163,7 +163,7 @@ pub fn write_labelled(
             .iter()
             .zip(&position)
             .map(|(column, at)| match at {
-                Some(index) => values.get(*index).map_or(String::new(), |v| v.to_string()),
+                Some(index) => values.get(*index).cloned().unwrap_or_default(),
                 None if column == target => match truth {
                     serde_json::Value::String(text) => text.clone(),
                     other => other.to_string(),
@@ -220,7 +220,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dataset = dir.path().join("data.csv");
         std::fs::write(&dataset, "id,b,a,label\n7,1.5,2.5,yes\n").unwrap();
-        let rows = vec![(vec![10.0, 20.0], serde_json::json!("no"))];
+        let rows = vec![(
+            vec!["10".to_string(), "20".to_string()],
+            serde_json::json!("no"),
+        )];
         let features = vec!["a".to_string(), "b".to_string()];
         let replaced = write_labelled(
             &dataset,

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::Path;
 
-use super::model::{Data, Inputs, ServedModel};
+use super::model::{Data, Inputs, ModelError, ServedModel, class_probabilities};
 use crate::table::ColumnType;
 use crate::table::csv::Chunks;
 
@@ -75,12 +75,12 @@ pub fn score_csv(
         );
     }
     let mut writer = csv::Writer::from_writer(output);
-    let labels = model.class_labels().to_vec();
+    let probability_names = model.probability_names();
     let mut header: Vec<String> = keep.to_vec();
     let classifier = model.outputs.iter().any(|o| o.name == "label");
     if classifier {
         header.push("label".into());
-        header.extend(labels.iter().map(|l| format!("p_{l}")));
+        header.extend(probability_names.iter().cloned());
     } else {
         header.push("prediction".into());
     }
@@ -90,15 +90,20 @@ pub fn score_csv(
     while let Some(chunk) = chunks.next_chunk(CHUNK_ROWS)? {
         let rows = chunk.row_count();
         let table = chunk.select(&model_inputs)?;
-        let outputs = model.infer(&Inputs::Rows(table), &[]).map_err(|err| {
-            // Rows are numbered in the file: a header line, then one line per row.
-            anyhow::anyhow!(
-                "{}: rows {}-{}: {err}",
-                path.display(),
-                scored.rows + 1,
-                scored.rows + rows as u64
-            )
-        })?;
+        let outputs = model
+            .infer(&Inputs::Rows(table), &[])
+            .map_err(|err| match err {
+                // Rows are counted in the file, from 0 after the header, as in every message.
+                ModelError::BadRow(row) => {
+                    anyhow::anyhow!("{}: {}", path.display(), row.offset(scored.rows as usize))
+                }
+                other => anyhow::anyhow!(
+                    "{}: rows {} to {}: {other}",
+                    path.display(),
+                    scored.rows,
+                    scored.rows + rows as u64 - 1
+                ),
+            })?;
         let find = |name: &str| outputs.iter().find(|o| o.name == name);
         let label = find("label");
         let probabilities = find("probabilities");
@@ -115,11 +120,12 @@ pub fn score_csv(
             }
             if classifier {
                 record.push(text(label.map(|l| &l.data), row, 1));
-                record.extend(class_scores(
-                    probabilities.map(|p| (&p.data, &p.shape)),
-                    row,
-                    labels.len(),
-                ));
+                let scores = probabilities.map(|p| class_probabilities(p, row));
+                for k in 0..probability_names.len() {
+                    let score = scores.as_ref().and_then(|s| s.get(k));
+                    // Probabilities are f32: their shortest decimal is what the model said.
+                    record.push(score.map(|&p| (p as f32).to_string()).unwrap_or_default());
+                }
             } else {
                 let width = prediction
                     .and_then(|p| p.shape.get(1).copied())
@@ -147,19 +153,4 @@ fn text(data: Option<&Data>, row: usize, width: usize) -> String {
         Some(Data::Bool(v)) => v.get(at).map(bool::to_string).unwrap_or_default(),
         None => String::new(),
     }
-}
-
-/// A row's class probabilities, one per class (a binary classifier's one output is P(the
-/// second class)).
-fn class_scores(scores: Option<(&Data, &Vec<usize>)>, row: usize, classes: usize) -> Vec<String> {
-    let Some((Data::F32(values), shape)) = scores else {
-        return vec![String::new(); classes];
-    };
-    let width = shape.get(1).copied().unwrap_or(1).max(1);
-    let row_scores = &values[row * width..(row + 1) * width];
-    if width == 1 && classes == 2 {
-        let p = row_scores[0];
-        return vec![(1.0 - p).to_string(), p.to_string()];
-    }
-    row_scores.iter().map(f32::to_string).collect()
 }

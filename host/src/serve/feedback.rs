@@ -68,10 +68,12 @@ struct ModelFeedback {
     order: VecDeque<String>,
     /// Per version: the latest (prediction, truth) pairs, and how many were ever matched.
     windows: BTreeMap<String, (VecDeque<(Prediction, Prediction)>, u64)>,
-    /// Request id -> its rows' features (row after row), when the model takes a feature row.
-    inputs: HashMap<String, (usize, Vec<f32>)>,
+    /// Request id -> its rows' cells (row after row, as CSV text, empty for a null): the
+    /// features of a model that takes a feature row, the raw columns of one served with its
+    /// pipeline.
+    inputs: HashMap<String, (usize, Vec<String>)>,
     /// The latest rows with their truth, and how many were ever labelled.
-    labelled: VecDeque<(Vec<f32>, serde_json::Value)>,
+    labelled: VecDeque<(Vec<String>, serde_json::Value)>,
     labelled_total: u64,
 }
 
@@ -80,7 +82,8 @@ struct ModelFeedback {
 pub struct Labelled {
     /// Rows ever labelled (the kept ones are the latest [`LABELLED_ROWS`]).
     pub total: u64,
-    pub rows: Vec<(Vec<f32>, serde_json::Value)>,
+    /// Each row's cells (CSV text, empty for a null) and its truth.
+    pub rows: Vec<(Vec<String>, serde_json::Value)>,
 }
 
 /// Remembered predictions and the quality windows of every served model.
@@ -134,7 +137,7 @@ impl Feedback {
 
     /// Remembers the features of request `id`'s rows (`width` values each), so its feedback
     /// makes labelled rows. Call after [`Feedback::remember`].
-    pub fn remember_inputs(&self, model: &str, id: &str, width: usize, values: Vec<f32>) {
+    pub fn remember_inputs(&self, model: &str, id: &str, width: usize, values: Vec<String>) {
         let mut models = self.models.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(entry) = models.get_mut(model)
             && entry.pending.contains_key(id)
@@ -395,7 +398,8 @@ mod tests {
     fn feedback_on_remembered_inputs_makes_labelled_rows() {
         let feedback = Feedback::default();
         feedback.remember("m", "1", "a", labels(&["x", "y"]));
-        feedback.remember_inputs("m", "a", 2, vec![1.0, 2.0, 3.0, 4.0]);
+        let cells = |v: &[&str]| -> Vec<String> { v.iter().map(|s| s.to_string()).collect() };
+        feedback.remember_inputs("m", "a", 2, cells(&["1", "2", "3", "", "x"][..4]));
         // A shadow's answer to the same request adds no second copy of the rows.
         feedback.remember("m", "2", "a", labels(&["x", "x"]));
         feedback
@@ -405,7 +409,10 @@ mod tests {
         assert_eq!(labelled.total, 2);
         assert_eq!(
             labelled.rows,
-            vec![(vec![1.0, 2.0], json!("x")), (vec![3.0, 4.0], json!("y"))]
+            vec![
+                (cells(&["1", "2"]), json!("x")),
+                (cells(&["3", ""]), json!("y"))
+            ]
         );
     }
 

@@ -1385,7 +1385,7 @@ impl Server {
                 Ok(Err(err)) => {
                     deployment.record(Arm::Challenger, false, took);
                     let status = match err {
-                        model::ModelError::BadRequest(_) => 400,
+                        model::ModelError::BadRequest(_) | model::ModelError::BadRow(_) => 400,
                         _ => 500,
                     };
                     server.metrics.record(
@@ -1456,8 +1456,28 @@ fn reference_table(
     let table = table
         .select(features)
         .map_err(|err| format!("the training data lacks a feature of the model: {err}"))?;
+    let inputs = if model.takes_raw {
+        model::Inputs::Rows(table.clone())
+    } else {
+        // The model's own feature tensor, by position (booleans as 0/1, nulls as NaN), as the
+        // trainer saw the table.
+        let rows = table.row_count();
+        let mut values = Vec::with_capacity(rows * features.len());
+        for row in 0..rows {
+            for feature in features {
+                let column = table.column(feature).expect("selected above");
+                values.push(column.f64_at(row).map_or(f32::NAN, |v| v as f32));
+            }
+        }
+        model::Inputs::Tensors(vec![model::NamedTensor {
+            name: model.inputs[0].name.clone(),
+            shape: vec![rows, features.len()],
+            data: model::Data::F32(values),
+            valid: None,
+        }])
+    };
     let outputs = model
-        .infer(&model::Inputs::Rows(table.clone()), &[])
+        .infer(&inputs, &[])
         .map_err(|err| format!("predicting on the training data: {err}"))?;
     match feedback::predictions(&outputs) {
         Some(predictions) => table

@@ -121,6 +121,9 @@ pub enum ModelError {
     Load(String),
     #[error("{0}")]
     BadRequest(String),
+    /// A row the pipeline cannot take, with its column and row.
+    #[error("{0}")]
+    BadRow(crate::pipeline::RowError),
     #[error("inference failed: {0}")]
     Run(String),
 }
@@ -331,6 +334,25 @@ impl ServedModel {
             .map_or(&[], |(_, labels)| labels.as_slice())
     }
 
+    /// The names of a classifier's probability columns, `p_<class>` in the order of its
+    /// `probabilities` output (`p_0`, `p_1`... when it names no classes); empty for a model
+    /// without that output.
+    pub fn probability_names(&self) -> Vec<String> {
+        let labels = self.class_labels();
+        if !labels.is_empty() {
+            return labels.iter().map(|l| format!("p_{l}")).collect();
+        }
+        let width = self
+            .outputs
+            .iter()
+            .find(|o| o.name == "probabilities")
+            .and_then(|o| o.shape.get(1).copied())
+            .unwrap_or(0);
+        // A binary classifier's one output is P(the second class).
+        let classes = if width == 1 { 2 } else { width.max(0) as usize };
+        (0..classes).map(|k| format!("p_{k}")).collect()
+    }
+
     /// Whether a batch of `rows` is expected to take less than [`INLINE_BUDGET`], by what
     /// recent batches took (never before the first has been timed).
     pub fn runs_inline(&self, rows: usize) -> bool {
@@ -473,6 +495,36 @@ impl ServedModel {
         Ok((outputs, predictions))
     }
 
+    /// The cells of a request's rows (row after row, as CSV text, empty for a null) in the
+    /// order of the window's columns (its features, or the raw columns of a served pipeline), to
+    /// keep with their truth when it comes back. `None` for inputs of another layout.
+    pub fn row_cells(&self, inputs: &Inputs) -> Option<Vec<String>> {
+        let width = self.features.len();
+        if width == 0 {
+            return None;
+        }
+        let table = match inputs {
+            Inputs::Rows(table) => std::borrow::Cow::Borrowed(table),
+            Inputs::Tensors(tensors) => match tensors.as_slice() {
+                [input] if !self.takes_raw && input.shape.len() == 2 && input.shape[1] == width => {
+                    let values = input.data.as_f32()?;
+                    return Some(values.iter().map(f32::to_string).collect());
+                }
+                tensors => std::borrow::Cow::Owned(columns_table(tensors).ok()?),
+            },
+        };
+        let columns: Vec<_> = self
+            .features
+            .iter()
+            .map(|name| table.column(name))
+            .collect::<Option<_>>()?;
+        let mut cells = Vec::with_capacity(table.row_count() * width);
+        for row in 0..table.row_count() {
+            cells.extend(columns.iter().map(|c| c.text_at(row).unwrap_or_default()));
+        }
+        Some(cells)
+    }
+
     /// Preprocesses named columns into the model's feature tensor and runs it.
     fn infer_rows(&self, table: &Table, wanted: &[String]) -> Result<Vec<NamedTensor>, ModelError> {
         let Some(columns) = &self.columns else {
@@ -482,9 +534,7 @@ impl ServedModel {
                 names(&self.inputs)
             )));
         };
-        let matrix = columns
-            .features(table)
-            .map_err(|err| ModelError::BadRequest(err.to_string()))?;
+        let matrix = columns.features(table).map_err(ModelError::BadRow)?;
         let tensor = NamedTensor {
             name: self.tensor_inputs[0].name.clone(),
             shape: vec![table.row_count(), columns.features.len()],
@@ -611,6 +661,25 @@ impl ServedModel {
     }
 }
 
+/// Row `row`'s class probabilities from a `probabilities` output: one per class, a binary
+/// classifier's one output being P(the second class).
+pub fn class_probabilities(tensor: &NamedTensor, row: usize) -> Vec<f64> {
+    let width = tensor.shape.get(1).copied().unwrap_or(1).max(1);
+    let values: Vec<f64> = match &tensor.data {
+        Data::F32(v) => v
+            .get(row * width..(row + 1) * width)
+            .map_or_else(Vec::new, |s| s.iter().map(|&x| f64::from(x)).collect()),
+        Data::F64(v) => v
+            .get(row * width..(row + 1) * width)
+            .map_or_else(Vec::new, <[f64]>::to_vec),
+        _ => Vec::new(),
+    };
+    match values.as_slice() {
+        [p] if width == 1 => vec![1.0 - p, *p],
+        _ => values,
+    }
+}
+
 /// How a request reaches the model.
 enum Prepared<'a> {
     Tensors(&'a [NamedTensor]),
@@ -632,6 +701,14 @@ pub fn columns_table(tensors: &[NamedTensor]) -> Result<Table, ModelError> {
             return Err(bad(format!(
                 "input `{}` has shape {:?}; a column is [N] or [N, 1]",
                 tensor.name, tensor.shape
+            )));
+        }
+        if tensor.data.len() != tensor.shape[0] {
+            return Err(bad(format!(
+                "input `{}` has shape {:?} but {} values",
+                tensor.name,
+                tensor.shape,
+                tensor.data.len()
             )));
         }
         let values = match &tensor.data {
@@ -862,6 +939,11 @@ mod tests {
             err.to_string()
                 .contains("send its raw columns (`a`, `color`)"),
             "{err}"
+        );
+        // The rows kept for labelled traffic are the raw cells, a null as an empty one.
+        assert_eq!(
+            model.row_cells(&inputs).unwrap(),
+            vec!["0.5", "red", "0.5", ""]
         );
     }
 }

@@ -27,9 +27,14 @@ enum Cell {
     #[default]
     Null,
     Number(f64),
+    Integer(i64),
     Text(String),
     Flag(bool),
 }
+
+/// Bytes of a text value a window keeps: enough for any category, and a caller sending huge
+/// strings cannot make the window hold them.
+const KEPT_TEXT: usize = 256;
 
 struct Ring {
     /// `capacity * width` feature values, row after row (for a window of model features).
@@ -227,8 +232,15 @@ fn cell(column: &Column, row: usize) -> Cell {
     }
     match column.values() {
         Values::Float(v) => Cell::Number(v[row]),
-        Values::Integer(v) => Cell::Number(v[row] as f64),
-        Values::Text(v) => Cell::Text(v[row].clone()),
+        Values::Integer(v) => Cell::Integer(v[row]),
+        Values::Text(v) => {
+            let text = &v[row];
+            let mut end = text.len().min(KEPT_TEXT);
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            Cell::Text(text[..end].to_string())
+        }
         Values::Boolean(v) => Cell::Flag(v[row]),
     }
 }
@@ -239,11 +251,17 @@ fn raw_column<'a>(name: &str, kind: ColumnType, cells: impl Iterator<Item = &'a 
     let valid: Vec<bool> = cells.iter().map(|c| **c != Cell::Null).collect();
     let number = |c: &Cell| match c {
         Cell::Number(x) => *x,
+        Cell::Integer(i) => *i as f64,
         _ => 0.0,
+    };
+    let integer = |c: &Cell| match c {
+        Cell::Integer(i) => *i,
+        Cell::Number(x) => *x as i64,
+        _ => 0,
     };
     let values = match kind {
         ColumnType::Float => Values::Float(cells.iter().map(|c| number(c)).collect()),
-        ColumnType::Integer => Values::Integer(cells.iter().map(|c| number(c) as i64).collect()),
+        ColumnType::Integer => Values::Integer(cells.iter().map(|c| integer(c)).collect()),
         ColumnType::Text => Values::Text(
             cells
                 .iter()
@@ -510,6 +528,46 @@ mod tests {
             None,
         );
         assert_eq!(window.seen(), 4);
+    }
+
+    #[test]
+    fn a_raw_window_keeps_text_nulls_and_integers_as_they_came() {
+        let window = Window::raw(
+            vec![
+                ("island".into(), ColumnType::Text),
+                ("year".into(), ColumnType::Integer),
+            ],
+            2,
+        );
+        let long = "x".repeat(10_000);
+        let island = Column::with_validity(
+            "island",
+            Values::Text(vec!["Biscoe".into(), String::new(), long]),
+            vec![true, false, true],
+        )
+        .unwrap();
+        let year = Column::new(
+            "year",
+            Values::Integer(vec![2007, 9_007_199_254_740_993, 2009]),
+        );
+        let table = Table::new(vec![island, year]).unwrap();
+        window.record_table(&table, None);
+        assert_eq!(window.seen(), 3);
+        let kept = window.table();
+        assert_eq!(kept.row_count(), 2);
+        let island = kept.column("island").unwrap();
+        assert_eq!(island.kind(), ColumnType::Text);
+        let mut texts: Vec<Option<String>> = (0..2).map(|r| island.text_at(r)).collect();
+        texts.sort();
+        assert_eq!(texts[0], None);
+        assert_eq!(texts[1].as_ref().map(String::len), Some(KEPT_TEXT));
+        let year = kept.column("year").unwrap();
+        let mut years: Vec<String> = (0..2).map(|r| year.text_at(r).unwrap()).collect();
+        years.sort();
+        assert_eq!(years, vec!["2009", "9007199254740993"]);
+        // A feature tensor is not what a raw window keeps.
+        window.record(&rows(vec![1.0, 2.0], 1), None);
+        assert_eq!(window.seen(), 3);
     }
 
     #[test]

@@ -384,9 +384,9 @@ async fn answer(
     };
     let (mut outputs, predictions) = match answered {
         Ok(Ok(answer)) => answer,
-        Ok(Err(ModelError::BadRequest(message))) => {
+        Ok(Err(err @ (ModelError::BadRequest(_) | ModelError::BadRow(_)))) => {
             failed(StatusCode::BAD_REQUEST);
-            return Err(bad(message).into_response());
+            return Err(bad(err.to_string()).into_response());
         }
         Ok(Err(err)) => {
             failed(StatusCode::INTERNAL_SERVER_ERROR);
@@ -405,16 +405,10 @@ async fn answer(
             .feedback
             .remember(&name, &model.version, id, predictions);
         // The rows themselves too, so the truth that comes back makes labelled recent data.
-        let width = model.features.len();
-        if let Inputs::Tensors(tensors) = inputs.as_ref()
-            && let Some(input) = tensors.first()
-            && !model.takes_raw
-            && width > 0
-            && input.shape.len() == 2
-            && input.shape[1] == width
-            && let Some(values) = input.data.as_f32()
-        {
-            server.feedback.remember_inputs(&name, id, width, values);
+        if let Some(cells) = model.row_cells(&inputs) {
+            server
+                .feedback
+                .remember_inputs(&name, id, model.features.len(), cells);
         }
     }
     if mirrored {

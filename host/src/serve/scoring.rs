@@ -11,7 +11,7 @@
 use serde_json::{Map, Value, json};
 
 use super::feedback::{self, Prediction};
-use super::model::{Data, NamedTensor, ServedModel};
+use super::model::{NamedTensor, ServedModel, class_probabilities};
 use crate::pipeline::{RawInput, rows};
 use crate::table::Table;
 use crate::table::csv::Chunks;
@@ -160,33 +160,16 @@ pub fn predictions(model: &ServedModel, outputs: &[NamedTensor], probabilities: 
     let Some(scores) = scores else {
         return json!({ "predictions": answers.iter().map(value).collect::<Vec<_>>() });
     };
-    let values: Vec<f64> = match &scores.data {
-        Data::F32(v) => v.iter().map(|&x| f64::from(x)).collect(),
-        Data::F64(v) => v.clone(),
-        _ => Vec::new(),
-    };
-    let width = scores.shape.get(1).copied().unwrap_or(1).max(1);
-    let labels = model.class_labels();
-    let name = |k: usize| match labels.get(k) {
-        Some(label) => format!("p_{label}"),
-        None => format!("p_{k}"),
-    };
-    let records: Vec<Value> = values
-        .chunks(width)
-        .enumerate()
-        .map(|(row, scores)| {
+    let names = model.probability_names();
+    let rows = scores.shape.first().copied().unwrap_or(0);
+    let records: Vec<Value> = (0..rows)
+        .map(|row| {
             let mut record = Map::new();
             if let Some(answer) = answers.get(row) {
                 record.insert("label".into(), value(answer));
             }
-            if width == 1 {
-                // A binary classifier's one output is P(the second class).
-                record.insert(name(0), json!(1.0 - scores[0]));
-                record.insert(name(1), json!(scores[0]));
-            } else {
-                for (k, score) in scores.iter().enumerate() {
-                    record.insert(name(k), json!(score));
-                }
+            for (name, p) in names.iter().zip(class_probabilities(scores, row)) {
+                record.insert(name.clone(), json!(p));
             }
             Value::Object(record)
         })

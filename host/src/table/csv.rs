@@ -30,7 +30,8 @@ pub enum Error {
 
 const NULLS: &[&str] = &["", "na", "n/a", "nan", "null", "none", "-"];
 
-fn is_null(cell: &str) -> bool {
+/// Whether a cell is one of the spellings of a missing value.
+pub fn is_null(cell: &str) -> bool {
     let cell = cell.trim();
     NULLS.iter().any(|null| cell.eq_ignore_ascii_case(null))
 }
@@ -63,6 +64,57 @@ pub fn read_from(
         line,
         message,
     };
+    let (mut csv, headers) = open(path, reader)?;
+    for name in types.keys() {
+        if !headers.contains(name) {
+            return Err(Error::Invalid {
+                path: path.to_path_buf(),
+                message: format!(
+                    "a type is given for column `{name}`, which the file does not have (columns: {})",
+                    headers.join(", ")
+                ),
+            });
+        }
+    }
+
+    // Cells are kept as text first: the type of a column is known only after its last row.
+    let mut cells: Vec<Vec<String>> = vec![Vec::new(); headers.len()];
+    let mut lines: Vec<u64> = Vec::new();
+    for record in csv.records() {
+        let record = record.map_err(|err| record_error(path, &err))?;
+        lines.push(record.position().map_or(0, |p| p.line()));
+        for (column, cell) in cells.iter_mut().zip(record.iter()) {
+            column.push(cell.to_string());
+        }
+    }
+
+    let mut columns = Vec::with_capacity(headers.len());
+    for (name, column) in headers.iter().zip(cells) {
+        let kind = match types.get(name) {
+            Some(kind) => *kind,
+            None => infer(&column),
+        };
+        columns.push(
+            convert(name, column, kind, &lines)
+                .map_err(|(line, message)| parse_error(line, message))?,
+        );
+    }
+    Table::new(columns).map_err(|err| Error::Invalid {
+        path: path.to_path_buf(),
+        message: err.to_string(),
+    })
+}
+
+/// A CSV reader past its header row, and the header's names: present, distinct, not empty.
+fn open<R: std::io::Read>(
+    path: &Path,
+    reader: R,
+) -> Result<(::csv::Reader<R>, Vec<String>), Error> {
+    let parse_error = |line: u64, message: String| Error::Parse {
+        path: path.to_path_buf(),
+        line,
+        message,
+    };
     let mut csv = ::csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(false)
@@ -90,55 +142,23 @@ pub fn read_from(
             return Err(parse_error(1, format!("duplicate column `{name}`")));
         }
     }
-    for name in types.keys() {
-        if !headers.contains(name) {
-            return Err(Error::Invalid {
-                path: path.to_path_buf(),
-                message: format!(
-                    "a type is given for column `{name}`, which the file does not have (columns: {})",
-                    headers.join(", ")
-                ),
-            });
-        }
-    }
+    Ok((csv, headers))
+}
 
-    // Cells are kept as text first: the type of a column is known only after its last row.
-    let mut cells: Vec<Vec<String>> = vec![Vec::new(); headers.len()];
-    let mut lines: Vec<u64> = Vec::new();
-    for record in csv.records() {
-        let record = record.map_err(|err| {
-            let line = err.position().map_or(0, |p| p.line());
-            let message = match err.kind() {
-                ::csv::ErrorKind::UnequalLengths {
-                    expected_len, len, ..
-                } => {
-                    format!("expected {expected_len} fields like the header, found {len}")
-                }
-                _ => err.to_string(),
-            };
-            parse_error(line, message)
-        })?;
-        lines.push(record.position().map_or(0, |p| p.line()));
-        for (column, cell) in cells.iter_mut().zip(record.iter()) {
-            column.push(cell.to_string());
-        }
-    }
-
-    let mut columns = Vec::with_capacity(headers.len());
-    for (name, column) in headers.iter().zip(cells) {
-        let kind = match types.get(name) {
-            Some(kind) => *kind,
-            None => infer(&column),
-        };
-        columns.push(
-            convert(name, column, kind, &lines)
-                .map_err(|(line, message)| parse_error(line, message))?,
-        );
-    }
-    Table::new(columns).map_err(|err| Error::Invalid {
+/// A record that could not be read, with its line.
+fn record_error(path: &Path, err: &::csv::Error) -> Error {
+    let line = err.position().map_or(0, |p| p.line());
+    let message = match err.kind() {
+        ::csv::ErrorKind::UnequalLengths {
+            expected_len, len, ..
+        } => format!("expected {expected_len} fields like the header, found {len}"),
+        _ => err.to_string(),
+    };
+    Error::Parse {
         path: path.to_path_buf(),
-        message: err.to_string(),
-    })
+        line,
+        message,
+    }
 }
 
 /// A CSV file read a chunk of rows at a time, for files larger than memory: only the columns
@@ -159,26 +179,7 @@ impl<R: std::io::Read> Chunks<R> {
         reader: R,
         types: &BTreeMap<String, ColumnType>,
     ) -> Result<Chunks<R>, Error> {
-        let mut csv = ::csv::ReaderBuilder::new()
-            .has_headers(true)
-            .flexible(false)
-            .from_reader(reader);
-        let headers: Vec<String> = csv
-            .headers()
-            .map_err(|err| Error::Parse {
-                path: path.to_path_buf(),
-                line: 1,
-                message: err.to_string(),
-            })?
-            .iter()
-            .map(|h| h.trim().to_string())
-            .collect();
-        if headers.is_empty() || headers.iter().all(String::is_empty) {
-            return Err(Error::Invalid {
-                path: path.to_path_buf(),
-                message: "no header row".into(),
-            });
-        }
+        let (csv, headers) = open(path, reader)?;
         let kept = headers
             .iter()
             .enumerate()
@@ -209,20 +210,10 @@ impl<R: std::io::Read> Chunks<R> {
         let mut cells: Vec<Vec<String>> = vec![Vec::with_capacity(reserve); self.kept.len()];
         let mut lines = Vec::with_capacity(reserve);
         while lines.len() < rows {
-            let more = self.csv.read_record(&mut self.record).map_err(|err| {
-                let line = err.position().map_or(0, |p| p.line());
-                let message = match err.kind() {
-                    ::csv::ErrorKind::UnequalLengths {
-                        expected_len, len, ..
-                    } => format!("expected {expected_len} fields like the header, found {len}"),
-                    _ => err.to_string(),
-                };
-                Error::Parse {
-                    path: self.path.clone(),
-                    line,
-                    message,
-                }
-            })?;
+            let more = self
+                .csv
+                .read_record(&mut self.record)
+                .map_err(|err| record_error(&self.path, &err))?;
             if !more {
                 break;
             }

@@ -1,7 +1,8 @@
 //! A transformer that adds `<column>_squared` for a numeric column and says nothing of how
 //! (it never calls `preprocessing.declare`), as a plugin built before contract 0.1.2 would: a
 //! model trained downstream of it cannot be served from raw rows, and `register-model` must
-//! say so naming its step.
+//! say so naming its step. With `rename` it returns every table under that one name, the
+//! misbehaviour of a broken plugin (two outputs of one name, or a name like `../x`).
 
 use wflow_sdk::prelude::*;
 
@@ -10,6 +11,9 @@ use wflow_sdk::prelude::*;
 struct Config {
     /// The numeric column to square.
     column: String,
+    /// The name to return every table under.
+    #[serde(default)]
+    rename: Option<String>,
 }
 
 /// The plugin.
@@ -36,7 +40,7 @@ impl Transformer for OpaqueTransform {
                     .collect();
                 let squared = Column::float_options(output.clone(), values);
                 let table = table.with_column(&squared).map_err(StepError::Failed)?;
-                Ok((name, table))
+                Ok((config.rename.clone().unwrap_or(name), table))
             })
             .collect()
     }

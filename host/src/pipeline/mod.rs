@@ -751,12 +751,21 @@ fn apply_stage(stage: &Stage, table: &Table) -> Result<Table, RowError> {
             };
             for encoded in columns {
                 let column = column_of(table, &encoded.column)?;
-                let index: HashMap<&str, usize> = encoded
-                    .categories
-                    .iter()
-                    .enumerate()
-                    .map(|(i, c)| (c.as_str(), i))
-                    .collect();
+                // A few categories are found faster by looking than by hashing (and a request
+                // of one row would pay for building the map).
+                let index: Option<HashMap<&str, usize>> =
+                    (encoded.categories.len() > 16).then(|| {
+                        encoded
+                            .categories
+                            .iter()
+                            .enumerate()
+                            .map(|(i, c)| (c.as_str(), i))
+                            .collect()
+                    });
+                let find = |label: &str| match &index {
+                    Some(index) => index.get(label).copied(),
+                    None => encoded.categories.iter().position(|c| c == label),
+                };
                 // Each row's category (none for a null or an ignored unknown), then one
                 // indicator column per category.
                 let mut codes = Vec::with_capacity(column.len());
@@ -765,8 +774,8 @@ fn apply_stage(stage: &Stage, table: &Table) -> Result<Table, RowError> {
                         codes.push(None);
                         continue;
                     };
-                    match index.get(label.as_ref()) {
-                        Some(&code) => codes.push(Some(code)),
+                    match find(label.as_ref()) {
+                        Some(code) => codes.push(Some(code)),
                         None if *unknown_is_error => {
                             return Err(RowError::new(
                                 &encoded.column,

@@ -15,6 +15,9 @@ struct Building {
     name: String,
     values: Values,
     valid: Vec<bool>,
+    /// A column the model does not take: its values are kept as text, whatever they are, so
+    /// the check that follows names it as unknown rather than one of its values as mistyped.
+    unknown: bool,
 }
 
 impl Building {
@@ -29,6 +32,14 @@ impl Building {
             name: name.to_string(),
             values,
             valid: Vec::new(),
+            unknown: false,
+        }
+    }
+
+    fn unknown(name: &str) -> Building {
+        Building {
+            unknown: true,
+            ..Building::new(name, ColumnType::Text)
         }
     }
 
@@ -42,6 +53,13 @@ impl Building {
             )
         };
         let present = !value.is_null();
+        if self.unknown {
+            if let Values::Text(values) = &mut self.values {
+                values.push(value.to_string());
+            }
+            self.valid.push(present);
+            return Ok(());
+        }
         match &mut self.values {
             Values::Float(values) => values.push(match value {
                 Value::Null => 0.0,
@@ -91,16 +109,12 @@ fn shown(value: &Value) -> String {
     }
 }
 
-/// The type a column is read as: the raw input's, or (for a column the model does not take,
-/// which the check then refuses by name) whatever its first value looks like.
-fn kind_for(inputs: &[RawInput], name: &str, first: Option<&Value>) -> ColumnType {
-    if let Some(input) = inputs.iter().find(|i| i.name == name) {
-        return input.kind;
-    }
-    match first {
-        Some(Value::String(_)) => ColumnType::Text,
-        Some(Value::Bool(_)) => ColumnType::Boolean,
-        _ => ColumnType::Float,
+/// A column being read as its raw input's type, or (for a column the model does not take,
+/// which the check then refuses by name) as whatever it holds.
+fn column_for(inputs: &[RawInput], name: &str) -> Building {
+    match inputs.iter().find(|i| i.name == name) {
+        Some(input) => Building::new(name, input.kind),
+        None => Building::unknown(name),
     }
 }
 
@@ -118,7 +132,7 @@ pub fn from_columns(inputs: &[RawInput], columns: &Map<String, Value>) -> Result
             Value::Array(items) => items.iter().collect(),
             scalar => vec![scalar],
         };
-        let mut column = Building::new(name, kind_for(inputs, name, values.first().copied()));
+        let mut column = column_for(inputs, name);
         for (row, value) in values.iter().enumerate() {
             column.push(row, value)?;
         }
@@ -153,7 +167,7 @@ pub fn from_records(inputs: &[RawInput], records: &[Value]) -> Result<Table, Row
     };
     let mut built: Vec<Building> = first
         .iter()
-        .map(|(name, value)| Building::new(name, kind_for(inputs, name, Some(value))))
+        .map(|(name, _)| column_for(inputs, name))
         .collect();
     for (row, record) in records.iter().enumerate() {
         let Value::Object(record) = record else {
@@ -188,13 +202,7 @@ pub fn from_split(
 ) -> Result<Table, RowError> {
     let mut built: Vec<Building> = columns
         .iter()
-        .map(|name| {
-            let first = data
-                .first()
-                .and_then(Value::as_array)
-                .and_then(|row| row.get(built_index(columns, name)));
-            Building::new(name, kind_for(inputs, name, first))
-        })
+        .map(|name| column_for(inputs, name))
         .collect();
     for (row, values) in data.iter().enumerate() {
         let Value::Array(values) = values else {
@@ -216,10 +224,6 @@ pub fn from_split(
         }
     }
     table(built)
-}
-
-fn built_index(columns: &[String], name: &str) -> usize {
-    columns.iter().position(|c| c == name).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -315,5 +319,15 @@ mod tests {
         );
         let err = from_split(&inputs(), &["plan".into()], &[json!(["a", "b"])]).unwrap_err();
         assert_eq!(err.to_string(), "row 0: has 2 values for 1 columns");
+        // A column the model does not take is read whatever it holds, for the check to name.
+        let table = from_records(
+            &inputs(),
+            &[
+                json!({"plan": "a", "zip": "75001"}),
+                json!({"plan": "b", "zip": 3}),
+            ],
+        )
+        .unwrap();
+        assert_eq!(table.column("zip").unwrap().kind(), ColumnType::Text);
     }
 }

@@ -309,13 +309,14 @@ struct Asked {
     routing_key: Option<String>,
 }
 
-/// Answers an inference request: routes it to a version, runs the model, records everything
-/// (metrics, the deployment's counts, feedback, shadow copies). The error is the response.
+/// Answers an inference request: routes it to a version, reads its rows for that version
+/// (`inputs`), runs the model, records everything (metrics, the deployment's counts, feedback,
+/// shadow copies). The error is the response.
 async fn answer(
     server: &Arc<Server>,
     deployment: &Arc<Deployment>,
     version: Option<&str>,
-    inputs: Inputs,
+    inputs: impl FnOnce(&ServedModel) -> Result<Inputs, String>,
     asked: &Asked,
     started: Instant,
 ) -> Result<(Arc<ServedModel>, Vec<NamedTensor>), Response> {
@@ -338,6 +339,19 @@ async fn answer(
             Route::To(arm) => (arm, deployment.model(arm).clone(), false),
             Route::Mirrored => (Arm::Champion, deployment.champion.clone(), true),
         },
+    };
+    let inputs = match inputs(&model) {
+        Ok(inputs) => inputs,
+        Err(message) => {
+            server.metrics.record(
+                &name,
+                &model.version,
+                arm.label(),
+                Err(400),
+                started.elapsed(),
+            );
+            return Err(bad(message).into_response());
+        }
     };
     let rows = inputs.rows();
     // Feedback and shadow comparisons need every output, whatever the caller asked for.
@@ -473,7 +487,7 @@ async fn infer(
         &server,
         &deployment,
         version.as_deref(),
-        Inputs::Tensors(inputs),
+        |_| Ok(Inputs::Tensors(inputs)),
         &asked,
         started,
     )
@@ -495,42 +509,34 @@ async fn invocations(
     body: axum::body::Bytes,
 ) -> Response {
     let started = Instant::now();
-    let model = deployment.champion.clone();
-    let Some(columns) = model.columns.clone() else {
-        return bad(format!(
-            "model `{}` takes tensors ({}), not named columns: use /v2/models/{}/infer",
-            model.name,
-            model
-                .inputs
-                .iter()
-                .map(|i| format!("`{}`", i.name))
-                .collect::<Vec<_>>()
-                .join(", "),
-            model.name
-        ))
-        .into_response();
-    };
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json");
-    let parsed = if content_type.starts_with("text/csv") {
-        super::scoring::from_csv(&columns.inputs, &body)
-    } else {
-        super::scoring::from_json(&columns.inputs, &body)
-    };
-    let (table, probabilities) = match parsed {
-        Ok(parsed) => parsed,
-        Err(message) => {
-            server.metrics.record(
-                &deployment.name,
-                &model.version,
-                "champion",
-                Err(400),
-                started.elapsed(),
-            );
-            return bad(message).into_response();
-        }
+        .unwrap_or("application/json")
+        .to_string();
+    let mut probabilities = false;
+    // The body is read for the version the request is routed to, as that version's raw inputs.
+    let read = |model: &ServedModel| -> Result<Inputs, String> {
+        let Some(columns) = &model.columns else {
+            return Err(format!(
+                "model `{}` takes tensors ({}), not named columns: use /v2/models/{}/infer",
+                model.name,
+                model
+                    .inputs
+                    .iter()
+                    .map(|i| format!("`{}`", i.name))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                model.name
+            ));
+        };
+        let (table, asked_probabilities) = if content_type.starts_with("text/csv") {
+            super::scoring::from_csv(&columns.inputs, &body)?
+        } else {
+            super::scoring::from_json(&columns.inputs, &body)?
+        };
+        probabilities = asked_probabilities;
+        Ok(Inputs::Rows(table))
     };
     let asked = Asked {
         id: None,
@@ -540,16 +546,7 @@ async fn invocations(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
     };
-    match answer(
-        &server,
-        &deployment,
-        None,
-        Inputs::Rows(table),
-        &asked,
-        started,
-    )
-    .await
-    {
+    match answer(&server, &deployment, None, read, &asked, started).await {
         Ok((model, outputs)) => {
             Json(super::scoring::predictions(&model, &outputs, probabilities)).into_response()
         }

@@ -431,6 +431,26 @@ fn issue_14_raw_rows_are_served_as_the_workflow_evaluated_them() {
         methods("island=Biscoe").is_empty(),
         "encoded columns are not what is watched"
     );
+
+    // The closed loop's traffic generator speaks raw columns to such a model, nulls included,
+    // and the truth it sends back makes live quality.
+    let traffic = std::process::Command::new(env!("CARGO_BIN_EXE_wflow-traffic"))
+        .args(["--url", &format!("http://{address}"), "--model", "penguins"])
+        .args(["--data", "data/penguins.csv", "--target", "species"])
+        .args(["--requests", "120", "--every", "120"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&traffic.stdout);
+    assert!(traffic.status.success(), "{said}{}", stderr(&traffic));
+    assert!(said.contains("120 requests"), "{said}");
+    assert!(!said.contains("failed"), "{said}");
+    let quality = crate::support::get(address, "/v2/models/penguins/quality").json();
+    assert_eq!(quality["versions"]["1"]["rows"], 120, "{quality}");
+    assert!(
+        quality["versions"]["1"]["accuracy"].as_f64().unwrap() > 0.9,
+        "{quality}"
+    );
 }
 
 #[test]

@@ -2,10 +2,12 @@
 //!
 //! Sends the rows of a labelled CSV file (in a seeded random order) to a model over the Open
 //! Inference Protocol, one row per request with an `id`, and sends each row's true label back
-//! as feedback, as a production system whose ground truth arrives later would. Partway through
-//! (`--shift-after`), the traffic shifts: every feature is multiplied by `--scale`, like
-//! sensors recalibrated upstream. Prints a line per `--every` requests: which versions answered
-//! and how often they were right.
+//! as feedback, as a production system whose ground truth arrives later would. A model that
+//! takes one feature tensor gets the row's numbers; one served with its pipeline gets the row's
+//! raw columns, one input each, as its metadata lists them (text, and nulls where the file has
+//! them). Partway through (`--shift-after`), the traffic shifts: every numeric value is
+//! multiplied by `--scale`, like sensors recalibrated upstream. Prints a line per `--every`
+//! requests: which versions answered and how often they were right.
 //!
 //! ```sh
 //! wflow-traffic --url http://127.0.0.1:8080 --model cancer-live \
@@ -126,8 +128,16 @@ impl Connection {
     }
 }
 
-/// The model's input: its name and feature names, from its metadata and the server's.
-fn features_of(connection: &mut Connection, model: &str) -> Result<(String, usize), String> {
+/// What the model takes, from its metadata.
+enum Takes {
+    /// One `[batch, width]` feature tensor of this name.
+    Tensor { name: String, width: usize },
+    /// One `[batch]` input per raw column: name and datatype.
+    Columns(Vec<(String, String)>),
+}
+
+/// The model's inputs, from the server's metadata.
+fn inputs_of(connection: &mut Connection, model: &str) -> Result<Takes, String> {
     // Metadata is a GET; a POST-only client is enough for everything else.
     let request = format!(
         "GET /v2/models/{model} HTTP/1.1\r\nhost: {}\r\ncontent-length: 0\r\n\r\n",
@@ -167,10 +177,40 @@ fn features_of(connection: &mut Connection, model: &str) -> Result<(String, usiz
     if !ok {
         return Err(format!("model `{model}` is not served: {meta}"));
     }
-    let input = &meta["inputs"][0];
-    let name = input["name"].as_str().unwrap_or("features").to_string();
-    let width = input["shape"][1].as_i64().unwrap_or(0) as usize;
-    Ok((name, width))
+    let inputs = meta["inputs"].as_array().cloned().unwrap_or_default();
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    match inputs.as_slice() {
+        [only] if only["shape"].as_array().is_some_and(|s| s.len() == 2) => Ok(Takes::Tensor {
+            name: text(&only["name"]),
+            width: only["shape"][1].as_i64().unwrap_or(0) as usize,
+        }),
+        _ => Ok(Takes::Columns(
+            inputs
+                .iter()
+                .map(|i| (text(&i["name"]), text(&i["datatype"])))
+                .collect(),
+        )),
+    }
+}
+
+/// A CSV cell as a JSON value of `datatype` (`null` for the null spellings of CSV files), with
+/// numbers multiplied by `scale`.
+fn cell(value: &str, datatype: &str, scale: f64) -> Result<serde_json::Value, String> {
+    let value = value.trim();
+    if wflow::table::csv::is_null(value) {
+        return Ok(serde_json::Value::Null);
+    }
+    let number = || {
+        value
+            .parse::<f64>()
+            .map_err(|_| format!("`{value}` is not a number"))
+    };
+    Ok(match datatype {
+        "BYTES" => serde_json::json!(value),
+        "BOOL" => serde_json::json!(value.eq_ignore_ascii_case("true")),
+        "INT64" | "INT32" => serde_json::json!((number()? * scale).round() as i64),
+        _ => serde_json::json!(number()? * scale),
+    })
 }
 
 /// A seeded permutation (SplitMix64 + Fisher-Yates).
@@ -209,36 +249,60 @@ fn run(args: &Args) -> Result<(), String> {
         .iter()
         .position(|c| *c == args.target)
         .ok_or_else(|| format!("{} has no column `{}`", args.data.display(), args.target))?;
-    let mut rows: Vec<(Vec<f64>, String)> = Vec::new();
+    let mut connection = Connection::open(&address)?;
+    let takes = inputs_of(&mut connection, &args.model)?;
+    // The file's columns each request sends, in the order the model lists them: every column
+    // but the target for a feature tensor, the raw columns by name otherwise.
+    let sent: Vec<(usize, String)> = match &takes {
+        Takes::Tensor { .. } => (0..header.len())
+            .filter(|&i| i != target)
+            .map(|i| (i, "FP32".to_string()))
+            .collect(),
+        Takes::Columns(columns) => columns
+            .iter()
+            .map(|(name, datatype)| {
+                header
+                    .iter()
+                    .position(|h| h == name)
+                    .map(|i| (i, datatype.clone()))
+                    .ok_or_else(|| {
+                        format!(
+                            "model `{}` takes column `{name}`, which {} does not have",
+                            args.model,
+                            args.data.display()
+                        )
+                    })
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let mut rows: Vec<(Vec<String>, String)> = Vec::new();
     for (line, record) in reader.records().enumerate() {
         let record = record.map_err(|err| format!("{}: {err}", args.data.display()))?;
-        let mut features = Vec::new();
-        for (index, value) in record.iter().enumerate() {
-            if index == target {
-                continue;
-            }
-            features.push(value.trim().parse::<f64>().map_err(|_| {
+        let cells: Vec<String> = sent.iter().map(|(i, _)| record[*i].to_string()).collect();
+        // Every cell is checked once here, so a bad file stops before any request.
+        for ((index, datatype), value) in sent.iter().zip(&cells) {
+            cell(value, datatype, 1.0).map_err(|why| {
                 format!(
-                    "{} line {}: `{value}` in `{}` is not a number",
+                    "{} line {}: `{}`: {why}",
                     args.data.display(),
                     line + 2,
-                    header[index]
+                    header[*index]
                 )
-            })?);
+            })?;
         }
-        rows.push((features, record[target].trim().to_string()));
+        rows.push((cells, record[target].trim().to_string()));
     }
     if rows.is_empty() {
         return Err(format!("{} has no rows", args.data.display()));
     }
-    let mut connection = Connection::open(&address)?;
-    let (input, width) = features_of(&mut connection, &args.model)?;
-    if width != rows[0].0.len() {
+    if let Takes::Tensor { width, .. } = &takes
+        && *width != sent.len()
+    {
         return Err(format!(
             "model `{}` takes {width} features; {} has {}",
             args.model,
             args.data.display(),
-            rows[0].0.len()
+            sent.len()
         ));
     }
     let infer = format!("/v2/models/{}/infer", args.model);
@@ -258,15 +322,31 @@ fn run(args: &Args) -> Result<(), String> {
             }
         }
         let shifted = args.shift_after.is_some_and(|after| i >= after);
-        let (features, truth) = &rows[row];
-        let data: Vec<f64> = features
+        let (cells, truth) = &rows[row];
+        let scale = if shifted { args.scale } else { 1.0 };
+        let values: Vec<serde_json::Value> = sent
             .iter()
-            .map(|x| if shifted { x * args.scale } else { *x })
-            .collect();
+            .zip(cells)
+            .map(|((_, datatype), value)| cell(value, datatype, scale))
+            .collect::<Result<_, _>>()?;
+        let inputs = match &takes {
+            Takes::Tensor { name, width } => serde_json::json!([
+                { "name": name, "shape": [1, width], "datatype": "FP32", "data": values }
+            ]),
+            Takes::Columns(columns) => serde_json::Value::Array(
+                columns
+                    .iter()
+                    .zip(values)
+                    .map(|((name, datatype), value)| {
+                        serde_json::json!({ "name": name, "shape": [1], "datatype": datatype, "data": [value] })
+                    })
+                    .collect(),
+            ),
+        };
         let id = format!("{}{i}", args.id_prefix);
         let body = serde_json::json!({
             "id": id,
-            "inputs": [{ "name": input, "shape": [1, width], "datatype": "FP32", "data": data }],
+            "inputs": inputs,
             "outputs": [{ "name": "label" }],
         });
         let (status, answer) = connection.post(&infer, &body.to_string())?;

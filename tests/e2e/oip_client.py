@@ -29,6 +29,14 @@ def refused(call, fragment):
     raise AssertionError(f"accepted a request that should fail with {fragment!r}")
 
 
+def labels_of(result):
+    """The `label` output of an answer, as text."""
+    return [
+        v.decode() if isinstance(v, bytes) else str(v)
+        for v in result.as_numpy("label").reshape(-1)
+    ]
+
+
 def infer(client, client_url, expected):
     name = expected["model"]
     assert client.is_server_live()
@@ -56,10 +64,7 @@ def infer(client, client_url, expected):
     want = np.array(expected["probabilities"], dtype=np.float32)
     assert probabilities.shape == want.shape, (probabilities.shape, want.shape)
     assert np.allclose(probabilities, want, atol=1e-6), (probabilities, want)
-    labels = [
-        v.decode() if isinstance(v, bytes) else str(v)
-        for v in result.as_numpy("label").reshape(-1)
-    ]
+    labels = labels_of(result)
     assert labels == expected["labels"], (labels, expected["labels"])
 
     # Output selection, a batch of one, the versioned route and FP64 data all work.
@@ -171,10 +176,7 @@ def external(client, client_url, expected):
     probabilities = result.as_numpy("probabilities")
     want = np.array(expected["probabilities"], dtype=np.float32)
     assert np.allclose(probabilities, want, atol=1e-5), (probabilities, want)
-    labels = [
-        v.decode() if isinstance(v, bytes) else str(v)
-        for v in result.as_numpy("label").reshape(-1)
-    ]
+    labels = labels_of(result)
     assert labels == expected["labels"], (labels, expected["labels"])
 
 
@@ -201,10 +203,7 @@ def raw(client, client_url, expected):
     probabilities = result.as_numpy("probabilities")
     want = np.array(expected["probabilities"], dtype=np.float32)
     assert np.allclose(probabilities, want, atol=1e-5), (probabilities, want)
-    labels = [
-        v.decode() if isinstance(v, bytes) else str(v)
-        for v in result.as_numpy("label").reshape(-1)
-    ]
+    labels = labels_of(result)
     assert labels == expected["labels"], (labels, expected["labels"])
     # A text column sent as numbers is refused naming it.
     wrong = httpclient.InferInput(expected["columns"][0]["name"], [len(labels)], "FP64")

@@ -1,6 +1,7 @@
 // {{name}}: a wflow transformer written in JavaScript. Adds a column `name` = `left` * `right`
 // (two numeric columns) to every input table. Build it with `wflow plugin build`.
 
+import { declare } from 'wflow:plugin/preprocessing@{{contract}}';
 import { guarded, parseConfig, StepError } from './common.js';
 
 const CONFIG_SCHEMA = {
@@ -37,6 +38,11 @@ function numbers(table, name) {
 export function transform(inputs, config) {
   return guarded(() => {
     const { left, right, name = `${left}_x_${right}` } = parseConfig(config);
+    // How serving applies this step to raw rows: fills, one-hot, standardize, bucketize,
+    // drop-columns or rows (see the WIT's `preprocessing` interface). A product of two columns is
+    // none of them, so this step says so; a model trained after it is registered with
+    // `pipeline = [...]` leaving it out, or `pipeline = []`.
+    declare([{ tag: 'unservable', val: `\`${name}\` is the product of two columns, which serving does not compute` }]);
     return inputs.map(([slot, table]) => {
       const a = numbers(table, left);
       const b = numbers(table, right);

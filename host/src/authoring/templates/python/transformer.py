@@ -8,6 +8,7 @@ import json
 
 import wit_world
 from componentize_py_types import Err
+from wit_world.imports import preprocessing
 from wit_world.imports.types import (
     Column,
     ColumnValues_Float,
@@ -56,6 +57,12 @@ class WitWorld(wit_world.WitWorld):
         if not left or not right:
             raise Err(StepError_InvalidConfig("`left` and `right` name the columns to multiply"))
         name = options.get("name", f"{left}_x_{right}")
+        # How serving applies this step to raw rows: fills, one-hot, standardize, bucketize,
+        # drop-columns or rows (see the WIT's `preprocessing` interface). A product of two
+        # columns is none of them, so this step says so; a model trained after it is registered
+        # with `pipeline = [...]` leaving it out, or `pipeline = []`.
+        preprocessing.declare([preprocessing.Stage_Unservable(
+            f"`{name}` is the product of two columns, which serving does not compute")])
         outputs = []
         for slot, table in inputs:
             a, valid_a = floats(table, left)

@@ -160,11 +160,7 @@ fn steps_text(chain: &[Link]) -> String {
     if chain.is_empty() {
         return "none".into();
     }
-    chain
-        .iter()
-        .map(|l| format!("`{}`", l.step))
-        .collect::<Vec<_>>()
-        .join(", ")
+    crate::pipeline::quoted(chain.iter().map(|l| l.step.as_str()))
 }
 
 /// The table a chain step received on the input its followed output is made from, and its

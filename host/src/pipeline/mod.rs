@@ -204,6 +204,15 @@ pub fn category_label(column: &Column, row: usize) -> Option<std::borrow::Cow<'_
     })
 }
 
+/// Names quoted for messages: `` `a`, `b` ``.
+pub fn quoted<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
+    names
+        .into_iter()
+        .map(|name| format!("`{name}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 type Schema = Vec<(String, ColumnType)>;
 
 fn position(schema: &Schema, name: &str) -> Option<usize> {
@@ -600,10 +609,7 @@ impl Pipeline {
                 return Err(RowError::new(
                     column.name(),
                     None,
-                    format!(
-                        "unknown column: the model takes {}",
-                        self.input_names().join(", ")
-                    ),
+                    format!("unknown column: the model takes {}", self.input_names()),
                 ));
             }
         }
@@ -612,7 +618,7 @@ impl Pipeline {
                 return Err(RowError::new(
                     &input.name,
                     None,
-                    format!("missing: the model takes {}", self.input_names().join(", ")),
+                    format!("missing: the model takes {}", self.input_names()),
                 ));
             };
             let kind = column.kind();
@@ -637,12 +643,9 @@ impl Pipeline {
         Ok(())
     }
 
-    /// The raw inputs' names, quoted, for messages.
-    fn input_names(&self) -> Vec<String> {
-        self.inputs
-            .iter()
-            .map(|i| format!("`{}`", i.name))
-            .collect()
+    /// The raw inputs' names, quoted, for messages: `` `a`, `b` ``.
+    pub fn input_names(&self) -> String {
+        quoted(self.inputs.iter().map(|i| i.name.as_str()))
     }
 
     /// The raw table after every stage.

@@ -60,17 +60,8 @@ pub fn score_csv(
         anyhow::bail!(
             "{}: no column {} (the model takes {}; the file has {})",
             path.display(),
-            missing
-                .iter()
-                .map(|m| format!("`{m}`"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            columns
-                .inputs
-                .iter()
-                .map(|i| format!("`{}`", i.name))
-                .collect::<Vec<_>>()
-                .join(", "),
+            crate::pipeline::quoted(missing.iter().copied()),
+            columns.input_names(),
             chunks.headers().join(", ")
         );
     }

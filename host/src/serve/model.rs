@@ -735,11 +735,7 @@ pub fn columns_table(tensors: &[NamedTensor]) -> Result<Table, ModelError> {
 }
 
 fn names(specs: &[TensorSpec]) -> String {
-    specs
-        .iter()
-        .map(|s| format!("`{}`", s.name))
-        .collect::<Vec<_>>()
-        .join(", ")
+    crate::pipeline::quoted(specs.iter().map(|s| s.name.as_str()))
 }
 
 /// A request tensor as the model's input type (numbers are converted; text cannot be).

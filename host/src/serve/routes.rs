@@ -521,12 +521,7 @@ async fn invocations(
             return Err(format!(
                 "model `{}` takes tensors ({}), not named columns: use /v2/models/{}/infer",
                 model.name,
-                model
-                    .inputs
-                    .iter()
-                    .map(|i| format!("`{}`", i.name))
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                crate::pipeline::quoted(model.inputs.iter().map(|i| i.name.as_str())),
                 model.name
             ));
         };

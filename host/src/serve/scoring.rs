@@ -132,11 +132,7 @@ pub fn from_csv(inputs: &[RawInput], body: &[u8]) -> Result<(Table, bool), Strin
     if let Some(unknown) = chunks.headers().iter().find(|h| !types.contains_key(*h)) {
         return Err(format!(
             "column `{unknown}`: unknown column: the model takes {}",
-            inputs
-                .iter()
-                .map(|i| format!("`{}`", i.name))
-                .collect::<Vec<_>>()
-                .join(", ")
+            crate::pipeline::quoted(inputs.iter().map(|i| i.name.as_str()))
         ));
     }
     let table = chunks

@@ -331,7 +331,11 @@ fn show(version: &ModelVersion, aliases: &std::collections::BTreeMap<String, u32
                 "    then      `{}` {} ({})",
                 step.step,
                 step.plugin,
-                stages.join(", ")
+                if stages.is_empty() {
+                    "nothing to apply to these columns".to_string()
+                } else {
+                    stages.join(", ")
+                }
             );
         }
     }

@@ -179,6 +179,48 @@ fn log_flood_hits_the_output_limit() {
 }
 
 #[test]
+fn progress_flood_hits_the_output_limit_and_shows_short_lines() {
+    let (runtime, _dir) = support::runtime();
+    let plugin = support::load(&runtime, "hostile");
+    let shown = std::sync::Arc::new(std::sync::Mutex::new(Vec::<usize>::new()));
+    let seen = shown.clone();
+    let sink: wflow::plugin::ProgressSink =
+        std::sync::Arc::new(move |_, _, message: &str| seen.lock().unwrap().push(message.len()));
+    let call = Call::Validate {
+        data: table(),
+        config: serde_json::json!({"behaviour": "progress-flood"}).to_string(),
+    };
+    // A long timeout: the output limit must stop it well before.
+    let limits = Limits {
+        timeout: Duration::from_secs(60),
+        ..limits()
+    };
+    let started = std::time::Instant::now();
+    let execution = support::block_on(runtime.call_with_progress(
+        &plugin,
+        call,
+        &limits,
+        &Capabilities::default(),
+        Some(sink),
+    ));
+    assert_eq!(
+        failure(&execution).kind(),
+        "output-limit",
+        "{:?}",
+        failure(&execution)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
+    let shown = shown.lock().unwrap();
+    assert!(!shown.is_empty(), "the first report is passed on");
+    assert!(shown.iter().all(|&len| len <= 120), "{shown:?}");
+    assert_runtime_still_works(&runtime);
+}
+
+#[test]
 fn huge_tables_hit_the_output_limit() {
     let (runtime, _dir) = support::runtime();
     let plugin = support::load(&runtime, "hostile");

@@ -64,6 +64,9 @@ pub struct StepLog {
 const LINE_COST: usize = std::mem::size_of::<LogLine>();
 const FIELD_COST: usize = 2 * std::mem::size_of::<String>();
 
+/// What a progress report costs the host beyond its message (the call, the throttle's check).
+const PROGRESS_COST: usize = 32;
+
 /// Metrics a plugin may emit in one call; more is a flood like any other.
 const MAX_METRICS: usize = 100_000;
 
@@ -116,6 +119,12 @@ impl StepLog {
             fields,
         });
         true
+    }
+
+    /// Accounts for a progress report of a `message_len`-byte message: reports are not kept,
+    /// but a plugin reporting in a loop is stopped by the output limit like any other flood.
+    pub fn progress(&mut self, message_len: usize) -> bool {
+        self.charge(message_len + PROGRESS_COST)
     }
 
     pub fn metric(&mut self, name: String, value: f64) -> bool {

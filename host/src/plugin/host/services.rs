@@ -20,7 +20,20 @@ fn level(level: Level) -> LogLevel {
 const PROGRESS_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
 
 fn flood() -> wasmtime::Error {
-    wasmtime::format_err!("output limit exceeded: the plugin logged more than the step allows")
+    wasmtime::format_err!(
+        "output limit exceeded: the plugin logged or reported more than the step allows"
+    )
+}
+
+/// Characters of a progress message passed on for display: a line, not a page.
+const PROGRESS_MESSAGE_CHARS: usize = 120;
+
+/// `message` cut to [`PROGRESS_MESSAGE_CHARS`] characters.
+fn shortened(message: &str) -> &str {
+    match message.char_indices().nth(PROGRESS_MESSAGE_CHARS) {
+        Some((end, _)) => &message[..end],
+        None => message,
+    }
 }
 
 impl host::Host for StepState {
@@ -51,6 +64,9 @@ impl host::Host for StepState {
     }
 
     async fn progress(&mut self, done: u64, total: u64, message: String) -> wasmtime::Result<()> {
+        if !self.with_log(|log| log.progress(message.len())) {
+            return Err(flood());
+        }
         // Plugins may report progress in a tight loop: pass on at most a few reports a second,
         // and always the last one.
         let now = std::time::Instant::now();
@@ -60,7 +76,7 @@ impl host::Host for StepState {
                 .is_none_or(|sent| now.duration_since(sent) >= PROGRESS_INTERVAL);
         if let (true, Some(sink)) = (due, &self.progress) {
             self.progress_sent = Some(now);
-            sink(done, total, &message);
+            sink(done, total, shortened(&message));
         }
         Ok(())
     }

@@ -32,6 +32,8 @@ enum Behaviour {
     OutputFlood,
     /// Calls the host's log import forever.
     LogFlood,
+    /// Reports progress forever with 100 KiB messages.
+    ProgressFlood,
     /// Reads `/etc/passwd` and the configured `path`.
     ReadHostFile,
     /// Lists every environment variable it can see.
@@ -90,6 +92,7 @@ impl Validator for Hostile {
             }
             Behaviour::OutputFlood => output_flood(),
             Behaviour::LogFlood => log_flood(),
+            Behaviour::ProgressFlood => progress_flood(),
             Behaviour::ReadHostFile => {
                 let mut paths = vec![HOST_FILE.to_string()];
                 paths.extend(config.path);
@@ -254,6 +257,16 @@ fn log_flood() -> ! {
     }
 }
 
+/// Reports progress forever with 100 KiB messages.
+fn progress_flood() -> ! {
+    let message = "z".repeat(100 * 1024);
+    let mut done = 0u64;
+    loop {
+        wflow_sdk::progress(done, u64::MAX, &message);
+        done = black_box(done.wrapping_add(1));
+    }
+}
+
 /// Builds a table of `size_mib` MiB of floats in the host, then returns a report whose one
 /// message is `size_mib` MiB long.
 fn huge_output(size_mib: u32) -> Result<Report, StepError> {
@@ -316,6 +329,7 @@ mod tests {
             ("stack-overflow", Behaviour::StackOverflow),
             ("output-flood", Behaviour::OutputFlood),
             ("log-flood", Behaviour::LogFlood),
+            ("progress-flood", Behaviour::ProgressFlood),
             ("read-host-file", Behaviour::ReadHostFile),
             ("read-env", Behaviour::ReadEnv),
             ("open-socket", Behaviour::OpenSocket),

@@ -413,27 +413,7 @@ pub fn print_why(report: &Why, as_json: bool) {
         );
     }
     if let Some(pipeline) = &version.pipeline {
-        let steps: Vec<String> = pipeline
-            .steps
-            .iter()
-            .filter(|s| {
-                s.stages
-                    .iter()
-                    .any(|stage| *stage != crate::pipeline::Stage::Rows)
-            })
-            .map(|s| format!("`{}` {}", s.step, s.plugin))
-            .collect();
-        println!(
-            "serves    raw rows ({} columns: {}) through {}",
-            pipeline.inputs.len(),
-            pipeline
-                .inputs
-                .iter()
-                .map(|i| i.name.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-            steps.join(", ")
-        );
+        println!("serves    raw rows: {}", pipeline.summary());
     }
     let trainer = version
         .lineage

@@ -493,6 +493,18 @@ impl Pipeline {
         })
     }
 
+    /// For people: `7 columns (island, ..., year) through `split` -> `impute` -> `encode``.
+    pub fn summary(&self) -> String {
+        let names: Vec<&str> = self.inputs.iter().map(|i| i.name.as_str()).collect();
+        let steps: Vec<String> = self.steps.iter().map(|s| format!("`{}`", s.step)).collect();
+        format!(
+            "{} columns ({}) through {}",
+            names.len(),
+            names.join(", "),
+            steps.join(" -> ")
+        )
+    }
+
     /// No preprocessing: a model's own features, given by name as floats, taken as they are.
     pub fn identity(features: &[String]) -> Pipeline {
         Pipeline {

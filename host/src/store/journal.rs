@@ -508,22 +508,7 @@ impl Journal for RunJournal {
         if let Some(pipeline) = &registration.pipeline {
             findings.push(info(
                 "pipeline",
-                format!(
-                    "served from raw rows: {} columns ({}) through {}",
-                    pipeline.inputs.len(),
-                    pipeline
-                        .inputs
-                        .iter()
-                        .map(|i| i.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    pipeline
-                        .steps
-                        .iter()
-                        .map(|s| format!("`{}`", s.step))
-                        .collect::<Vec<_>>()
-                        .join(" -> ")
-                ),
+                format!("served from raw rows: {}", pipeline.summary()),
                 Some(pipeline.inputs.len().to_string()),
             ));
         }

@@ -106,7 +106,9 @@ fn in_process(tokio: &tokio::runtime::Runtime) {
     );
     let config = DaemonConfig {
         workflows: dir.path().join("wf"),
-        data_dir: dir.path().join("store"),
+        location: wflow::store::Location::Dir(dir.path().join("store")),
+        on_workers: false,
+        standby_poll: Duration::from_millis(500),
         listen: "127.0.0.1:0".parse().expect("address"),
         admin_token: Some("bench".into()),
         open_reads: true,

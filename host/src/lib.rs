@@ -12,6 +12,7 @@
 
 pub mod authoring;
 pub mod cli;
+pub mod cluster;
 pub mod daemon;
 pub mod engine;
 pub mod files;

@@ -54,6 +54,9 @@ pub enum RunsCommand {
         /// Print each step's log after the summary.
         #[arg(long)]
         logs: bool,
+        /// Where plugin calls run: here, or on a cluster's workers (needs --store).
+        #[arg(long, value_enum, default_value = "local")]
+        execute: super::ExecuteOn,
     },
 }
 
@@ -246,6 +249,7 @@ pub async fn runs(cli: &Cli, command: &RunsCommand) -> anyhow::Result<u8> {
             concurrency,
             json,
             logs,
+            execute,
         } => match remote(cli) {
             Some(remote) => {
                 remote.post(&format!("/api/v1/runs/{id}/resume"), &json!({}))?;
@@ -255,7 +259,10 @@ pub async fn runs(cli: &Cli, command: &RunsCommand) -> anyhow::Result<u8> {
                 );
                 Ok(0)
             }
-            None => resume(cli, *id, *concurrency, *json, *logs).await,
+            None => {
+                let on_workers = *execute == super::ExecuteOn::Workers;
+                resume(cli, *id, *concurrency, *json, *logs, on_workers).await
+            }
         },
     }
 }
@@ -268,8 +275,9 @@ async fn resume(
     concurrency: Option<usize>,
     json: bool,
     logs: bool,
+    on_workers: bool,
 ) -> anyhow::Result<u8> {
-    let store = open_store(cli)?;
+    let store = super::open_store_as(cli, "run")?;
     let record = store.run(id)?;
     if record.status == RunStatus::Succeeded {
         anyhow::bail!("run {id} already succeeded; there is nothing to resume");
@@ -297,6 +305,7 @@ async fn resume(
         logs,
         no_cache: record.no_cache,
         resuming: true,
+        on_workers,
     };
     execute(plan, runtime, store, id, &options).await
 }

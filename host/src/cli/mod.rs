@@ -20,7 +20,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::engine::{self, Event, RunOptions};
 use crate::plugin::{CompiledCache, Runtime};
-use crate::store::{RunJournal, RunStatus, Store};
+use crate::store::{Location, RunJournal, RunStatus, Store};
 use crate::workflow;
 
 /// Exit code: the workflow or one of its steps failed.
@@ -43,6 +43,14 @@ struct Cli {
     /// Where runs, artifacts and the model registry are kept [default: ./.wflow].
     #[arg(long, global = true, env = "WFLOW_DATA_DIR", value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// A PostgreSQL database shared by a cluster's daemons, workers and servers
+    /// (postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE) instead of the data directory's.
+    #[arg(long, global = true, env = "WFLOW_STORE", value_name = "URL")]
+    store: Option<String>,
+    /// Where a shared store keeps artifacts: file:///SHARED/FOLDER or s3://BUCKET/PREFIX
+    /// (needed once; the database remembers it).
+    #[arg(long, global = true, env = "WFLOW_ARTIFACTS", value_name = "URL")]
+    artifacts: Option<String>,
     /// Refuse plugins (other than the built-in ones) without a trusted publisher's signature.
     #[arg(long, global = true, env = "WFLOW_REQUIRE_SIGNED", value_parser = clap::builder::BoolishValueParser::new())]
     require_signed: bool,
@@ -79,6 +87,31 @@ enum Command {
     Daemon(DaemonArgs),
     /// Ask a running daemon for a run of a workflow.
     Trigger(TriggerArgs),
+    /// Run the steps a cluster's daemons and runs queue in a shared store (--store).
+    Worker(WorkerArgs),
+}
+
+#[derive(Debug, Args)]
+struct WorkerArgs {
+    /// Steps at once [default: the number of CPUs].
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// How long a step stays this worker's without a heartbeat; another worker takes it over
+    /// after that if this one died.
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    lease: String,
+    /// How long running steps may take to finish when the worker is asked to stop.
+    #[arg(long, default_value = "30s", value_name = "DURATION")]
+    grace: String,
+}
+
+/// Where a run's plugin calls execute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum ExecuteOn {
+    /// In this process.
+    Local,
+    /// On the cluster's workers (`wflow worker`), through the shared store's queue.
+    Workers,
 }
 
 #[derive(Debug, Args)]
@@ -117,6 +150,12 @@ struct DaemonArgs {
     /// Require the token for reads too (health stays open).
     #[arg(long)]
     protect_reads: bool,
+    /// Where plugin calls run: here, or on a cluster's workers (needs --store).
+    #[arg(long, value_enum, default_value = "local")]
+    execute: ExecuteOn,
+    /// With a shared store: how often a waiting daemon asks to become the leader.
+    #[arg(long, default_value = "500ms", value_name = "DURATION")]
+    standby_poll: String,
 }
 
 #[derive(Debug, Args)]
@@ -176,6 +215,9 @@ struct RunArgs {
     /// successful execution.
     #[arg(long)]
     no_cache: bool,
+    /// Where plugin calls run: here, or on a cluster's workers (needs --store).
+    #[arg(long, value_enum, default_value = "local")]
+    execute: ExecuteOn,
 }
 
 #[derive(Debug, Args)]
@@ -254,6 +296,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             Command::Predict(args) => predict::run(&cli, args),
             Command::Daemon(args) => daemon(&cli, args).await,
             Command::Trigger(args) => trigger(&cli, args),
+            Command::Worker(args) => worker(&cli, args).await,
         }
     })
 }
@@ -282,9 +325,17 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<u8> {
             anyhow::anyhow!("--watch `{text}` is not a duration like 500ms: {err}")
         })?),
     };
-    let data_dir = cli.data_dir.clone().unwrap_or_else(Store::default_dir);
-    let mut config =
-        crate::serve::ServeConfig::new(sources, crate::serve::StoreAccess::OnDemand(data_dir));
+    // A replica of a cluster holds the shared store; beside a sled store the server opens it
+    // only when it reads, since sled locks it while it is open.
+    let location = location(cli)?;
+    let access = if location.is_shared() {
+        let store =
+            tokio::task::spawn_blocking(move || Store::open_at(&location, "serve")).await??;
+        crate::serve::StoreAccess::Shared(Arc::new(store))
+    } else {
+        crate::serve::StoreAccess::OnDemand(location.dir().to_path_buf())
+    };
+    let mut config = crate::serve::ServeConfig::new(sources, access);
     config.listen = args.listen;
     config.admin_token = admin_token;
     config.open_reads = !args.protect_reads;
@@ -382,9 +433,15 @@ async fn daemon(cli: &Cli, args: &DaemonArgs) -> anyhow::Result<u8> {
         None => crate::serve::policy::Policy::default(),
     };
     let defaults = crate::scheduler::Limits::default();
+    let location = location(cli)?;
+    if args.execute == ExecuteOn::Workers && !location.is_shared() {
+        anyhow::bail!("--execute workers needs a shared store: give --store postgres://...");
+    }
     let config = crate::daemon::DaemonConfig {
         workflows: args.workflows.clone(),
-        data_dir: data_dir(cli),
+        location,
+        on_workers: args.execute == ExecuteOn::Workers,
+        standby_poll: parse_duration("--standby-poll", &args.standby_poll)?,
         listen: args.listen,
         admin_token: read_token(&args.admin_token_file)?,
         open_reads: !args.protect_reads,
@@ -407,6 +464,13 @@ async fn daemon(cli: &Cli, args: &DaemonArgs) -> anyhow::Result<u8> {
     crate::daemon::run(
         config,
         |daemon| {
+            if let Some(pg) = daemon.scheduler.store().postgres() {
+                eprintln!(
+                    "wflow daemon {}: leading the cluster of {}",
+                    pg.process().id,
+                    daemon.scheduler.store().location()
+                );
+            }
             let workflows = daemon.scheduler.workflows();
             for (name, loaded) in &workflows {
                 let triggers: Vec<String> = loaded
@@ -535,9 +599,56 @@ fn trigger(cli: &Cli, args: &TriggerArgs) -> anyhow::Result<u8> {
     }
 }
 
+/// Where the store is: the data directory, or `--store` and `--artifacts`.
+fn location(cli: &Cli) -> anyhow::Result<Location> {
+    Ok(Location::new(
+        cli.store.as_deref(),
+        cli.artifacts.as_deref(),
+        data_dir(cli),
+    )?)
+}
+
 fn open_store(cli: &Cli) -> anyhow::Result<Arc<Store>> {
-    let dir = cli.data_dir.clone().unwrap_or_else(Store::default_dir);
-    Ok(Arc::new(Store::open(dir)?))
+    open_store_as(cli, "command")
+}
+
+/// Opens the store; `kind` names this process in a shared store's list.
+fn open_store_as(cli: &Cli, kind: &str) -> anyhow::Result<Arc<Store>> {
+    Ok(Arc::new(Store::open_at(&location(cli)?, kind)?))
+}
+
+async fn worker(cli: &Cli, args: &WorkerArgs) -> anyhow::Result<u8> {
+    let location = location(cli)?;
+    if !location.is_shared() {
+        anyhow::bail!(
+            "a worker takes steps from a cluster's shared store: give --store postgres://USER@HOST/DATABASE (or WFLOW_STORE)"
+        );
+    }
+    let lease = parse_duration("--lease", &args.lease)?;
+    let grace = parse_duration("--grace", &args.grace)?;
+    let store = {
+        let location = location.clone();
+        Arc::new(tokio::task::spawn_blocking(move || Store::open_at(&location, "worker")).await??)
+    };
+    let concurrency = args
+        .concurrency
+        .unwrap_or_else(|| RunOptions::default().concurrency);
+    let worker =
+        crate::cluster::Worker::new(store.clone(), Arc::new(runtime(cli)?), concurrency, lease)
+            .map_err(anyhow::Error::msg)?;
+    eprintln!(
+        "wflow worker {}: {concurrency} step(s) at once from {}, lease {}",
+        worker.id(),
+        store.location(),
+        humantime::format_duration(lease)
+    );
+    worker.run(shutdown_signal(), grace).await;
+    eprintln!(
+        "wflow worker {}: stopped after {} step(s)",
+        worker.id(),
+        worker.completed.load(std::sync::atomic::Ordering::Relaxed)
+    );
+    Ok(0)
 }
 
 /// Reads and parses a workflow, printing every diagnostic on failure.
@@ -594,7 +705,7 @@ async fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<u8> {
         Ok(plan) => Arc::new(plan),
         Err(code) => return Ok(code),
     };
-    let store = open_store(cli)?;
+    let store = open_store_as(cli, "run")?;
     let steps = plan.steps.iter().map(|s| s.step.id.clone()).collect();
     let record = store.create_run(
         &plan.workflow.name,
@@ -609,6 +720,7 @@ async fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<u8> {
         logs: args.logs,
         no_cache: args.no_cache,
         resuming: false,
+        on_workers: args.execute == ExecuteOn::Workers,
     };
     execute(plan, runtime, store, record.id, &options).await
 }
@@ -620,6 +732,8 @@ struct Execution {
     logs: bool,
     no_cache: bool,
     resuming: bool,
+    /// Plugin calls go to the cluster's workers.
+    on_workers: bool,
 }
 
 /// Runs a planned workflow as run `id` of the store, with live progress and a summary.
@@ -641,6 +755,16 @@ async fn execute(
         options.resuming,
         dataset_paths,
     ));
+    let queue = if options.on_workers {
+        let (store, run) = (store.clone(), id);
+        let queue =
+            tokio::task::spawn_blocking(move || crate::cluster::QueueSteps::new(store, run))
+                .await?
+                .map_err(anyhow::Error::msg)?;
+        Some(Arc::new(queue) as Arc<dyn engine::StepQueue>)
+    } else {
+        None
+    };
     let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel::<Event>();
     let mut progress = output::Progress::new(options.json);
     let printer = tokio::spawn(async move {
@@ -656,6 +780,7 @@ async fn execute(
             journal: Some(journal),
             run: Some(id),
             no_cache: options.no_cache,
+            queue,
             ..RunOptions::default()
         },
         Some(sender),

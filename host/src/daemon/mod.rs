@@ -23,7 +23,7 @@ use std::time::Duration;
 use crate::plugin::Runtime;
 use crate::scheduler::{self, Scheduler};
 use crate::serve::{self, Server, StoreAccess};
-use crate::store::Store;
+use crate::store::{Location, Store};
 
 /// The file in the data directory that says where a running daemon listens.
 pub const DAEMON_FILE: &str = "daemon.json";
@@ -33,7 +33,12 @@ pub const TOKEN_FILE: &str = "daemon.token";
 /// What the daemon runs with.
 pub struct DaemonConfig {
     pub workflows: PathBuf,
-    pub data_dir: PathBuf,
+    /// The store: the data directory's, or a cluster's shared one.
+    pub location: Location,
+    /// Plugin calls go to the cluster's workers instead of this process.
+    pub on_workers: bool,
+    /// With a shared store: how often a standby daemon asks to lead.
+    pub standby_poll: Duration,
     pub listen: SocketAddr,
     /// The admin token; made and written to `daemon.token` when none is given.
     pub admin_token: Option<String>,
@@ -127,11 +132,31 @@ pub async fn run(
             config.workflows.display()
         );
     }
-    let data_dir = config.data_dir.clone();
     let store = {
-        let dir = data_dir.clone();
-        Arc::new(tokio::task::spawn_blocking(move || Store::open(dir)).await??)
+        let location = config.location.clone();
+        Arc::new(tokio::task::spawn_blocking(move || Store::open_at(&location, "daemon")).await??)
     };
+    // Several daemons share a cluster's store; one leads (fires triggers, coordinates runs),
+    // the others wait to take over. A stop asked for while waiting ends the wait.
+    let shutdown = futures_util::FutureExt::shared(Box::pin(shutdown));
+    if store.postgres().is_some() {
+        tracing::info!("standby: waiting to lead the cluster");
+        eprintln!(
+            "wflow daemon {}: standby, waiting to lead the cluster of {}",
+            store.process_id(),
+            store.location()
+        );
+        if !crate::cluster::wait_for_leadership(&store, config.standby_poll, shutdown.clone()).await
+        {
+            return Ok(());
+        }
+        // The runs a dead leader (or any dead coordinator) left are interrupted, to resume.
+        let reaper = store.clone();
+        let reaped = tokio::task::spawn_blocking(move || reaper.reap_interrupted()).await??;
+        if !reaped.is_empty() {
+            tracing::info!(runs = ?reaped, "runs whose coordinator died are interrupted");
+        }
+    }
     let token = match config.admin_token.clone() {
         Some(token) => token,
         None => {
@@ -157,6 +182,7 @@ pub async fn run(
         server.clone(),
         std::path::absolute(&config.workflows).unwrap_or(config.workflows.clone()),
         config.limits.clone(),
+        config.on_workers,
     );
     scheduler.load_folder().await;
     serve_registered(&scheduler);
@@ -184,6 +210,9 @@ pub async fn run(
         tokio::spawn(scheduler.clone().live_loop(config.live_every)),
         tokio::spawn(folder_loop(scheduler.clone(), folder_events)),
     ];
+    if store.postgres().is_some() {
+        tasks.push(tokio::spawn(leader_watch(scheduler.clone())));
+    }
     on_ready(&Daemon {
         scheduler: scheduler.clone(),
         server: server.clone(),
@@ -219,6 +248,30 @@ pub async fn run(
     store.flush()?;
     served?;
     Ok(())
+}
+
+/// A cluster's leader: resumes the runs of coordinators that died (a `wflow run` killed midway)
+/// and gives up at once if its own connection to the store is gone, since another daemon may
+/// lead by then: the process exits, and its runs are resumed by the new leader.
+async fn leader_watch(scheduler: Arc<Scheduler>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let store = scheduler.store().clone();
+        if store.postgres().is_some_and(|pg| !pg.session_alive()) {
+            tracing::error!("the connection holding the leader lock is gone; stopping at once");
+            eprintln!("error: lost the cluster's leader lock (the connection to the store closed)");
+            std::process::exit(1);
+        }
+        match tokio::task::spawn_blocking(move || store.reap_interrupted()).await {
+            Ok(Ok(reaped)) => {
+                for run in reaped {
+                    let _ = scheduler.resume_if_triggered(run);
+                }
+            }
+            Ok(Err(err)) => tracing::warn!(error = %err, "cannot look for runs whose process died"),
+            Err(_) => {}
+        }
+    }
 }
 
 /// Serves every model the loaded workflows register, once it has a champion.

@@ -5,8 +5,12 @@
 pub mod journal;
 pub mod pipeline;
 pub mod plan;
+pub mod remote;
 pub mod run;
 
 pub use journal::Journal;
 pub use plan::{Plan, PlannedStep, Runner, builtin, plan};
-pub use run::{Event, ReuseOrigin, RunOptions, RunReport, StepReport, StepStatus, Value, run};
+pub use remote::{QueuedCall, QueuedExecution, StepQueue};
+pub use run::{
+    Event, ReuseOrigin, RunOptions, RunReport, StepReport, StepStatus, Value, call_for, run,
+};

@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 
 use super::journal::{InputDigest, Journal, Registration};
 use super::plan::{LoadModelConfig, Plan, PlannedStep, Runner};
+use super::remote::{QueuedCall, StepQueue};
 use crate::plugin::{
     Call, DriftOutcome, Evaluation, Failure, Finding, GateOutcome, LogLine, Model, Output,
     ProgressSink, Report, Runtime, Severity, StepKind,
@@ -179,6 +180,9 @@ pub struct RunOptions {
     /// Step slots shared with other runs (the daemon's global concurrency limit); a step
     /// holds one while it runs.
     pub slots: Option<Arc<tokio::sync::Semaphore>>,
+    /// Where plugin calls run when not in this process (a cluster's workers); needs a journal,
+    /// since calls are handed over by digest.
+    pub queue: Option<Arc<dyn StepQueue>>,
 }
 
 impl std::fmt::Debug for RunOptions {
@@ -201,6 +205,7 @@ impl Default for RunOptions {
             no_cache: false,
             cancel: None,
             slots: None,
+            queue: None,
         }
     }
 }
@@ -254,7 +259,8 @@ impl Attempted {
 
 /// What a step task does: call a plugin, register a model or load one from the registry.
 enum Work {
-    Call(Call),
+    /// The call, and its inputs by slot (what a queue hands over by digest).
+    Call(Call, Vec<(String, Value)>),
     Register(Box<Registration>),
     LoadModel(LoadModelConfig),
 }
@@ -317,6 +323,7 @@ pub async fn run(
                     let journal = journal.clone();
                     let no_cache = options.no_cache;
                     let slots = options.slots.clone();
+                    let queue = options.queue.clone().filter(|_| journal.is_some());
                     let task = tasks.spawn(async move {
                         // Held for the whole step; closed slots (a stopping daemon) are none.
                         let _slot = match slots {
@@ -324,7 +331,7 @@ pub async fn run(
                             None => None,
                         };
                         execute(
-                            &runtime, &plan, index, work, inputs, journal, no_cache, events,
+                            &runtime, &plan, index, work, inputs, journal, no_cache, events, queue,
                         )
                         .await
                     });
@@ -479,6 +486,7 @@ async fn execute(
     journal: Option<Arc<dyn Journal>>,
     no_cache: bool,
     events: Option<UnboundedSender<Event>>,
+    queue: Option<Arc<dyn StepQueue>>,
 ) -> Attempted {
     let planned = &plan.steps[index];
     let key = journal.as_ref().map(|_| cache_key(planned, &inputs));
@@ -489,7 +497,7 @@ async fn execute(
         attempted.store_error = Some(format!("the step could not be recorded: {err:#}"));
         return attempted;
     }
-    if let (Some(journal), Some(key), Work::Call(_) | Work::LoadModel(_)) = (&journal, &key, &work)
+    if let (Some(journal), Some(key), Work::Call(..) | Work::LoadModel(_)) = (&journal, &key, &work)
     {
         let allow_cache = planned.cacheable() && !no_cache;
         let (journal, plan, key) = (journal.clone(), plan.clone(), key.clone());
@@ -522,7 +530,23 @@ async fn execute(
         }
     }
     let mut attempted = match work {
-        Work::Call(call) => attempt(runtime, planned, call, events).await,
+        Work::Call(call, slots) => {
+            let remote = queue.map(|queue| {
+                let digests: std::collections::HashMap<&str, &str> = inputs
+                    .iter()
+                    .map(|i| (i.slot.as_str(), i.digest.as_str()))
+                    .collect();
+                let slots = slots
+                    .into_iter()
+                    .filter_map(|(slot, value)| {
+                        let digest = digests.get(slot.as_str())?.to_string();
+                        Some((slot, digest, value))
+                    })
+                    .collect();
+                (queue, slots)
+            });
+            attempt(runtime, planned, index, call, events, remote).await
+        }
         Work::Register(registration) => register(plan, index, *registration, &journal).await,
         Work::LoadModel(config) => load_model(config, &journal).await,
     };
@@ -989,26 +1013,64 @@ fn build_work(
             return Ok((Work::Register(Box::new(registration)), inputs));
         }
     };
-    let call = match kind {
+    // The slots in the workflow's order (a transformer receives its tables in it).
+    let slots: Vec<(String, Value)> = step
+        .inputs
+        .keys()
+        .filter_map(|slot| Some((slot.clone(), resolved.get(slot.as_str())?.clone())))
+        .collect();
+    let call = call_for(kind, &slots, config, step.target.clone())?;
+    Ok((Work::Call(call, slots), inputs))
+}
+
+/// The call a plugin of `kind` gets for these inputs (by slot, in the workflow's order).
+pub fn call_for(
+    kind: StepKind,
+    slots: &[(String, Value)],
+    config: String,
+    target: Option<String>,
+) -> Result<Call, String> {
+    let input = |slot: &str| -> Option<Value> {
+        slots
+            .iter()
+            .find(|(s, _)| s == slot)
+            .map(|(_, value)| value.clone())
+    };
+    let table = |slot: &str| -> Result<Table, String> {
+        match input(slot) {
+            Some(Value::Table(table)) => Ok(table),
+            _ => Err(format!("input `{slot}` is not a table")),
+        }
+    };
+    let evaluation = |slot: &str| -> Result<Option<Evaluation>, String> {
+        match input(slot) {
+            Some(Value::Evaluation(evaluation)) => Ok(Some(evaluation)),
+            None => Ok(None),
+            _ => Err(format!("input `{slot}` is not an evaluation")),
+        }
+    };
+    Ok(match kind {
         StepKind::Validator => Call::Validate {
             data: table("data")?,
             config,
         },
         StepKind::Transformer => {
-            let inputs = step
-                .inputs
-                .keys()
-                .map(|slot| Ok((slot.clone(), table(slot)?)))
+            let inputs = slots
+                .iter()
+                .map(|(slot, _)| Ok((slot.clone(), table(slot)?)))
                 .collect::<Result<Vec<_>, String>>()?;
             Call::Transform { inputs, config }
         }
         StepKind::Trainer => Call::Train {
             data: table("data")?,
-            target: step.target.clone().ok_or("a trainer needs `target`")?,
+            target: target.ok_or("a trainer needs `target`")?,
             config,
         },
         StepKind::Evaluator => Call::Evaluate {
-            model: model()?,
+            model: match input("model") {
+                Some(Value::Model(model)) => model,
+                _ => return Err("input `model` is not a model".into()),
+            },
             data: table("data")?,
             config,
         },
@@ -1022,17 +1084,21 @@ fn build_work(
             current: table("current")?,
             config,
         },
-    };
-    Ok((Work::Call(call), inputs))
+    })
 }
+
+/// The queue a call goes to, with its inputs: (slot, digest, value).
+type RemoteInputs = (Arc<dyn StepQueue>, Vec<(String, String, Value)>);
 
 /// Runs the plugin call, retrying with exponential backoff and jitter while the failure is
 /// retryable and attempts remain.
 async fn attempt(
     runtime: &Arc<Runtime>,
     planned: &PlannedStep,
+    index: usize,
     call: Call,
     events: Option<UnboundedSender<Event>>,
+    remote: Option<RemoteInputs>,
 ) -> Attempted {
     let retries = &planned.step.retries;
     let started = Instant::now();
@@ -1059,15 +1125,39 @@ async fn attempt(
         let Runner::Plugin(plugin) = &planned.runner else {
             unreachable!("only plugin steps make calls");
         };
-        let execution = runtime
-            .call_with_progress(
-                plugin,
-                call.clone(),
-                &planned.limits,
-                &planned.capabilities,
-                sink,
-            )
-            .await;
+        let mut claims = 1;
+        let execution = match &remote {
+            Some((queue, inputs)) => {
+                let queued = queue
+                    .execute(QueuedCall {
+                        index,
+                        step_id: planned.step.id.clone(),
+                        attempt,
+                        plugin: plugin.clone(),
+                        inputs: inputs.clone(),
+                        config: planned.step.config.to_string(),
+                        target: planned.step.target.clone(),
+                        limits: planned.limits.clone(),
+                        capabilities: planned.capabilities.clone(),
+                    })
+                    .await;
+                claims = queued.claims.max(1);
+                queued.execution
+            }
+            None => {
+                runtime
+                    .call_with_progress(
+                        plugin,
+                        call.clone(),
+                        &planned.limits,
+                        &planned.capabilities,
+                        sink,
+                    )
+                    .await
+            }
+        };
+        // A worker that died midway made the queue run the call again: each take counts.
+        let extra_claims = claims - 1;
         let retry = match &execution.outcome {
             Err(failure) if failure.is_retryable() && attempt <= retries.count => {
                 Some(failure.to_string())
@@ -1079,7 +1169,7 @@ async fn attempt(
                 outcome: execution.outcome,
                 log: execution.log,
                 metrics: execution.metrics,
-                attempts: attempt,
+                attempts: attempt + extra_claims,
                 duration: started.elapsed(),
                 reused: None,
                 digests: Vec::new(),

@@ -100,7 +100,7 @@ pub fn kind_name(kind: StepKind) -> &'static str {
 
 /// Why a plugin call failed. The first three come from the plugin itself; the rest are the
 /// sandbox stopping it.
-#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum Failure {
     #[error("invalid configuration: {0}")]
     InvalidConfig(String),
@@ -276,6 +276,8 @@ pub struct Plugin {
     /// The component's imported and exported names (`wasi:io/streams@0.2.0`, `validate`...).
     pub imports: Vec<String>,
     pub exports: Vec<String>,
+    /// The component's bytes, which a cluster's workers fetch by digest.
+    pub wasm: Arc<[u8]>,
     schema: jsonschema::Validator,
     pre: Pre,
 }
@@ -592,6 +594,7 @@ impl Runtime {
             cache,
             imports,
             exports,
+            wasm: Arc::from(wasm),
             schema,
             pre,
         })

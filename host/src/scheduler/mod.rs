@@ -178,6 +178,8 @@ pub struct Scheduler {
     /// Wakes whoever waits for runs to finish.
     finished: tokio::sync::Notify,
     stopping: AtomicBool,
+    /// Plugin calls go to the cluster's workers (a shared store) instead of this process.
+    on_workers: bool,
     /// Time from a request to its run's first step.
     pub latency: Latencies,
 }
@@ -281,6 +283,7 @@ impl Scheduler {
         server: Arc<Server>,
         dir: PathBuf,
         limits: Limits,
+        on_workers: bool,
     ) -> Arc<Scheduler> {
         Arc::new(Scheduler {
             steps: Arc::new(tokio::sync::Semaphore::new(limits.max_steps.max(1))),
@@ -295,6 +298,7 @@ impl Scheduler {
             changed: tokio::sync::Notify::new(),
             finished: tokio::sync::Notify::new(),
             stopping: AtomicBool::new(false),
+            on_workers,
             latency: Latencies::default(),
         })
     }
@@ -749,6 +753,26 @@ impl Scheduler {
             request.resume.is_some(),
             dataset_paths,
         ));
+        let queue = if self.on_workers {
+            let store = self.store.clone();
+            match tokio::task::spawn_blocking(move || crate::cluster::QueueSteps::new(store, id))
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                Ok(queue) => Some(Arc::new(queue) as Arc<dyn engine::StepQueue>),
+                Err(message) => {
+                    lock(&self.state).active.remove(&id);
+                    let _ = self.store.set_run_status(
+                        id,
+                        RunStatus::Interrupted,
+                        Some(message.clone()),
+                    );
+                    return Err(message);
+                }
+            }
+        } else {
+            None
+        };
         // The first step's start is the end of the trigger's latency.
         let (events, mut seen) = tokio::sync::mpsc::unbounded_channel::<Event>();
         let made = request.made;
@@ -772,6 +796,7 @@ impl Scheduler {
                 no_cache: false,
                 cancel: Some(cancelled),
                 slots: Some(self.steps.clone()),
+                queue,
             },
             Some(events),
         )
@@ -863,6 +888,20 @@ impl Scheduler {
             resume: Some(id),
             made: Instant::now(),
         })
+    }
+
+    /// Resumes an interrupted run if a trigger started it and the daemon resumes such runs
+    /// (a cluster's leader, for runs whose coordinator died).
+    pub fn resume_if_triggered(self: &Arc<Self>, id: u64) -> bool {
+        if self.limits.on_interrupted == OnInterrupted::Mark {
+            return false;
+        }
+        let Ok(record) = self.store.run(id) else {
+            return false;
+        };
+        record.trigger.is_some()
+            && self.workflows().contains_key(&record.workflow)
+            && self.resume(id).is_ok()
     }
 
     /// The runs a stopped or killed daemon left interrupted, resumed or left as they are.

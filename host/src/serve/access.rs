@@ -1,6 +1,8 @@
 //! How the server reaches the model registry. The daemon holds the store open for its whole
 //! life and shares it; `wflow serve` beside runs and commands opens it only for the moment of a
-//! read or an alias move, because the store is locked while a process has it open.
+//! read or an alias move, because the store is locked while a process has it open. A replica
+//! of a cluster holds the shared store open (PostgreSQL has no such lock) and hears of alias
+//! moves through its notifications.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -28,10 +30,22 @@ impl StoreAccess {
 
     /// The alias stamp, which changes whenever an alias moves.
     pub fn alias_stamp(&self) -> Option<String> {
-        let dir = match self {
-            StoreAccess::Shared(store) => store.dir().to_path_buf(),
-            StoreAccess::OnDemand(dir) => std::path::absolute(dir).unwrap_or_else(|_| dir.clone()),
-        };
-        Store::alias_stamp(&dir)
+        match self {
+            StoreAccess::Shared(store) => store.alias_version(),
+            StoreAccess::OnDemand(dir) => {
+                Store::alias_stamp(&std::path::absolute(dir).unwrap_or_else(|_| dir.clone()))
+            }
+        }
+    }
+
+    /// Alias moves announced by other processes of a cluster, as they happen (a shared store
+    /// only; elsewhere the stamp is polled).
+    pub fn alias_moves(
+        &self,
+    ) -> Option<tokio::sync::broadcast::Receiver<crate::store::postgres::Notification>> {
+        match self {
+            StoreAccess::Shared(store) => store.postgres().map(|pg| pg.subscribe()),
+            StoreAccess::OnDemand(_) => None,
+        }
     }
 }

@@ -1536,8 +1536,27 @@ pub fn spawn_background(
             .min(Duration::from_secs(1));
         let mut interval = tokio::time::interval(tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A cluster's alias moves arrive as notifications; the stamp is still polled, so a
+        // missed one costs one interval.
+        let mut moves = server.store.alias_moves();
         loop {
-            interval.tick().await;
+            match &mut moves {
+                Some(moves) if watch.is_some() => {
+                    tokio::select! {
+                        _ = interval.tick() => {}
+                        note = moves.recv() => {
+                            if note.as_ref().is_ok_and(|(channel, _)| {
+                                channel != crate::store::postgres::channel::ALIASES
+                            }) {
+                                continue;
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    interval.tick().await;
+                }
+            }
             if watch.is_some() {
                 let follower = server.clone();
                 let _ = tokio::task::spawn_blocking(move || follower.follow_registry()).await;

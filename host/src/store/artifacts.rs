@@ -51,10 +51,12 @@ pub fn digest_of(bytes: &[u8]) -> String {
     format!("{DIGEST_PREFIX}{}", hex::encode(Sha256::digest(bytes)))
 }
 
-/// A content-addressed directory of immutable files.
+/// A content-addressed directory of immutable files, or (for a store shared by several
+/// machines) an object store of the same layout.
 #[derive(Clone, Debug)]
 pub struct Artifacts {
     dir: PathBuf,
+    objects: Option<std::sync::Arc<super::objects::ObjectArtifacts>>,
 }
 
 impl Artifacts {
@@ -69,7 +71,23 @@ impl Artifacts {
                 let _ = fs::remove_file(entry.path());
             }
         }
-        Ok(Artifacts { dir })
+        Ok(Artifacts { dir, objects: None })
+    }
+
+    /// Artifacts kept in an object store (see [`super::objects`]).
+    pub fn in_object_store(objects: super::objects::ObjectArtifacts) -> Artifacts {
+        Artifacts {
+            dir: PathBuf::from(objects.url()),
+            objects: Some(std::sync::Arc::new(objects)),
+        }
+    }
+
+    /// Where they are, for messages: a folder, or the object store's URL.
+    pub fn location(&self) -> String {
+        match &self.objects {
+            Some(objects) => objects.url().to_string(),
+            None => self.dir.display().to_string(),
+        }
     }
 
     /// The directory.
@@ -85,11 +103,17 @@ impl Artifacts {
 
     /// Whether the artifact is present (not verified).
     pub fn contains(&self, digest: &str) -> bool {
+        if let Some(objects) = &self.objects {
+            return objects.contains(digest);
+        }
         self.path(digest).is_ok_and(|path| path.is_file())
     }
 
     /// Stores `bytes` durably and returns their digest.
     pub fn put(&self, bytes: &[u8]) -> Result<String, ArtifactError> {
+        if let Some(objects) = &self.objects {
+            return objects.put(bytes);
+        }
         let digest = digest_of(bytes);
         let path = self.path(&digest)?;
         if path.metadata().is_ok_and(|m| m.len() == bytes.len() as u64) {
@@ -112,6 +136,9 @@ impl Artifacts {
 
     /// Reads an artifact and checks that its content still has its digest.
     pub fn get(&self, digest: &str) -> Result<Vec<u8>, ArtifactError> {
+        if let Some(objects) = &self.objects {
+            return objects.get(digest);
+        }
         let path = self.path(digest)?;
         let bytes = match fs::read(&path) {
             Ok(bytes) => bytes,
@@ -140,8 +167,11 @@ impl Artifacts {
         }
         let hex = hex.to_ascii_lowercase();
         let shard = self.dir.join("sha256").join(&hex[..2]);
-        let mut matches = Vec::new();
-        if let Ok(entries) = fs::read_dir(&shard) {
+        let mut matches = match &self.objects {
+            Some(objects) => objects.starting_with(&hex)?,
+            None => Vec::new(),
+        };
+        if let (None, Ok(entries)) = (&self.objects, fs::read_dir(&shard)) {
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 if name.starts_with(&hex[2..]) {
@@ -162,6 +192,9 @@ impl Artifacts {
 
     /// The total size in bytes of the stored artifacts.
     pub fn size(&self) -> u64 {
+        if let Some(objects) = &self.objects {
+            return objects.size();
+        }
         fn walk(dir: &Path) -> u64 {
             let Ok(entries) = fs::read_dir(dir) else {
                 return 0;
@@ -180,12 +213,12 @@ impl Artifacts {
 }
 
 /// `sha256:<hex>` for a digest given with or without its prefix.
-fn normalise(digest: &str) -> String {
+pub(super) fn normalise(digest: &str) -> String {
     let hex = digest.strip_prefix(DIGEST_PREFIX).unwrap_or(digest);
     format!("{DIGEST_PREFIX}{}", hex.to_ascii_lowercase())
 }
 
-fn full_hex(digest: &str) -> Result<String, ArtifactError> {
+pub(super) fn full_hex(digest: &str) -> Result<String, ArtifactError> {
     let hex = digest.strip_prefix(DIGEST_PREFIX).unwrap_or(digest);
     if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ArtifactError::BadDigest(digest.to_string()));

@@ -1,5 +1,6 @@
-//! Persistent state: run history, the step cache and the model registry in an embedded sled
-//! database, beside a content-addressed artifact directory.
+//! Persistent state: run history, the step cache and the model registry, in an embedded sled
+//! database beside a content-addressed artifact directory (the default), or in PostgreSQL
+//! beside an object store when several processes on several machines share them.
 //!
 //! ```text
 //! <data dir>/            ./.wflow by default; --data-dir or WFLOW_DATA_DIR to change
@@ -8,10 +9,12 @@
 //!   artifacts/sha256/    tables, models (ONNX + metadata), reports, workflow files
 //! ```
 //!
+//! With `--store postgres://...` the same trees are rows of one table ([`postgres`]) and the
+//! artifacts live in an object store ([`objects`]); [`backend`] keeps the two interchangeable.
+//!
 //! This module is the only one that touches the database or the artifact files; the rest of
 //! the host sees the narrow interface of [`Store`] (and the engine only its `Journal` trait,
-//! implemented in [`journal`]), so a server-backed store can replace it without touching
-//! them.
+//! implemented in [`journal`]).
 //!
 //! Crash safety rests on three rules. Artifacts are written and synced before any record
 //! refers to them. Every record is one sled value written whole (several at once in a sled
@@ -21,14 +24,19 @@
 //! marked running has lost its process: it is marked interrupted, ready for `wflow runs resume`.
 
 pub mod artifacts;
+pub mod backend;
 pub mod codec;
 pub mod journal;
+pub mod objects;
+pub mod postgres;
+pub mod queue;
 pub mod records;
 pub mod registry;
 pub mod stats;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+
+use backend::{Backend, Tree, Write};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -75,29 +83,80 @@ pub struct RunFilter {
     pub limit: Option<usize>,
 }
 
-/// The run history, step cache, model registry and artifacts of one data directory.
+/// Where a store keeps its records and artifacts.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Location {
+    /// sled and an artifact folder in a data directory: one machine, no server.
+    Dir(PathBuf),
+    /// PostgreSQL and an object store, shared by a cluster. `dir` is still the local data
+    /// directory (a daemon's address and token files).
+    Postgres {
+        url: String,
+        /// `file:///...` or `s3://...`; recorded in the database the first time and read from
+        /// it afterwards.
+        artifacts: Option<String>,
+        dir: PathBuf,
+    },
+}
+
+impl Location {
+    /// `--store` (a PostgreSQL URL, or nothing for the data directory), `--artifacts` and
+    /// `--data-dir`.
+    pub fn new(
+        store: Option<&str>,
+        artifacts: Option<&str>,
+        dir: PathBuf,
+    ) -> Result<Location, StoreError> {
+        match store {
+            None | Some("") | Some("sled") => {
+                if let Some(artifacts) = artifacts {
+                    return Err(StoreError::Invalid(format!(
+                        "--artifacts `{artifacts}` needs a shared store: give --store postgres://... too (with the default store, artifacts live in the data directory)"
+                    )));
+                }
+                Ok(Location::Dir(dir))
+            }
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Ok(Location::Postgres {
+                    url: url.to_string(),
+                    artifacts: artifacts.map(str::to_string),
+                    dir,
+                })
+            }
+            Some(other) => Err(StoreError::Invalid(format!(
+                "--store `{}` is not a store: give a postgres://USER@HOST/DATABASE URL, or leave it out for the data directory",
+                postgres::redact(other)
+            ))),
+        }
+    }
+
+    /// The local data directory.
+    pub fn dir(&self) -> &Path {
+        match self {
+            Location::Dir(dir) | Location::Postgres { dir, .. } => dir,
+        }
+    }
+
+    pub fn is_shared(&self) -> bool {
+        matches!(self, Location::Postgres { .. })
+    }
+}
+
+/// The run history, step cache, model registry and artifacts of one data directory, or of a
+/// cluster's PostgreSQL database and object store.
 pub struct Store {
     dir: PathBuf,
-    db: sled::Db,
-    runs: sled::Tree,
-    steps: sled::Tree,
-    logs: sled::Tree,
-    cache: sled::Tree,
-    /// Runs in flight: the ones to mark interrupted when their process is gone.
-    active: sled::Tree,
-    versions: sled::Tree,
-    aliases: sled::Tree,
-    events: sled::Tree,
-    /// Per (workflow, trigger): what the trigger consumed last, as JSON.
-    triggers: sled::Tree,
+    /// The data directory or the database's URL (without password), for messages.
+    location: String,
+    backend: Backend,
     artifacts: Artifacts,
-    /// Serialises id allocation within the process (the file lock excludes other processes).
-    allocate: Mutex<()>,
 }
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("dir", &self.dir).finish()
+        f.debug_struct("Store")
+            .field("location", &self.location)
+            .finish()
     }
 }
 
@@ -126,7 +185,63 @@ impl Store {
         PathBuf::from(".wflow")
     }
 
-    /// Opens (creating) the store in `dir` and marks runs whose process died as interrupted.
+    /// Opens the store at `location`; `kind` says what this process is (`run`, `daemon`,
+    /// `worker`, `serve`, `command`) in a shared store's list of processes.
+    pub fn open_at(location: &Location, kind: &str) -> Result<Store, StoreError> {
+        match location {
+            Location::Dir(dir) => Store::open(dir),
+            Location::Postgres {
+                url,
+                artifacts,
+                dir,
+            } => Store::open_postgres(url, artifacts.as_deref(), dir, kind),
+        }
+    }
+
+    fn open_postgres(
+        url: &str,
+        artifacts: Option<&str>,
+        dir: &Path,
+        kind: &str,
+    ) -> Result<Store, StoreError> {
+        let display = postgres::redact(url);
+        let open_error = |reason: String| StoreError::Open {
+            path: PathBuf::from(&display),
+            reason,
+        };
+        let pg = postgres::Postgres::open(url, kind).map_err(&open_error)?;
+        let recorded = match artifacts {
+            Some(given) => {
+                let given = normalise_artifacts_url(given)?;
+                let recorded = pg
+                    .setting_or_insert("artifacts", &given)
+                    .map_err(&open_error)?;
+                if recorded != given {
+                    return Err(open_error(format!(
+                        "its artifacts are in {recorded}, not {given}: leave --artifacts out, or give the same one"
+                    )));
+                }
+                recorded
+            }
+            None => pg.setting("artifacts").map_err(&open_error)?.ok_or_else(|| {
+                open_error(
+                    "it has no artifact store yet: give --artifacts file:///SHARED/FOLDER or s3://BUCKET/PREFIX the first time"
+                        .into(),
+                )
+            })?,
+        };
+        let objects = objects::ObjectArtifacts::open(&recorded, pg.io().clone())?;
+        let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+        Ok(Store {
+            dir,
+            location: display,
+            backend: Backend::Postgres(pg),
+            artifacts: Artifacts::in_object_store(objects),
+        })
+    }
+
+    /// Opens (creating) the sled store in `dir` and marks runs whose process died as
+    /// interrupted.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Store, StoreError> {
         let dir = dir.into();
         // Absolute, so that every error names the store unambiguously.
@@ -178,53 +293,59 @@ impl Store {
                 });
             }
         };
-        let tree = |name: &str| {
-            db.open_tree(name).map_err(|err| StoreError::Corrupt {
-                path: db_path.clone(),
-                what: format!("tree `{name}`: {err}"),
-            })
-        };
+        let sled = backend::Sled::new(db).map_err(|(tree, err)| StoreError::Corrupt {
+            path: db_path.clone(),
+            what: format!("tree `{}`: {err}", tree.name()),
+        })?;
         let store = Store {
-            runs: tree("runs")?,
-            steps: tree("steps")?,
-            logs: tree("logs")?,
-            cache: tree("cache")?,
-            active: tree("active")?,
-            versions: tree("versions")?,
-            aliases: tree("aliases")?,
-            events: tree("events")?,
-            triggers: tree("triggers")?,
             artifacts: Artifacts::open(dir.join("artifacts"))?,
-            db,
+            backend: Backend::Sled(sled),
+            location: dir.display().to_string(),
             dir,
-            allocate: Mutex::new(()),
         };
         store.check_format()?;
-        store.mark_interrupted()?;
+        store.mark_interrupted(None)?;
         Ok(store)
     }
 
-    /// The data directory.
+    /// The local data directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Where the records are: the data directory, or the database's URL without password.
+    pub fn location(&self) -> &str {
+        &self.location
     }
 
     pub fn artifacts(&self) -> &Artifacts {
         &self.artifacts
     }
 
-    /// A failed sled transaction (only an IO error can abort ours: none returns its own).
-    fn transaction_error<E: std::fmt::Debug>(&self, err: E) -> StoreError {
-        StoreError::Database {
-            path: self.dir.join("db"),
-            reason: format!("{err:?}"),
+    /// The PostgreSQL backend, when the store is shared.
+    pub fn postgres(&self) -> Option<&postgres::Postgres> {
+        match &self.backend {
+            Backend::Postgres(pg) => Some(pg),
+            Backend::Sled(_) => None,
         }
     }
 
-    fn db_error(&self) -> impl Fn(sled::Error) -> StoreError + '_ {
-        |err| StoreError::Database {
-            path: self.dir.join("db"),
-            reason: err.to_string(),
+    /// This process's id in a shared store (empty on sled, where only one process writes).
+    pub fn process_id(&self) -> &str {
+        self.postgres().map_or("", |pg| &pg.process().id)
+    }
+
+    fn db_path(&self) -> PathBuf {
+        match &self.backend {
+            Backend::Sled(_) => self.dir.join("db"),
+            Backend::Postgres(_) => PathBuf::from(&self.location),
+        }
+    }
+
+    fn db_error(&self) -> impl Fn(String) -> StoreError + '_ {
+        |reason| StoreError::Database {
+            path: self.db_path(),
+            reason,
         }
     }
 
@@ -235,7 +356,7 @@ impl Store {
         bytes: &[u8],
     ) -> Result<T, StoreError> {
         serde_json::from_slice(bytes).map_err(|err| StoreError::Corrupt {
-            path: self.dir.join("db"),
+            path: self.db_path(),
             what: format!(
                 "record {} in `{tree}` is unreadable: {err}",
                 hex::encode(key)
@@ -247,20 +368,31 @@ impl Store {
         serde_json::to_vec(value).expect("records serialise to JSON")
     }
 
+    fn get(&self, tree: Tree, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        self.backend.get(tree, key).map_err(self.db_error())
+    }
+
+    fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        self.backend.write(writes).map_err(self.db_error())
+    }
+
+    fn write_lazily(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        self.backend.write_lazily(writes).map_err(self.db_error())
+    }
+
     fn check_format(&self) -> Result<(), StoreError> {
         let key = b"format";
-        match self.db.get(key).map_err(self.db_error())? {
-            None => {
-                self.db
-                    .insert(key, &FORMAT_VERSION.to_be_bytes())
-                    .map_err(self.db_error())?;
-                Ok(())
-            }
+        match self.get(Tree::Meta, key)? {
+            None => self.write(vec![Write::Put(
+                Tree::Meta,
+                key.to_vec(),
+                FORMAT_VERSION.to_be_bytes().to_vec(),
+            )]),
             Some(bytes) => {
-                let version = <[u8; 8]>::try_from(bytes.as_ref())
+                let version = <[u8; 8]>::try_from(bytes.as_slice())
                     .map(u64::from_be_bytes)
                     .map_err(|_| StoreError::Corrupt {
-                        path: self.dir.join("db"),
+                        path: self.db_path(),
                         what: "the format marker is damaged".into(),
                     })?;
                 if version > FORMAT_VERSION {
@@ -276,23 +408,51 @@ impl Store {
         }
     }
 
-    /// Runs still marked running belong to a process that is gone (we hold the lock).
-    fn mark_interrupted(&self) -> Result<(), StoreError> {
-        let mut found = false;
-        for entry in self.active.iter() {
-            let (key, _) = entry.map_err(self.db_error())?;
-            found = true;
-            let Ok(bytes) = <[u8; 8]>::try_from(key.as_ref()) else {
+    /// Marks runs whose process is gone as interrupted: on sled every run still listed as
+    /// active (we hold the lock, so its process is gone); on PostgreSQL those whose process no
+    /// longer holds its liveness lock. Returns the runs marked. `only` limits it to one run.
+    fn mark_interrupted(&self, only: Option<u64>) -> Result<Vec<u64>, StoreError> {
+        let mut marked = Vec::new();
+        let active = match only {
+            Some(id) => self
+                .get(Tree::Active, &run_key(id))?
+                .map(|owner| vec![(run_key(id).to_vec(), owner)])
+                .unwrap_or_default(),
+            None => self
+                .backend
+                .scan_prefix(Tree::Active, &[])
+                .map_err(self.db_error())?,
+        };
+        for (key, owner) in active {
+            let Ok(bytes) = <[u8; 8]>::try_from(key.as_slice()) else {
                 continue;
             };
             let id = u64::from_be_bytes(bytes);
+            let owner = String::from_utf8_lossy(&owner).into_owned();
+            let who = match self.postgres() {
+                None => None,
+                Some(pg) => {
+                    if pg.process_alive(&owner).map_err(self.db_error())? {
+                        continue;
+                    }
+                    Some(
+                        pg.process_label(&owner)
+                            .unwrap_or_else(|| format!("process {owner}")),
+                    )
+                }
+            };
             if let Ok(run) = self.run(id)
                 && run.status == RunStatus::Running
             {
-                let note = format!(
-                    "the process running it (pid {}) stopped before it finished",
-                    run.pid
-                );
+                let note = match who {
+                    Some(who) => {
+                        format!("the process running it ({who}) stopped before it finished")
+                    }
+                    None => format!(
+                        "the process running it (pid {}) stopped before it finished",
+                        run.pid
+                    ),
+                };
                 for mut step in self.steps(id)? {
                     if step.status == StepStatus::Running {
                         step.status = StepStatus::Interrupted;
@@ -305,19 +465,38 @@ impl Store {
                     }
                 }
                 self.set_run_status(id, RunStatus::Interrupted, Some(note))?;
+                marked.push(id);
             }
-            self.active.remove(key).map_err(self.db_error())?;
+            self.write(vec![Write::Delete(Tree::Active, key)])?;
         }
-        if found {
-            self.flush()?;
-        }
-        Ok(())
+        Ok(marked)
     }
 
-    /// Makes everything written so far durable.
+    /// On a shared store: marks the runs whose coordinating process has died as interrupted,
+    /// so a daemon can resume them. Returns them. (On sled this happened when the store was
+    /// opened.)
+    pub fn reap_interrupted(&self) -> Result<Vec<u64>, StoreError> {
+        if self.postgres().is_none() {
+            return Ok(Vec::new());
+        }
+        self.mark_interrupted(None)
+    }
+
+    /// Makes everything written so far durable (every write already is; kept for callers
+    /// that say so explicitly).
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush().map_err(self.db_error())?;
-        Ok(())
+        match &self.backend {
+            Backend::Sled(sled) => {
+                sled.db
+                    .flush()
+                    .map(|_| ())
+                    .map_err(|err| StoreError::Database {
+                        path: self.db_path(),
+                        reason: err.to_string(),
+                    })
+            }
+            Backend::Postgres(_) => Ok(()),
+        }
     }
 
     /// Starts a run record: allocates its id, stores the workflow file's text.
@@ -347,44 +526,56 @@ impl Store {
     ) -> Result<RunRecord, StoreError> {
         let workflow_digest = self.artifacts.put(text)?;
         let file = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
-        let _guard = self.allocate.lock().unwrap_or_else(|e| e.into_inner());
-        let id = match self.runs.last().map_err(self.db_error())? {
-            Some((key, _)) => {
-                u64::from_be_bytes(key.as_ref().try_into().map_err(|_| StoreError::Corrupt {
-                    path: self.dir.join("db"),
-                    what: "a run key is damaged".into(),
-                })?) + 1
-            }
-            None => 1,
-        };
-        let created = now();
-        let record = RunRecord {
-            id,
-            workflow: workflow.to_string(),
-            file: file.display().to_string(),
-            workflow_digest,
-            status: RunStatus::Running,
-            created,
-            finished: None,
-            transitions: vec![Transition {
-                status: RunStatus::Running,
-                at: created,
-                note: None,
-            }],
-            steps,
-            datasets: Vec::new(),
-            no_cache,
-            pid: std::process::id(),
-            trigger,
-        };
         let state = state.map(|(name, value)| {
             (
                 trigger_key(workflow, name),
                 serde_json::to_vec(value).expect("JSON values serialise"),
             )
         });
-        self.begin_with(&record, state)?;
-        Ok(record)
+        let owner = self.process_id().as_bytes().to_vec();
+        let db_path = self.db_path();
+        let db_error = self.db_error();
+        self.backend.serialized("runs", &db_error, |reader| {
+            let id = match reader.last(Tree::Runs, &[]).map_err(&db_error)? {
+                Some((key, _)) => {
+                    u64::from_be_bytes(key.as_slice().try_into().map_err(|_| {
+                        StoreError::Corrupt {
+                            path: db_path.clone(),
+                            what: "a run key is damaged".into(),
+                        }
+                    })?) + 1
+                }
+                None => 1,
+            };
+            let created = now();
+            let record = RunRecord {
+                id,
+                workflow: workflow.to_string(),
+                file: file.display().to_string(),
+                workflow_digest,
+                status: RunStatus::Running,
+                created,
+                finished: None,
+                transitions: vec![Transition {
+                    status: RunStatus::Running,
+                    at: created,
+                    note: None,
+                }],
+                steps,
+                datasets: Vec::new(),
+                no_cache,
+                pid: std::process::id(),
+                trigger,
+            };
+            let mut writes = vec![
+                Write::Put(Tree::Runs, run_key(id).to_vec(), Self::encode(&record)),
+                Write::Put(Tree::Active, run_key(id).to_vec(), owner),
+            ];
+            if let Some((key, value)) = state {
+                writes.push(Write::Put(Tree::Triggers, key, value));
+            }
+            Ok::<_, StoreError>((record, writes))
+        })
     }
 
     /// The state a trigger of a workflow left (its last cron slot, the files it consumed...).
@@ -394,13 +585,13 @@ impl Store {
         trigger: &str,
     ) -> Result<Option<serde_json::Value>, StoreError> {
         let key = trigger_key(workflow, trigger);
-        match self.triggers.get(&key).map_err(self.db_error())? {
+        match self.get(Tree::Triggers, &key)? {
             None => Ok(None),
             Some(bytes) => {
                 serde_json::from_slice(&bytes)
                     .map(Some)
                     .map_err(|err| StoreError::Corrupt {
-                        path: self.dir.join("db"),
+                        path: self.db_path(),
                         what: format!("the state of trigger `{trigger}` of `{workflow}`: {err}"),
                     })
             }
@@ -414,43 +605,36 @@ impl Store {
         trigger: &str,
         state: &serde_json::Value,
     ) -> Result<(), StoreError> {
-        self.triggers
-            .insert(
-                trigger_key(workflow, trigger),
-                serde_json::to_vec(state).expect("JSON values serialise"),
-            )
-            .map_err(self.db_error())?;
-        self.flush()
+        self.write(vec![Write::Put(
+            Tree::Triggers,
+            trigger_key(workflow, trigger),
+            serde_json::to_vec(state).expect("JSON values serialise"),
+        )])
     }
 
     /// Writes a running run and its membership of `active` together.
     fn begin(&self, record: &RunRecord) -> Result<(), StoreError> {
-        self.begin_with(record, None)
-    }
-
-    /// `begin`, writing a trigger's state in the same transaction.
-    fn begin_with(
-        &self,
-        record: &RunRecord,
-        state: Option<(Vec<u8>, Vec<u8>)>,
-    ) -> Result<(), StoreError> {
-        use sled::Transactional;
-        let bytes = Self::encode(record);
-        (&self.runs, &self.active, &self.triggers)
-            .transaction(|(runs, active, triggers)| {
-                runs.insert(&run_key(record.id), bytes.as_slice())?;
-                active.insert(&run_key(record.id), &[])?;
-                if let Some((key, value)) = &state {
-                    triggers.insert(key.as_slice(), value.as_slice())?;
-                }
-                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
-            })
-            .map_err(|err| self.transaction_error(err))?;
-        self.flush()
+        self.write(vec![
+            Write::Put(
+                Tree::Runs,
+                run_key(record.id).to_vec(),
+                Self::encode(record),
+            ),
+            Write::Put(
+                Tree::Active,
+                run_key(record.id).to_vec(),
+                self.process_id().as_bytes().to_vec(),
+            ),
+        ])
     }
 
     /// Continues an interrupted or failed run in this process.
     pub fn reopen_run(&self, id: u64) -> Result<RunRecord, StoreError> {
+        // On a shared store a run whose process died is still marked running until someone
+        // notices; this is the moment to.
+        if self.postgres().is_some() {
+            self.mark_interrupted(Some(id))?;
+        }
         let mut record = self.run(id)?;
         match record.status {
             RunStatus::Interrupted | RunStatus::Failed | RunStatus::Cancelled => {}
@@ -481,21 +665,22 @@ impl Store {
     /// A run by id.
     pub fn run(&self, id: u64) -> Result<RunRecord, StoreError> {
         let key = run_key(id);
-        match self.runs.get(key).map_err(self.db_error())? {
+        match self.get(Tree::Runs, &key)? {
             Some(bytes) => self.decode("runs", &key, &bytes),
             None => Err(StoreError::NotFound(format!("no run {id}"))),
         }
     }
 
-    /// Replaces a run record.
+    /// Replaces a run record (durable with the next step's end or status change).
     pub fn put_run(&self, record: &RunRecord) -> Result<(), StoreError> {
-        self.runs
-            .insert(run_key(record.id), Self::encode(record))
-            .map_err(self.db_error())?;
-        Ok(())
+        self.write_lazily(vec![Write::Put(
+            Tree::Runs,
+            run_key(record.id).to_vec(),
+            Self::encode(record),
+        )])
     }
 
-    /// Moves a run to `status`; a final status also leaves the active set and is flushed.
+    /// Moves a run to `status`; a final status also leaves the active set, in one write.
     pub fn set_run_status(
         &self,
         id: u64,
@@ -506,13 +691,20 @@ impl Store {
         let at = now();
         record.status = status;
         record.transitions.push(Transition { status, at, note });
+        let mut writes = Vec::new();
         if status != RunStatus::Running {
             record.finished = Some(at);
-            self.put_run(&record)?;
-            self.active.remove(run_key(id)).map_err(self.db_error())?;
-            self.flush()?;
+            writes.push(Write::Delete(Tree::Active, run_key(id).to_vec()));
+        }
+        writes.push(Write::Put(
+            Tree::Runs,
+            run_key(id).to_vec(),
+            Self::encode(&record),
+        ));
+        if status == RunStatus::Running {
+            self.write_lazily(writes)?;
         } else {
-            self.put_run(&record)?;
+            self.write(writes)?;
         }
         Ok(record)
     }
@@ -521,58 +713,66 @@ impl Store {
     pub fn list_runs(&self, filter: &RunFilter) -> Result<Vec<RunRecord>, StoreError> {
         let limit = filter.limit.unwrap_or(usize::MAX);
         let mut out = Vec::new();
-        for entry in self.runs.iter().rev() {
-            if out.len() >= limit {
-                break;
-            }
-            let (key, bytes) = entry.map_err(self.db_error())?;
-            let record: RunRecord = self.decode("runs", &key, &bytes)?;
-            if filter
-                .workflow
-                .as_ref()
-                .is_some_and(|w| *w != record.workflow)
-            {
-                continue;
-            }
-            if filter.status.is_some_and(|s| s != record.status) {
-                continue;
-            }
-            out.push(record);
+        let mut failure = None;
+        self.backend
+            .scan_back(Tree::Runs, &mut |key, bytes| {
+                if out.len() >= limit {
+                    return false;
+                }
+                let record: RunRecord = match self.decode("runs", key, bytes) {
+                    Ok(record) => record,
+                    Err(err) => {
+                        failure = Some(err);
+                        return false;
+                    }
+                };
+                let wanted = filter
+                    .workflow
+                    .as_ref()
+                    .is_none_or(|w| *w == record.workflow)
+                    && filter.status.is_none_or(|s| s == record.status);
+                if wanted {
+                    out.push(record);
+                }
+                true
+            })
+            .map_err(self.db_error())?;
+        match failure {
+            Some(err) => Err(err),
+            None => Ok(out),
         }
-        Ok(out)
     }
 
     /// How many runs the store holds.
     pub fn run_count(&self) -> usize {
-        self.runs.len()
+        self.backend.len(Tree::Runs).unwrap_or(0)
     }
 
     /// A run's steps, in plan order.
     pub fn steps(&self, run: u64) -> Result<Vec<StepRecord>, StoreError> {
-        self.steps
-            .scan_prefix(run_key(run))
-            .map(|entry| {
-                let (key, bytes) = entry.map_err(self.db_error())?;
-                self.decode("steps", &key, &bytes)
-            })
+        self.backend
+            .scan_prefix(Tree::Steps, &run_key(run))
+            .map_err(self.db_error())?
+            .into_iter()
+            .map(|(key, bytes)| self.decode("steps", &key, &bytes))
             .collect()
     }
 
     /// One step of a run.
     pub fn step(&self, run: u64, index: u32) -> Result<Option<StepRecord>, StoreError> {
         let key = step_key(run, index);
-        self.steps
-            .get(key)
-            .map_err(self.db_error())?
+        self.get(Tree::Steps, &key)?
             .map(|bytes| self.decode("steps", &key, &bytes))
             .transpose()
     }
 
+    /// Replaces a step record (durable with the next step's end or status change).
     pub fn put_step(&self, record: &StepRecord) -> Result<(), StoreError> {
-        self.steps
-            .insert(step_key(record.run, record.index), Self::encode(record))
-            .map_err(self.db_error())?;
-        Ok(())
+        self.write_lazily(vec![Write::Put(
+            Tree::Steps,
+            step_key(record.run, record.index).to_vec(),
+            Self::encode(record),
+        )])
     }
 
     /// Records a finished step, its log and (when it succeeded and is cacheable) its cache
@@ -583,43 +783,32 @@ impl Store {
         log: &LogRecord,
         cache: bool,
     ) -> Result<(), StoreError> {
-        use sled::Transactional;
-        let key = step_key(record.run, record.index);
-        let step = Self::encode(record);
-        let log = Self::encode(log);
-        let entry = match (
+        let key = step_key(record.run, record.index).to_vec();
+        let mut writes = vec![
+            Write::Put(Tree::Steps, key.clone(), Self::encode(record)),
+            Write::Put(Tree::Logs, key, Self::encode(log)),
+        ];
+        if let (Some(cache_key), true) = (
             &record.cache_key,
             cache && record.status == StepStatus::Succeeded,
         ) {
-            (Some(cache_key), true) => Some((
-                cache_key.clone(),
+            writes.push(Write::Put(
+                Tree::Cache,
+                cache_key.as_bytes().to_vec(),
                 Self::encode(&CacheEntry {
                     run: record.run,
                     index: record.index,
                 }),
-            )),
-            _ => None,
-        };
-        (&self.steps, &self.logs, &self.cache)
-            .transaction(|(steps, logs, cache)| {
-                steps.insert(&key, step.as_slice())?;
-                logs.insert(&key, log.as_slice())?;
-                if let Some((cache_key, entry)) = &entry {
-                    cache.insert(cache_key.as_bytes(), entry.as_slice())?;
-                }
-                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
-            })
-            .map_err(|err| self.transaction_error(err))?;
-        self.flush()
+            ));
+        }
+        self.write(writes)
     }
 
     /// A step's kept log.
     pub fn log(&self, run: u64, index: u32) -> Result<LogRecord, StoreError> {
         let key = step_key(run, index);
         Ok(self
-            .logs
-            .get(key)
-            .map_err(self.db_error())?
+            .get(Tree::Logs, &key)?
             .map(|bytes| self.decode("logs", &key, &bytes))
             .transpose()?
             .unwrap_or_default())
@@ -641,11 +830,7 @@ impl Store {
     /// The earlier successful execution of a step with this cache key, if its record and every
     /// output artifact are still there.
     pub fn cached(&self, cache_key: &str) -> Result<Option<StepRecord>, StoreError> {
-        let Some(bytes) = self
-            .cache
-            .get(cache_key.as_bytes())
-            .map_err(self.db_error())?
-        else {
+        let Some(bytes) = self.get(Tree::Cache, cache_key.as_bytes())? else {
             return Ok(None);
         };
         let entry: CacheEntry = self.decode("cache", cache_key.as_bytes(), &bytes)?;
@@ -664,30 +849,39 @@ impl Store {
         Ok(usable.then_some(step))
     }
 
-    /// The bytes of every record (keys and values), what the database holds before sled's
-    /// own overhead and not-yet-reclaimed space.
+    /// The bytes of every record (keys and values), what the database holds before its own
+    /// overhead and not-yet-reclaimed space.
     pub fn record_bytes(&self) -> u64 {
-        [
-            &self.runs,
-            &self.steps,
-            &self.logs,
-            &self.cache,
-            &self.active,
-            &self.versions,
-            &self.aliases,
-            &self.events,
-        ]
-        .iter()
-        .flat_map(|tree| tree.iter().flatten())
-        .map(|(key, value)| (key.len() + value.len()) as u64)
-        .sum()
+        self.backend.record_bytes(&[
+            Tree::Runs,
+            Tree::Steps,
+            Tree::Logs,
+            Tree::Cache,
+            Tree::Active,
+            Tree::Versions,
+            Tree::Aliases,
+            Tree::Events,
+        ])
     }
 
     /// The on-disk size of the database and the artifacts, in bytes.
     pub fn size(&self) -> (u64, u64) {
-        (self.db.size_on_disk().unwrap_or(0), self.artifacts.size())
+        (self.backend.size_on_disk(), self.artifacts.size())
     }
 }
 
+/// `file:///abs/path` for a folder given as a path, URLs as they are.
+fn normalise_artifacts_url(given: &str) -> Result<String, StoreError> {
+    if given.contains("://") {
+        return Ok(given.trim_end_matches('/').to_string());
+    }
+    let path = std::path::absolute(given).map_err(|err| {
+        StoreError::Invalid(format!("--artifacts `{given}` is not a usable path: {err}"))
+    })?;
+    Ok(format!("file://{}", path.display()))
+}
+
+#[cfg(test)]
+mod pg_server;
 #[cfg(test)]
 mod tests;

@@ -7,8 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use sled::Transactional;
-
+use super::backend::{Tree, Write};
 use super::records::{Actor, AliasEvent, ModelVersion, now};
 use super::{Store, StoreError};
 
@@ -124,19 +123,18 @@ pub struct ModelSummary {
 impl Store {
     /// Every version of a model, oldest first.
     pub fn versions(&self, name: &str) -> Result<Vec<ModelVersion>, StoreError> {
-        self.versions
-            .scan_prefix(prefix(name))
-            .map(|entry| {
-                let (key, bytes) = entry.map_err(self.db_error())?;
-                self.decode("versions", &key, &bytes)
-            })
+        self.backend
+            .scan_prefix(Tree::Versions, &prefix(name))
+            .map_err(self.db_error())?
+            .into_iter()
+            .map(|(key, bytes)| self.decode("versions", &key, &bytes))
             .collect()
     }
 
     /// One version of a model.
     pub fn version(&self, name: &str, version: u32) -> Result<ModelVersion, StoreError> {
         let key = version_key(name, version);
-        match self.versions.get(&key).map_err(self.db_error())? {
+        match self.get(Tree::Versions, &key)? {
             Some(bytes) => self.decode("versions", &key, &bytes),
             None if self.versions(name)?.is_empty() => {
                 Err(StoreError::NotFound(format!("no model `{name}`")))
@@ -150,10 +148,8 @@ impl Store {
     /// The version an alias points at.
     pub fn alias(&self, name: &str, alias: &str) -> Result<Option<u32>, StoreError> {
         Ok(self
-            .aliases
-            .get(alias_key(name, alias))
-            .map_err(self.db_error())?
-            .and_then(|bytes| <[u8; 4]>::try_from(bytes.as_ref()).ok())
+            .get(Tree::Aliases, &alias_key(name, alias))?
+            .and_then(|bytes| <[u8; 4]>::try_from(bytes.as_slice()).ok())
             .map(u32::from_be_bytes))
     }
 
@@ -161,9 +157,12 @@ impl Store {
     pub fn aliases(&self, name: &str) -> Result<BTreeMap<String, u32>, StoreError> {
         let start = prefix(name).len();
         let mut out = BTreeMap::new();
-        for entry in self.aliases.scan_prefix(prefix(name)) {
-            let (key, bytes) = entry.map_err(self.db_error())?;
-            if let Ok(version) = <[u8; 4]>::try_from(bytes.as_ref()) {
+        for (key, bytes) in self
+            .backend
+            .scan_prefix(Tree::Aliases, &prefix(name))
+            .map_err(self.db_error())?
+        {
+            if let Ok(version) = <[u8; 4]>::try_from(bytes.as_slice()) {
                 out.insert(
                     String::from_utf8_lossy(&key[start..]).into_owned(),
                     u32::from_be_bytes(version),
@@ -233,8 +232,11 @@ impl Store {
     /// Every model, by name.
     pub fn models(&self) -> Result<Vec<ModelSummary>, StoreError> {
         let mut out: BTreeMap<String, ModelSummary> = BTreeMap::new();
-        for entry in self.versions.iter() {
-            let (key, bytes) = entry.map_err(self.db_error())?;
+        for (key, bytes) in self
+            .backend
+            .scan_prefix(Tree::Versions, &[])
+            .map_err(self.db_error())?
+        {
             let version: ModelVersion = self.decode("versions", &key, &bytes)?;
             let summary = out
                 .entry(version.name.clone())
@@ -271,18 +273,28 @@ impl Store {
     /// Adds the next version of `version.name` (its `version` field is assigned here).
     pub fn add_version(&self, mut version: ModelVersion) -> Result<ModelVersion, StoreError> {
         check_name("model name", &version.name)?;
-        let _guard = self.allocate.lock().unwrap_or_else(|e| e.into_inner());
-        version.version = self
-            .versions(&version.name)?
-            .last()
-            .map_or(1, |v| v.version + 1);
-        self.versions
-            .insert(
-                version_key(&version.name, version.version),
-                Self::encode(&version),
-            )
-            .map_err(self.db_error())?;
-        self.flush()?;
+        let db_error = self.db_error();
+        self.backend
+            .serialized(&format!("versions/{}", version.name), &db_error, |reader| {
+                version.version = match reader
+                    .last(Tree::Versions, &prefix(&version.name))
+                    .map_err(&db_error)?
+                {
+                    Some((key, _)) => {
+                        let number = <[u8; 4]>::try_from(&key[key.len() - 4..])
+                            .map(u32::from_be_bytes)
+                            .unwrap_or(0);
+                        number + 1
+                    }
+                    None => 1,
+                };
+                let write = Write::Put(
+                    Tree::Versions,
+                    version_key(&version.name, version.version),
+                    Self::encode(&version),
+                );
+                Ok::<_, StoreError>(((), vec![write]))
+            })?;
         Ok(version)
     }
 
@@ -293,8 +305,11 @@ impl Store {
         alias: Option<&str>,
     ) -> Result<Vec<AliasEvent>, StoreError> {
         let mut out = Vec::new();
-        for entry in self.events.scan_prefix(prefix(name)) {
-            let (key, bytes) = entry.map_err(self.db_error())?;
+        for (key, bytes) in self
+            .backend
+            .scan_prefix(Tree::Events, &prefix(name))
+            .map_err(self.db_error())?
+        {
             let event: AliasEvent = self.decode("events", &key, &bytes)?;
             if alias.is_none_or(|a| a == event.alias) {
                 out.push(event);
@@ -344,44 +359,68 @@ impl Store {
         rollback: bool,
     ) -> Result<AliasEvent, StoreError> {
         check_name("alias", alias)?;
-        let _guard = self.allocate.lock().unwrap_or_else(|e| e.into_inner());
-        let seq = self
-            .events
-            .scan_prefix(prefix(name))
-            .last()
-            .transpose()
-            .map_err(self.db_error())?
-            .and_then(|(key, _)| {
-                <[u8; 8]>::try_from(&key[key.len() - 8..])
-                    .ok()
-                    .map(u64::from_be_bytes)
-            })
-            .unwrap_or(0)
-            + 1;
-        let event = AliasEvent {
-            model: name.to_string(),
-            alias: alias.to_string(),
-            seq,
-            at: now(),
-            from: self.alias(name, alias)?,
-            to,
-            reason: reason.to_string(),
-            actor,
-            rollback,
-        };
-        let event_bytes = Self::encode(&event);
-        (&self.aliases, &self.events)
-            .transaction(|(aliases, events)| {
-                match to {
-                    Some(to) => aliases.insert(alias_key(name, alias), &to.to_be_bytes())?,
-                    None => aliases.remove(alias_key(name, alias))?,
+        let db_error = self.db_error();
+        let event = self
+            .backend
+            .serialized(&format!("aliases/{name}"), &db_error, |reader| {
+                let seq = reader
+                    .last(Tree::Events, &prefix(name))
+                    .map_err(&db_error)?
+                    .and_then(|(key, _)| {
+                        <[u8; 8]>::try_from(&key[key.len() - 8..])
+                            .ok()
+                            .map(u64::from_be_bytes)
+                    })
+                    .unwrap_or(0)
+                    + 1;
+                let from = reader
+                    .get(Tree::Aliases, &alias_key(name, alias))
+                    .map_err(&db_error)?
+                    .and_then(|bytes| <[u8; 4]>::try_from(bytes.as_slice()).ok())
+                    .map(u32::from_be_bytes);
+                let event = AliasEvent {
+                    model: name.to_string(),
+                    alias: alias.to_string(),
+                    seq,
+                    at: now(),
+                    from,
+                    to,
+                    reason: reason.to_string(),
+                    actor,
+                    rollback,
                 };
-                events.insert(event_key(name, seq), event_bytes.as_slice())?;
-                Ok::<_, sled::transaction::ConflictableTransactionError<()>>(())
-            })
-            .map_err(|err| self.transaction_error(err))?;
-        self.flush()?;
-        self.stamp_aliases();
+                let writes = vec![
+                    match to {
+                        Some(to) => Write::Put(
+                            Tree::Aliases,
+                            alias_key(name, alias),
+                            to.to_be_bytes().to_vec(),
+                        ),
+                        None => Write::Delete(Tree::Aliases, alias_key(name, alias)),
+                    },
+                    Write::Put(Tree::Events, event_key(name, seq), Self::encode(&event)),
+                    // What a server sharing the store compares to notice the move.
+                    Write::Put(
+                        Tree::Meta,
+                        ALIAS_STAMP.as_bytes().to_vec(),
+                        format!("{seq}@{name}@{}", now_nanos()).into_bytes(),
+                    ),
+                ];
+                Ok::<_, StoreError>((event, writes))
+            })?;
+        match self.postgres() {
+            // Serving replicas follow moves through the notification; the stamp file is for
+            // servers on the same machine as a sled store.
+            Some(pg) => {
+                if let Err(err) = pg.notify(
+                    super::postgres::channel::ALIASES,
+                    &format!("{name}@{alias}"),
+                ) {
+                    tracing::warn!(error = %err, "cannot announce an alias move");
+                }
+            }
+            None => self.stamp_aliases(),
+        }
         Ok(event)
     }
 
@@ -390,6 +429,19 @@ impl Store {
     /// small file instead of opening the database.
     pub fn alias_stamp(dir: &std::path::Path) -> Option<String> {
         std::fs::read_to_string(dir.join(ALIAS_STAMP)).ok()
+    }
+
+    /// What changes whenever an alias moves: the stamp file beside a sled store, a record of
+    /// a shared one.
+    pub fn alias_version(&self) -> Option<String> {
+        match self.postgres() {
+            Some(_) => self
+                .get(Tree::Meta, ALIAS_STAMP.as_bytes())
+                .ok()
+                .flatten()
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned()),
+            None => Store::alias_stamp(self.dir()),
+        }
     }
 
     /// Rewrites the alias stamp (best effort: a server that misses it still has its reload

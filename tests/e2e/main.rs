@@ -3,11 +3,14 @@
 
 mod authoring;
 mod cli;
+mod cluster;
 mod contract;
 mod daemon;
 mod hostile;
 mod large;
 mod onnx;
+#[path = "../../host/src/store/pg_server.rs"]
+mod pg_server;
 mod registry;
 mod rollout;
 mod serve;

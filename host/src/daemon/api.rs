@@ -57,6 +57,13 @@ impl From<RequestError> for ApiError {
             RequestError::Invalid(_) => StatusCode::BAD_REQUEST,
             RequestError::Full { .. } => StatusCode::TOO_MANY_REQUESTS,
             RequestError::Stopping => StatusCode::SERVICE_UNAVAILABLE,
+            RequestError::Store(reason) => {
+                tracing::error!(error = %reason, "cannot record a requested run");
+                return ApiError(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the store failed (the daemon's log has the details)".into(),
+                );
+            }
         };
         ApiError(status, err.to_string())
     }

@@ -76,6 +76,8 @@ pub struct Request {
     pub state: Option<(String, serde_json::Value)>,
     /// A run to resume instead of a new one.
     pub resume: Option<u64>,
+    /// The queued run recorded for this request (set when it is accepted).
+    pub queued: Option<u64>,
     /// When the request was made, for the trigger-to-first-step latency.
     pub made: Instant,
 }
@@ -100,6 +102,7 @@ impl Request {
             },
             state: None,
             resume: None,
+            queued: None,
             made: Instant::now(),
         }
     }
@@ -109,8 +112,12 @@ impl Request {
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 #[serde(tag = "status", rename_all = "lowercase")]
 pub enum Submitted {
-    /// Waiting its turn (it starts as soon as the limits allow).
-    Queued { position: usize },
+    /// Waiting its turn (it starts as soon as the limits allow), as run `run`.
+    Queued {
+        position: usize,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        run: Option<u64>,
+    },
     /// Not run: the workflow was at its limit and forbids overlapping runs.
     Skipped { reason: String },
 }
@@ -126,6 +133,8 @@ pub enum RequestError {
     Full { workflow: String, queued: usize },
     #[error("the daemon is stopping")]
     Stopping,
+    #[error("the request could not be recorded: {0}")]
+    Store(String),
 }
 
 /// A workflow as loaded from the folder.
@@ -513,7 +522,9 @@ impl Scheduler {
             .iter()
             .filter(|r| r.workflow == workflow.name)
             .count();
-        if running + queued >= workflow.max_active_runs && request.resume.is_none() {
+        // Runs already recorded (resumed, or queued by a daemon that stopped) are not refused.
+        let recorded = request.resume.is_some() || request.queued.is_some();
+        if running + queued >= workflow.max_active_runs && !recorded {
             match workflow.overlap {
                 Overlap::Forbid => {
                     drop(state);
@@ -557,7 +568,7 @@ impl Scheduler {
                 Overlap::Allow => {}
             }
         }
-        if queued >= self.limits.queue {
+        if queued >= self.limits.queue && !recorded {
             let workflow = workflow.name.clone();
             drop(state);
             self.event(
@@ -571,6 +582,29 @@ impl Scheduler {
             );
             return Err(RequestError::Full { workflow, queued });
         }
+        // The request is recorded as a queued run (with the trigger's new state), so a daemon
+        // that dies before starting it loses nothing: the next one starts it.
+        let mut request = request;
+        if request.resume.is_none() && request.queued.is_none() {
+            let steps = workflow.steps.iter().map(|s| s.id.clone()).collect();
+            let recorded = self.store.create_queued_run(
+                &workflow.name,
+                &loaded.file,
+                loaded.text.as_bytes(),
+                steps,
+                request.trigger.clone(),
+                request
+                    .state
+                    .as_ref()
+                    .zip(request.trigger.name.as_deref())
+                    .map(|((_, value), name)| (name, value)),
+            );
+            match recorded {
+                Ok(record) => request.queued = Some(record.id),
+                Err(err) => return Err(RequestError::Store(err.to_string())),
+            }
+        }
+        let run = request.queued.or(request.resume);
         if let (Some(name), Some((_, value))) = (&request.trigger.name, &request.state)
             && let Some(files) = value.get("files").and_then(|f| f.as_object())
         {
@@ -586,7 +620,7 @@ impl Scheduler {
         let position = state.queue.len();
         drop(state);
         self.dispatch();
-        Ok(Submitted::Queued { position })
+        Ok(Submitted::Queued { position, run })
     }
 
     /// Starts the waiting requests the limits allow, oldest first.
@@ -673,7 +707,7 @@ impl Scheduler {
                 ((*loaded.workflow).clone(), loaded.text, loaded.file)
             }
         };
-        let trigger = match request.resume {
+        let trigger = match request.resume.or(request.queued) {
             Some(id) => self
                 .store
                 .run(id)
@@ -694,12 +728,14 @@ impl Scheduler {
         let record = {
             let store = self.store.clone();
             let (resume, workflow_name) = (request.resume, request.workflow.clone());
+            let queued = request.queued;
             let trigger = trigger.clone();
             let state = request.state.clone();
             let text = text.clone();
-            tokio::task::spawn_blocking(move || match resume {
-                Some(id) => store.reopen_run(id),
-                None => store.create_triggered_run(
+            tokio::task::spawn_blocking(move || match (resume, queued) {
+                (Some(id), _) => store.reopen_run(id),
+                (None, Some(id)) => store.start_queued_run(id),
+                (None, None) => store.create_triggered_run(
                     &workflow_name,
                     &file,
                     text.as_bytes(),
@@ -886,6 +922,7 @@ impl Scheduler {
             trigger: record.trigger.clone().unwrap_or_default(),
             state: None,
             resume: Some(id),
+            queued: None,
             made: Instant::now(),
         })
     }
@@ -918,6 +955,35 @@ impl Scheduler {
             .unwrap_or_default();
         let loaded = self.workflows();
         let mut resumed = Vec::new();
+        // Runs accepted but not started by a daemon that stopped or died take their turn first,
+        // oldest first, as they were asked for.
+        let queued: Vec<RunRecord> = self
+            .store
+            .list_runs(&RunFilter {
+                status: Some(RunStatus::Queued),
+                ..RunFilter::default()
+            })
+            .unwrap_or_default();
+        for record in queued.into_iter().rev() {
+            if !loaded.contains_key(&record.workflow) {
+                let note = format!("workflow `{}` is no longer loaded", record.workflow);
+                let _ = self
+                    .store
+                    .set_run_status(record.id, RunStatus::Cancelled, Some(note));
+                continue;
+            }
+            let request = Request {
+                workflow: record.workflow.clone(),
+                trigger: record.trigger.clone().unwrap_or_default(),
+                state: None,
+                resume: None,
+                queued: Some(record.id),
+                made: Instant::now(),
+            };
+            if self.submit(request).is_ok() {
+                resumed.push(record.id);
+            }
+        }
         // Oldest first, so they run in the order they started.
         for record in interrupted.into_iter().rev() {
             if record.trigger.is_none() || !loaded.contains_key(&record.workflow) {
@@ -1024,6 +1090,7 @@ impl Scheduler {
             },
             state: Some((trigger.name.clone(), state)),
             resume: None,
+            queued: None,
             made: Instant::now(),
         };
         let kind = trigger.kind.name();

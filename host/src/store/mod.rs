@@ -232,6 +232,11 @@ impl Store {
         };
         let objects = objects::ObjectArtifacts::open(&recorded, pg.io().clone())?;
         let dir = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+        // The local data directory still holds a daemon's address and token files.
+        std::fs::create_dir_all(&dir).map_err(|err| StoreError::Open {
+            path: dir.clone(),
+            reason: err.to_string(),
+        })?;
         Ok(Store {
             dir,
             location: display,
@@ -524,6 +529,73 @@ impl Store {
         trigger: Option<TriggerRecord>,
         state: Option<(&str, &serde_json::Value)>,
     ) -> Result<RunRecord, StoreError> {
+        self.new_run(
+            RunStatus::Running,
+            workflow,
+            file,
+            text,
+            steps,
+            no_cache,
+            trigger,
+            state,
+        )
+    }
+
+    /// Records a run a trigger asked for, waiting its turn (a daemon starts it with
+    /// [`Store::start_queued_run`]); the trigger's state moves with it, as for a started run.
+    pub fn create_queued_run(
+        &self,
+        workflow: &str,
+        file: &Path,
+        text: &[u8],
+        steps: Vec<String>,
+        trigger: TriggerRecord,
+        state: Option<(&str, &serde_json::Value)>,
+    ) -> Result<RunRecord, StoreError> {
+        self.new_run(
+            RunStatus::Queued,
+            workflow,
+            file,
+            text,
+            steps,
+            false,
+            Some(trigger),
+            state,
+        )
+    }
+
+    /// Starts a queued run in this process.
+    pub fn start_queued_run(&self, id: u64) -> Result<RunRecord, StoreError> {
+        let mut record = self.run(id)?;
+        if record.status != RunStatus::Queued {
+            return Err(StoreError::Invalid(format!(
+                "run {id} is {}, not queued",
+                record.status.label()
+            )));
+        }
+        record.status = RunStatus::Running;
+        record.pid = std::process::id();
+        record.transitions.push(Transition {
+            status: RunStatus::Running,
+            at: now(),
+            note: None,
+        });
+        self.begin(&record)?;
+        Ok(record)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new_run(
+        &self,
+        status: RunStatus,
+        workflow: &str,
+        file: &Path,
+        text: &[u8],
+        steps: Vec<String>,
+        no_cache: bool,
+        trigger: Option<TriggerRecord>,
+        state: Option<(&str, &serde_json::Value)>,
+    ) -> Result<RunRecord, StoreError> {
         let workflow_digest = self.artifacts.put(text)?;
         let file = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
         let state = state.map(|(name, value)| {
@@ -553,11 +625,11 @@ impl Store {
                 workflow: workflow.to_string(),
                 file: file.display().to_string(),
                 workflow_digest,
-                status: RunStatus::Running,
+                status,
                 created,
                 finished: None,
                 transitions: vec![Transition {
-                    status: RunStatus::Running,
+                    status,
                     at: created,
                     note: None,
                 }],
@@ -567,10 +639,14 @@ impl Store {
                 pid: std::process::id(),
                 trigger,
             };
-            let mut writes = vec![
-                Write::Put(Tree::Runs, run_key(id).to_vec(), Self::encode(&record)),
-                Write::Put(Tree::Active, run_key(id).to_vec(), owner),
-            ];
+            let mut writes = vec![Write::Put(
+                Tree::Runs,
+                run_key(id).to_vec(),
+                Self::encode(&record),
+            )];
+            if status == RunStatus::Running {
+                writes.push(Write::Put(Tree::Active, run_key(id).to_vec(), owner));
+            }
             if let Some((key, value)) = state {
                 writes.push(Write::Put(Tree::Triggers, key, value));
             }
@@ -638,6 +714,11 @@ impl Store {
         let mut record = self.run(id)?;
         match record.status {
             RunStatus::Interrupted | RunStatus::Failed | RunStatus::Cancelled => {}
+            RunStatus::Queued => {
+                return Err(StoreError::Invalid(format!(
+                    "run {id} is queued in a daemon; it has not started yet"
+                )));
+            }
             RunStatus::Running => {
                 return Err(StoreError::Invalid(format!(
                     "run {id} is still running (pid {})",

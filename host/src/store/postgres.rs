@@ -462,9 +462,9 @@ impl Postgres {
 
     pub fn last(&self, tree: Tree, prefix: &[u8]) -> BackendResult<Option<Entry>> {
         let prefix = prefix.to_vec();
-        self.with_client(move |client| async move {
-            Ok(scan(&client, tree, prefix, true).await?.pop())
-        })
+        self.with_client(
+            move |client| async move { Ok(scan(&client, tree, prefix, true).await?.pop()) },
+        )
     }
 
     pub fn scan_back(
@@ -630,11 +630,9 @@ impl Transaction<'_> {
 
     pub fn scan_prefix(&self, tree: Tree, prefix: &[u8]) -> BackendResult<Vec<Entry>> {
         let (client, prefix) = (self.client.clone(), prefix.to_vec());
-        self.postgres.io.run(async move {
-            scan(&client, tree, prefix, false)
-                .await
-                .map_err(pg_error)
-        })?
+        self.postgres
+            .io
+            .run(async move { scan(&client, tree, prefix, false).await.map_err(pg_error) })?
     }
 
     pub fn last(&self, tree: Tree, prefix: &[u8]) -> BackendResult<Option<Entry>> {

@@ -31,6 +31,8 @@ pub fn format_time(millis: Millis) -> String {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RunStatus {
+    /// Asked for and waiting its turn in a daemon (kept, so a daemon that dies loses none).
+    Queued,
     Running,
     Succeeded,
     Failed,
@@ -43,6 +45,7 @@ pub enum RunStatus {
 impl RunStatus {
     pub fn label(self) -> &'static str {
         match self {
+            RunStatus::Queued => "queued",
             RunStatus::Running => "running",
             RunStatus::Succeeded => "succeeded",
             RunStatus::Failed => "failed",
@@ -53,6 +56,7 @@ impl RunStatus {
 
     pub fn parse(text: &str) -> Option<RunStatus> {
         [
+            RunStatus::Queued,
             RunStatus::Running,
             RunStatus::Succeeded,
             RunStatus::Failed,

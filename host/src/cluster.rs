@@ -236,7 +236,12 @@ impl StepQueue for QueueSteps {
                         }
                         Ok(Ok(_)) => continue,
                         Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => break,
-                        Ok(Err(_)) | Err(_) => break,
+                        // No more notifications (the session connection is gone): poll.
+                        Ok(Err(tokio::sync::broadcast::error::RecvError::Closed)) => {
+                            tokio::time::sleep_until(deadline).await;
+                            break;
+                        }
+                        Err(_) => break,
                     }
                 }
             }
@@ -356,11 +361,7 @@ impl Worker {
             tokio::select! {
                 _ = &mut stop => break,
                 _ = finished => {}
-                note = notes.recv() => {
-                    if let Ok((channel, _)) = &note && channel != channel::TASKS {
-                        continue;
-                    }
-                }
+                () = next_queued(&mut notes) => {}
                 _ = tokio::time::sleep(POLL) => {}
             }
         }
@@ -556,6 +557,22 @@ impl Worker {
             }
         };
         (outcome, execution.log, execution.metrics)
+    }
+}
+
+/// Resolves when a step is queued (or notifications were missed); other notifications are
+/// passed over, and without notifications (the session is gone) only the poll wakes a worker.
+async fn next_queued(
+    notes: &mut tokio::sync::broadcast::Receiver<crate::store::postgres::Notification>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match notes.recv().await {
+            Ok((name, _)) if name == channel::TASKS => return,
+            Ok(_) => {}
+            Err(RecvError::Lagged(_)) => return,
+            Err(RecvError::Closed) => std::future::pending().await,
+        }
     }
 }
 

@@ -6,7 +6,9 @@
 //! natively by tract (`inference`); runs, artifacts and the model registry persist in `store`.
 //! Plugins come built in, from files, or from OCI registries (`oci`, pinned and signed);
 //! `authoring` creates and builds plugin projects in Rust, Python and JavaScript. The daemon
-//! (`daemon`, `scheduler`) runs workflows by their triggers and serves models (`serve`).
+//! (`daemon`, `scheduler`) runs workflows by their triggers and serves models (`serve`). On
+//! several machines, `store` keeps everything in PostgreSQL and an object store, and `cluster`
+//! sends steps to workers through a queue and elects the leading daemon.
 //! `cli` is the only module that prints for people.
 //! See ARCHITECTURE.md for the invariants.
 

@@ -557,3 +557,63 @@ fn issue_15_two_hundred_runs_through_three_workers_and_two_daemons_survive_kills
     );
     assert!(count > 0);
 }
+
+#[test]
+fn serving_replicas_follow_an_alias_moved_from_another_machine() {
+    let cluster = Cluster::new();
+    let workflow = repo().join("workflows/breast-cancer.toml");
+    let workflow = workflow.to_str().unwrap();
+    for extra in [&[][..], &["--no-cache"][..]] {
+        let mut args = vec!["run", workflow, "--json"];
+        args.extend(extra);
+        report(&cluster.command(&args, "runner").output().unwrap());
+    }
+    let store = cluster.store();
+    let champion = store.alias("breast-cancer", "champion").unwrap().unwrap();
+    let other = if champion == 1 { 2 } else { 1 };
+    // Two replicas that read the registry every hour: only the notification moves them.
+    let mut replicas: Vec<Process> = (0..2)
+        .map(|i| {
+            cluster.spawn(
+                &[
+                    "serve",
+                    "--registry",
+                    "breast-cancer",
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--watch",
+                    "1h",
+                ],
+                &format!("replica-{i}"),
+                "wflow serving",
+            )
+        })
+        .collect();
+    let served = |replica: &Process| -> String {
+        crate::support::get(&replica.address, "/v2/models/breast-cancer").json()["versions"][0]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    for replica in &mut replicas {
+        replica.address = replica.ready.rsplit("http://").next().unwrap().to_string();
+        assert_eq!(served(replica), champion.to_string());
+    }
+    let promoted = cluster
+        .command(
+            &[
+                "models",
+                "promote",
+                &format!("breast-cancer@{other}"),
+                "--reason",
+                "moved from another machine",
+            ],
+            "operator",
+        )
+        .output()
+        .unwrap();
+    assert!(promoted.status.success(), "{}", stderr(&promoted));
+    wait_until("both replicas serve the promoted version", 30, || {
+        replicas.iter().all(|r| served(r) == other.to_string())
+    });
+}

@@ -1531,39 +1531,55 @@ pub fn spawn_background(
 ) -> tokio::task::JoinHandle<()> {
     let server = server.clone();
     tokio::spawn(async move {
+        // Drift checks fall due on a 1 s tick (or the watch interval when shorter).
         let tick = watch
             .unwrap_or(Duration::from_secs(1))
             .min(Duration::from_secs(1));
         let mut interval = tokio::time::interval(tick);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // A cluster's alias moves arrive as notifications; the stamp is still polled, so a
-        // missed one costs one interval.
+        // A cluster's alias moves arrive as notifications, followed at once; the stamp is
+        // still read every `watch`, so a missed notification costs one interval.
         let mut moves = server.store.alias_moves();
+        let mut last_follow = tokio::time::Instant::now();
         loop {
-            match &mut moves {
+            let announced = match &mut moves {
                 Some(moves) if watch.is_some() => {
                     tokio::select! {
-                        _ = interval.tick() => {}
-                        note = moves.recv() => {
-                            if note.as_ref().is_ok_and(|(channel, _)| {
-                                channel != crate::store::postgres::channel::ALIASES
-                            }) {
-                                continue;
-                            }
-                        }
+                        _ = interval.tick() => false,
+                        () = next_alias_move(moves) => true,
                     }
                 }
                 _ => {
                     interval.tick().await;
+                    false
                 }
-            }
-            if watch.is_some() {
+            };
+            if let Some(every) = watch
+                && (announced || last_follow.elapsed() + tick / 2 >= every)
+            {
+                last_follow = tokio::time::Instant::now();
                 let follower = server.clone();
                 let _ = tokio::task::spawn_blocking(move || follower.follow_registry()).await;
             }
             server.check_due_drift().await;
         }
     })
+}
+
+/// Resolves at the next alias move a cluster announces (or when notifications were missed, so
+/// the registry is read anyway); the cluster's other notifications are passed over.
+async fn next_alias_move(
+    moves: &mut tokio::sync::broadcast::Receiver<crate::store::postgres::Notification>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match moves.recv().await {
+            Ok((channel, _)) if channel == crate::store::postgres::channel::ALIASES => return,
+            Ok(_) => {}
+            Err(RecvError::Lagged(_)) => return,
+            Err(RecvError::Closed) => std::future::pending().await,
+        }
+    }
 }
 
 /// How the versions of a deployment are shown: `1 (champion), 2 (challenger)`.

@@ -89,14 +89,16 @@ impl PgServer {
     /// The process's server, started on first use.
     pub fn shared() -> &'static PgServer {
         SERVER.get_or_init(|| {
-            let server = PgServer::start();
+            let server = PgServer::start(false);
             // SAFETY: registering a plain function to run at exit has no preconditions.
             unsafe { libc::atexit(stop_at_exit) };
             server
         })
     }
 
-    fn start() -> PgServer {
+    /// A server of the caller's own (stop it with [`PgServer::stop`]); `fsync` as a real
+    /// deployment has it, or off for tests, which never crash the server itself.
+    pub fn start(fsync: bool) -> PgServer {
         let bin = match find_bin() {
             Some(bin) => bin,
             None => {
@@ -128,8 +130,9 @@ impl PgServer {
         );
         let port = free_port();
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c max_connections=400 -c fsync=off -c shared_buffers=64MB",
-            dir.join("sock").display()
+            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c max_connections=400 -c fsync={} -c shared_buffers=64MB",
+            dir.join("sock").display(),
+            if fsync { "on" } else { "off" }
         );
         let output = program(&bin, "pg_ctl")
             .arg("-D")
@@ -175,7 +178,7 @@ impl PgServer {
         format!("postgres://wflow@127.0.0.1:{}/{name}", self.port)
     }
 
-    fn stop(&self) {
+    pub fn stop(&self) {
         let _ = program(&self.bin, "pg_ctl")
             .arg("-D")
             .arg(self.dir.join("data"))

@@ -35,6 +35,17 @@ fn workflow(dir: &Path) -> std::path::PathBuf {
     path
 }
 
+/// A workflow of one `noop` step: what an idle cluster's dispatch latency is measured on.
+fn single_step(dir: &Path) -> std::path::PathBuf {
+    let path = dir.join("one-step.toml");
+    std::fs::write(
+        &path,
+        "[workflow]\nname = \"one-step\"\n\n[datasets.data]\npath = \"rows.csv\"\n\n[steps.only]\nuses = \"noop.wasm\"\ninputs = { data = \"data\" }\ncache = false\n",
+    )
+    .expect("workflow");
+    path
+}
+
 fn wflow(dir: &Path, url: Option<&str>, args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_wflow"));
     command
@@ -173,5 +184,28 @@ fn main() {
             let _ = child.wait();
         }
     }
+
+    // An idle cluster: a step queued while a worker waits is taken after a notification.
+    let url = server.new_database();
+    let home = dir.path().join("idle");
+    std::fs::create_dir_all(&home).unwrap();
+    let single = single_step(dir.path());
+    let mut worker = start_worker(&home, &url);
+    run(&home, Some(&url), &single, true);
+    let mut walls = Vec::new();
+    for _ in 0..30 {
+        walls.push(run(&home, Some(&url), &single, true).as_secs_f64() * 1000.0);
+    }
+    walls.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let claims = claim_latencies(&url);
+    println!(
+        "  idle worker, one-step runs:  queued to claimed p50 {:.2} ms, p99 {:.2} ms ({} steps); whole `wflow run` p50 {:.0} ms",
+        percentile(&claims, 0.5),
+        percentile(&claims, 0.99),
+        claims.len(),
+        percentile(&walls, 0.5)
+    );
+    let _ = worker.kill();
+    let _ = worker.wait();
     server.stop();
 }

@@ -295,6 +295,8 @@ pub struct Worker {
     lease: Duration,
     /// Built-in plugins by digest: a worker runs them without fetching them.
     builtins: HashMap<String, &'static [u8]>,
+    /// Plugins loaded, by digest: fetched and verified once per worker.
+    plugins: Mutex<HashMap<String, Arc<crate::plugin::Plugin>>>,
     /// Steps this worker runs now: task id → (claim, its execution).
     running: Mutex<HashMap<i64, (i32, tokio::task::AbortHandle)>>,
     /// Steps completed, and how many lost their lease before completing.
@@ -323,6 +325,7 @@ impl Worker {
             concurrency: concurrency.max(1),
             lease: lease.max(Duration::from_millis(300)),
             builtins,
+            plugins: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
             completed: Default::default(),
             lost: Default::default(),
@@ -466,19 +469,30 @@ impl Worker {
         Vec<(String, f64)>,
     ) {
         let setup = |message: String| (Err(Failure::Sandbox(message)), Vec::new(), Vec::new());
-        let wasm = match self.builtins.get(&spec.plugin) {
-            Some(bytes) => bytes.to_vec(),
+        let known = lock(&self.plugins).get(&spec.plugin).cloned();
+        let plugin = match known {
+            Some(plugin) => plugin,
             None => {
-                let (store, digest) = (self.store.clone(), spec.plugin.clone());
-                match blocking(move || store.artifacts().get(&digest)).await {
-                    Ok(bytes) => bytes,
+                let wasm = match self.builtins.get(&spec.plugin) {
+                    Some(bytes) => bytes.to_vec(),
+                    None => {
+                        let (store, digest) = (self.store.clone(), spec.plugin.clone());
+                        match blocking(move || store.artifacts().get(&digest)).await {
+                            Ok(bytes) => bytes,
+                            Err(err) => {
+                                return setup(format!("plugin {}: {err}", spec.plugin_label));
+                            }
+                        }
+                    }
+                };
+                match self.runtime.load(&wasm).await {
+                    Ok(plugin) => {
+                        lock(&self.plugins).insert(spec.plugin.clone(), plugin.clone());
+                        plugin
+                    }
                     Err(err) => return setup(format!("plugin {}: {err}", spec.plugin_label)),
                 }
             }
-        };
-        let plugin = match self.runtime.load(&wasm).await {
-            Ok(plugin) => plugin,
-            Err(err) => return setup(format!("plugin {}: {err}", spec.plugin_label)),
         };
         let inputs = {
             let (store, inputs) = (self.store.clone(), spec.inputs.clone());

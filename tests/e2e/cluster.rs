@@ -530,6 +530,19 @@ fn issue_15_two_hundred_runs_through_three_workers_and_two_daemons_survive_kills
     );
     println!("tasks still open (of runs in flight now): {stuck:?}");
 
+    // One event log for the cluster, numbered across the leaders without gaps or repeats, and
+    // no run finished twice.
+    let events = store.events_after(0, 100_000).unwrap();
+    let seqs: Vec<u64> = events.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+    assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    for id in &asked {
+        let finished = events
+            .iter()
+            .filter(|e| e["run"] == *id && e["kind"] == "run-succeeded")
+            .count();
+        assert!(finished <= 1, "run {id} finished {finished} times");
+    }
+
     // The cron trigger fired each second once, whoever led: no slot doubled, none lost.
     let runs = cluster.runs();
     let mut slots: Vec<u64> = runs

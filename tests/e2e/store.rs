@@ -1,6 +1,6 @@
 //! The store through the real binary: run history, the step cache, the model registry and its
-//! commands, artifacts, and crash safety (a `wflow run` killed with SIGKILL at random points,
-//! checked every time, then resumed).
+//! commands, artifacts (each of those on sled and on PostgreSQL), and crash safety (a `wflow
+//! run` killed with SIGKILL at random points, checked every time, then resumed).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -23,6 +23,39 @@ fn breast_cancer(dir: &Path) -> PathBuf {
     file
 }
 
+/// Which store the commands use: the data directory's sled, or a PostgreSQL database (a new
+/// one per test, on the test process's server) with artifacts in a folder of the test's.
+enum Backend {
+    Sled,
+    Postgres(String),
+}
+
+impl Backend {
+    fn postgres() -> Backend {
+        Backend::Postgres(crate::pg_server::PgServer::shared().new_database())
+    }
+}
+
+/// `wflow ARGS` in `dir` on `backend`.
+fn cli(backend: &Backend, dir: &Path, args: &[&str]) -> std::process::Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wflow"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .env("WFLOW_CACHE_DIR", dir.join(".wflow-cache"))
+        .env_remove("WFLOW_DATA_DIR")
+        .env_remove("WFLOW_STORE")
+        .env_remove("WFLOW_ARTIFACTS")
+        .env_remove("RUST_LOG");
+    if let Backend::Postgres(url) = backend {
+        command.env("WFLOW_STORE", url).env(
+            "WFLOW_ARTIFACTS",
+            format!("file://{}/objects", dir.display()),
+        );
+    }
+    command.output().unwrap()
+}
+
 fn json(output: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&output.stdout)
         .unwrap_or_else(|err| panic!("{err}: {}{}", stdout(output), stderr(output)))
@@ -39,11 +72,11 @@ fn ok(output: std::process::Output) -> std::process::Output {
     output
 }
 
-#[test]
-fn a_second_run_reuses_every_step_and_registers_a_new_version() {
+fn a_second_run_reuses_every_step_and_registers_a_new_version(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     breast_cancer(dir.path());
-    let first = json(&ok(wflow(
+    let first = json(&ok(cli(
+        &backend,
         dir.path(),
         &["run", "--json", "breast-cancer.toml"],
     )));
@@ -69,7 +102,7 @@ fn a_second_run_reuses_every_step_and_registers_a_new_version() {
     }
     assert_eq!(first["succeeded"], true);
 
-    let second = ok(wflow(dir.path(), &["run", "breast-cancer.toml"]));
+    let second = ok(cli(&backend, dir.path(), &["run", "breast-cancer.toml"]));
     let summary = stdout(&second);
     assert!(
         summary.contains("run 2 · workflow breast-cancer: succeeded"),
@@ -90,7 +123,11 @@ fn a_second_run_reuses_every_step_and_registers_a_new_version() {
     assert!(summary.contains("breast-cancer v2"), "{summary}");
 
     // A cached step's log is the one of the execution it reuses.
-    let logs = stdout(&ok(wflow(dir.path(), &["runs", "logs", "2", "train"])));
+    let logs = stdout(&ok(cli(
+        &backend,
+        dir.path(),
+        &["runs", "logs", "2", "train"],
+    )));
     assert!(
         logs.contains("== train (cached, log of run 1) =="),
         "{logs}"
@@ -98,7 +135,8 @@ fn a_second_run_reuses_every_step_and_registers_a_new_version() {
     assert!(logs.lines().count() > 1, "{logs}");
 
     // --no-cache runs everything again, with the same results.
-    let third = json(&ok(wflow(
+    let third = json(&ok(cli(
+        &backend,
         dir.path(),
         &["run", "--no-cache", "--json", "breast-cancer.toml"],
     )));
@@ -129,7 +167,8 @@ fn a_second_run_reuses_every_step_and_registers_a_new_version() {
         .replace("[steps.validate]", "[steps.checks]")
         .replace("\"validate\"", "\"checks\"");
     std::fs::write(&file, text).unwrap();
-    let changed = json(&ok(wflow(
+    let changed = json(&ok(cli(
+        &backend,
         dir.path(),
         &["run", "--json", "breast-cancer.toml"],
     )));
@@ -148,7 +187,7 @@ fn a_second_run_reuses_every_step_and_registers_a_new_version() {
     assert_eq!(by_id("split"), "ok");
     assert_eq!(by_id("train"), "ok");
 
-    let runs = json(&ok(wflow(dir.path(), &["runs", "list", "--json"])));
+    let runs = json(&ok(cli(&backend, dir.path(), &["runs", "list", "--json"])));
     let ids: Vec<u64> = runs
         .as_array()
         .unwrap()
@@ -156,7 +195,8 @@ fn a_second_run_reuses_every_step_and_registers_a_new_version() {
         .map(|r| r["id"].as_u64().unwrap())
         .collect();
     assert_eq!(ids, [4, 3, 2, 1]);
-    let failed = json(&ok(wflow(
+    let failed = json(&ok(cli(
+        &backend,
         dir.path(),
         &["runs", "list", "--status", "failed", "--json"],
     )));
@@ -164,11 +204,24 @@ fn a_second_run_reuses_every_step_and_registers_a_new_version() {
 }
 
 #[test]
-fn runs_show_logs_and_artifacts_get_reach_every_recorded_output() {
+fn a_second_run_reuses_every_step_and_registers_a_new_version_on_sled() {
+    a_second_run_reuses_every_step_and_registers_a_new_version(Backend::Sled);
+}
+
+#[test]
+fn a_second_run_reuses_every_step_and_registers_a_new_version_on_postgres() {
+    a_second_run_reuses_every_step_and_registers_a_new_version(Backend::postgres());
+}
+
+fn runs_show_logs_and_artifacts_get_reach_every_recorded_output(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     breast_cancer(dir.path());
-    ok(wflow(dir.path(), &["run", "breast-cancer.toml"]));
-    let shown = json(&ok(wflow(dir.path(), &["runs", "show", "1", "--json"])));
+    ok(cli(&backend, dir.path(), &["run", "breast-cancer.toml"]));
+    let shown = json(&ok(cli(
+        &backend,
+        dir.path(),
+        &["runs", "show", "1", "--json"],
+    )));
     assert_eq!(shown["run"]["status"], "succeeded");
     assert_eq!(shown["run"]["datasets"][0]["rows"], 569);
     let steps = shown["steps"].as_array().unwrap();
@@ -185,7 +238,8 @@ fn runs_show_logs_and_artifacts_get_reach_every_recorded_output() {
 
     // The ONNX file comes back byte for byte, by a short digest prefix too.
     let out = dir.path().join("model.onnx");
-    ok(wflow(
+    ok(cli(
+        &backend,
         dir.path(),
         &["artifacts", "get", &onnx[..20], "-o", out.to_str().unwrap()],
     ));
@@ -193,21 +247,25 @@ fn runs_show_logs_and_artifacts_get_reach_every_recorded_output() {
     assert_eq!(digest_of(&bytes), onnx);
     wflow::inference::Session::load(&bytes, None).expect("the stored model loads in tract");
 
-    let human = stdout(&ok(wflow(dir.path(), &["runs", "show", "1"])));
+    let human = stdout(&ok(cli(&backend, dir.path(), &["runs", "show", "1"])));
     assert!(
         human.contains("run 1: breast-cancer (succeeded)"),
         "{human}"
     );
     assert!(human.contains("out model = Model"), "{human}");
 
-    let logs = stdout(&ok(wflow(dir.path(), &["runs", "logs", "1", "train"])));
+    let logs = stdout(&ok(cli(
+        &backend,
+        dir.path(),
+        &["runs", "logs", "1", "train"],
+    )));
     assert!(logs.contains("== train (succeeded) =="), "{logs}");
     assert!(logs.lines().count() > 1, "{logs}");
-    let missing = wflow(dir.path(), &["runs", "logs", "1", "nope"]);
+    let missing = cli(&backend, dir.path(), &["runs", "logs", "1", "nope"]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(stderr(&missing).contains("run 1 has no step `nope`"));
 
-    let unknown = wflow(dir.path(), &["runs", "show", "99"]);
+    let unknown = cli(&backend, dir.path(), &["runs", "show", "99"]);
     assert_eq!(unknown.status.code(), Some(2));
     assert!(
         stderr(&unknown).contains("no run 99"),
@@ -216,11 +274,19 @@ fn runs_show_logs_and_artifacts_get_reach_every_recorded_output() {
     );
 
     // A tampered artifact is refused with both digests.
-    let store = Store::open(dir.path().join(".wflow")).unwrap();
-    let path = store.artifacts().path(&onnx).unwrap();
-    drop(store);
+    let hex = onnx.trim_start_matches("sha256:");
+    let path = match &backend {
+        Backend::Sled => dir.path().join(".wflow/artifacts/sha256"),
+        Backend::Postgres(_) => dir.path().join("objects/sha256"),
+    }
+    .join(&hex[..2])
+    .join(&hex[2..]);
     std::fs::write(&path, b"tampered").unwrap();
-    let tampered = wflow(dir.path(), &["artifacts", "get", &onnx, "-o", "x.onnx"]);
+    let tampered = cli(
+        &backend,
+        dir.path(),
+        &["artifacts", "get", &onnx, "-o", "x.onnx"],
+    );
     assert_eq!(tampered.status.code(), Some(2));
     let message = stderr(&tampered);
     assert!(message.contains("is corrupt"), "{message}");
@@ -228,18 +294,32 @@ fn runs_show_logs_and_artifacts_get_reach_every_recorded_output() {
 }
 
 #[test]
-fn the_registry_records_lineage_and_every_alias_move() {
+fn runs_show_logs_and_artifacts_get_reach_every_recorded_output_on_sled() {
+    runs_show_logs_and_artifacts_get_reach_every_recorded_output(Backend::Sled);
+}
+
+#[test]
+fn runs_show_logs_and_artifacts_get_reach_every_recorded_output_on_postgres() {
+    runs_show_logs_and_artifacts_get_reach_every_recorded_output(Backend::postgres());
+}
+
+fn the_registry_records_lineage_and_every_alias_move(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     breast_cancer(dir.path());
-    ok(wflow(dir.path(), &["run", "breast-cancer.toml"]));
-    ok(wflow(dir.path(), &["run", "breast-cancer.toml"]));
+    ok(cli(&backend, dir.path(), &["run", "breast-cancer.toml"]));
+    ok(cli(&backend, dir.path(), &["run", "breast-cancer.toml"]));
 
-    let listed = json(&ok(wflow(dir.path(), &["models", "list", "--json"])));
+    let listed = json(&ok(cli(
+        &backend,
+        dir.path(),
+        &["models", "list", "--json"],
+    )));
     assert_eq!(listed[0]["name"], "breast-cancer");
     assert_eq!(listed[0]["latest"], 2);
     assert_eq!(listed[0]["aliases"]["champion"], 2);
 
-    let shown = json(&ok(wflow(
+    let shown = json(&ok(cli(
+        &backend,
         dir.path(),
         &["models", "show", "breast-cancer@champion", "--json"],
     )));
@@ -276,7 +356,8 @@ fn the_registry_records_lineage_and_every_alias_move() {
     );
 
     // Promote v1 back by hand, then roll back: the alias returns to v2.
-    let promote = ok(wflow(
+    let promote = ok(cli(
+        &backend,
         dir.path(),
         &[
             "models",
@@ -289,7 +370,8 @@ fn the_registry_records_lineage_and_every_alias_move() {
         ],
     ));
     assert!(stdout(&promote).contains("breast-cancer@champion: v2 -> v1"));
-    let rollback = ok(wflow(
+    let rollback = ok(cli(
+        &backend,
         dir.path(),
         &[
             "models",
@@ -305,7 +387,8 @@ fn the_registry_records_lineage_and_every_alias_move() {
         stdout(&rollback)
     );
 
-    let why = stdout(&ok(wflow(
+    let why = stdout(&ok(cli(
+        &backend,
         dir.path(),
         &["models", "why", "breast-cancer@champion"],
     )));
@@ -324,24 +407,40 @@ fn the_registry_records_lineage_and_every_alias_move() {
     ] {
         assert!(why.contains(expected), "missing `{expected}` in\n{why}");
     }
-    let history = json(&ok(wflow(
+    let history = json(&ok(cli(
+        &backend,
         dir.path(),
         &["models", "why", "breast-cancer@champion", "--json"],
     )));
     assert_eq!(history["history"].as_array().unwrap().len(), 4);
 
-    let bad = wflow(
+    let bad = cli(
+        &backend,
         dir.path(),
         &["models", "promote", "breast-cancer", "--reason", "x"],
     );
     assert_eq!(bad.status.code(), Some(2));
     assert!(stderr(&bad).contains("NAME@VERSION"), "{}", stderr(&bad));
-    let missing = wflow(dir.path(), &["models", "why", "breast-cancer@canary"]);
+    let missing = cli(
+        &backend,
+        dir.path(),
+        &["models", "why", "breast-cancer@canary"],
+    );
     assert!(
         stderr(&missing).contains("has no alias `canary` (its aliases: champion)"),
         "{}",
         stderr(&missing)
     );
+}
+
+#[test]
+fn the_registry_records_lineage_and_every_alias_move_on_sled() {
+    the_registry_records_lineage_and_every_alias_move(Backend::Sled);
+}
+
+#[test]
+fn the_registry_records_lineage_and_every_alias_move_on_postgres() {
+    the_registry_records_lineage_and_every_alias_move(Backend::postgres());
 }
 
 #[test]

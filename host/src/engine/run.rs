@@ -1103,6 +1103,7 @@ async fn attempt(
     let retries = &planned.step.retries;
     let started = Instant::now();
     let mut attempt = 0;
+    let mut extra_claims = 0;
     loop {
         attempt += 1;
         if let Some(events) = &events {
@@ -1157,7 +1158,7 @@ async fn attempt(
             }
         };
         // A worker that died midway made the queue run the call again: each take counts.
-        let extra_claims = claims - 1;
+        extra_claims += claims - 1;
         let retry = match &execution.outcome {
             Err(failure) if failure.is_retryable() && attempt <= retries.count => {
                 Some(failure.to_string())

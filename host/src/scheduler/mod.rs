@@ -601,6 +601,9 @@ impl Scheduler {
             );
             match recorded {
                 Ok(record) => request.queued = Some(record.id),
+                Err(crate::store::StoreError::Invalid(why)) => {
+                    return Err(RequestError::Invalid(why));
+                }
                 Err(err) => return Err(RequestError::Store(err.to_string())),
             }
         }

@@ -38,9 +38,9 @@ impl StoreAccess {
         }
     }
 
-    /// Alias moves announced by other processes of a cluster, as they happen (a shared store
+    /// The notifications of a cluster (alias moves, events...) as they happen (a shared store
     /// only; elsewhere the stamp is polled).
-    pub fn alias_moves(
+    pub fn cluster_notifications(
         &self,
     ) -> Option<tokio::sync::broadcast::Receiver<crate::store::postgres::Notification>> {
         match self {

@@ -547,14 +547,29 @@ impl Server {
         kind: &'static str,
         message: String,
     ) {
-        let event = ServeEvent {
-            seq: self.event_seq.fetch_add(1, Ordering::Relaxed) + 1,
+        let mut event = ServeEvent {
+            seq: 0,
             at: crate::store::records::now(),
             model: model.map(str::to_string),
             workflow: workflow.map(str::to_string),
             run,
             kind: kind.to_string(),
             message,
+        };
+        // A cluster numbers its events in the shared store, so every process and the next
+        // leader see one history; one process numbers its own.
+        event.seq = match self.cluster_store() {
+            Some(store) => {
+                let json = serde_json::to_value(&event).expect("events serialise");
+                match store.append_event(&json) {
+                    Ok(seq) => seq,
+                    Err(err) => {
+                        tracing::error!(error = %err, "cannot add an event to the cluster's log");
+                        return;
+                    }
+                }
+            }
+            None => self.event_seq.fetch_add(1, Ordering::Relaxed) + 1,
         };
         let subject = model.or(workflow).unwrap_or_default();
         match kind {
@@ -573,8 +588,28 @@ impl Server {
         let _ = self.subscribers.send(event);
     }
 
+    /// The shared store of a cluster, whose event log this server writes and reads.
+    fn cluster_store(&self) -> Option<&Arc<crate::store::Store>> {
+        match &self.store {
+            StoreAccess::Shared(store) if store.postgres().is_some() => Some(store),
+            _ => None,
+        }
+    }
+
     /// Events after `since`, oldest first.
     pub fn events(&self, since: u64) -> Vec<ServeEvent> {
+        if let Some(store) = self.cluster_store() {
+            return match store.events_after(since, EVENTS_KEPT) {
+                Ok(events) => events
+                    .into_iter()
+                    .filter_map(|e| serde_json::from_value(e).ok())
+                    .collect(),
+                Err(err) => {
+                    tracing::error!(error = %err, "cannot read the cluster's event log");
+                    Vec::new()
+                }
+            };
+        }
         lock(&self.events)
             .iter()
             .filter(|e| e.seq > since)
@@ -586,16 +621,40 @@ impl Server {
     /// Subscribed before reading, so an event between the two is not missed.
     pub async fn events_after(&self, since: u64, wait: Option<Duration>) -> Vec<ServeEvent> {
         let mut next = self.subscribe();
+        // Another process of a cluster adds events too: its notification wakes the wait.
+        let mut cluster = self.store.cluster_notifications();
         let found = self.events(since);
         let Some(wait) = wait.filter(|_| found.is_empty()) else {
             return found;
         };
         let _ = tokio::time::timeout(wait, async {
-            loop {
-                match next.recv().await {
-                    Ok(event) if event.seq <= since => continue,
-                    _ => break,
+            let from_cluster = async {
+                match &mut cluster {
+                    Some(notes) => loop {
+                        match notes.recv().await {
+                            Ok((channel, _))
+                                if channel == crate::store::postgres::channel::EVENTS =>
+                            {
+                                break;
+                            }
+                            Ok(_) => {}
+                            Err(_) => break,
+                        }
+                    },
+                    None => std::future::pending().await,
                 }
+            };
+            let from_here = async {
+                loop {
+                    match next.recv().await {
+                        Ok(event) if event.seq <= since => continue,
+                        _ => break,
+                    }
+                }
+            };
+            tokio::select! {
+                () = from_cluster => {}
+                () = from_here => {}
             }
         })
         .await;
@@ -1539,7 +1598,7 @@ pub fn spawn_background(
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // A cluster's alias moves arrive as notifications, followed at once; the stamp is
         // still read every `watch`, so a missed notification costs one interval.
-        let mut moves = server.store.alias_moves();
+        let mut moves = server.store.cluster_notifications();
         let mut last_follow = tokio::time::Instant::now();
         loop {
             let announced = match &mut moves {

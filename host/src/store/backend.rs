@@ -29,10 +29,12 @@ pub enum Tree {
     Triggers,
     /// Store-wide markers (the format version).
     Meta,
+    /// A shared store's event log (runs started and ended, deployments moved...), by sequence.
+    EventLog,
 }
 
 impl Tree {
-    pub const ALL: [Tree; 10] = [
+    pub const ALL: [Tree; 11] = [
         Tree::Runs,
         Tree::Steps,
         Tree::Logs,
@@ -43,6 +45,7 @@ impl Tree {
         Tree::Events,
         Tree::Triggers,
         Tree::Meta,
+        Tree::EventLog,
     ];
 
     pub fn name(self) -> &'static str {
@@ -57,6 +60,7 @@ impl Tree {
             Tree::Events => "events",
             Tree::Triggers => "triggers",
             Tree::Meta => "meta",
+            Tree::EventLog => "eventlog",
         }
     }
 }

@@ -608,6 +608,22 @@ impl Store {
         let db_path = self.db_path();
         let db_error = self.db_error();
         self.backend.serialized("runs", &db_error, |reader| {
+            // A cron slot is taken once: a second process that believes it leads (a leader
+            // cut off from the database for a moment) finds the slot taken and starts nothing.
+            if let Some((key, value)) = &state
+                && let Some(slot) = serde_json::from_slice::<serde_json::Value>(value)
+                    .ok()
+                    .and_then(|v| v.get("slot").and_then(|s| s.as_u64()))
+                && let Some(current) = reader.get(Tree::Triggers, key).map_err(&db_error)?
+                && let Some(taken) = serde_json::from_slice::<serde_json::Value>(&current)
+                    .ok()
+                    .and_then(|v| v.get("slot").and_then(|s| s.as_u64()))
+                && taken >= slot
+            {
+                return Err(StoreError::Invalid(format!(
+                    "the trigger's slot {slot} is already taken (its last slot is {taken})"
+                )));
+            }
             let id = match reader.last(Tree::Runs, &[]).map_err(&db_error)? {
                 Some((key, _)) => {
                     u64::from_be_bytes(key.as_slice().try_into().map_err(|_| {
@@ -948,6 +964,76 @@ impl Store {
     /// The on-disk size of the database and the artifacts, in bytes.
     pub fn size(&self) -> (u64, u64) {
         (self.backend.size_on_disk(), self.artifacts.size())
+    }
+}
+
+/// Events a shared store's log keeps; older ones are dropped as new ones arrive.
+const EVENTS_KEPT: u64 = 10_000;
+
+impl Store {
+    /// Appends an event (JSON, its `seq` to be set) to a shared store's event log, so every
+    /// daemon and replica of the cluster, and the next leader, see one numbered history.
+    /// Returns its sequence number. (On sled the event log is the daemon's, in memory.)
+    pub fn append_event(&self, event: &serde_json::Value) -> Result<u64, StoreError> {
+        let db_error = self.db_error();
+        let seq = self.backend.serialized("eventlog", &db_error, |reader| {
+            let seq = reader
+                .last(Tree::EventLog, &[])
+                .map_err(&db_error)?
+                .and_then(|(key, _)| <[u8; 8]>::try_from(key.as_slice()).ok())
+                .map_or(1, |key| u64::from_be_bytes(key) + 1);
+            let mut event = event.clone();
+            event["seq"] = serde_json::json!(seq);
+            let mut writes = vec![Write::Put(
+                Tree::EventLog,
+                seq.to_be_bytes().to_vec(),
+                Self::encode(&event),
+            )];
+            if seq > EVENTS_KEPT {
+                writes.push(Write::Delete(
+                    Tree::EventLog,
+                    (seq - EVENTS_KEPT).to_be_bytes().to_vec(),
+                ));
+            }
+            Ok::<_, StoreError>((seq, writes))
+        })?;
+        if let Some(pg) = self.postgres()
+            && let Err(err) = pg.notify(postgres::channel::EVENTS, &seq.to_string())
+        {
+            tracing::warn!(error = %err, "cannot announce an event");
+        }
+        Ok(seq)
+    }
+
+    /// The events of the log after `since`, oldest first, at most `limit`.
+    pub fn events_after(
+        &self,
+        since: u64,
+        limit: usize,
+    ) -> Result<Vec<serde_json::Value>, StoreError> {
+        let mut found = Vec::new();
+        let mut failure = None;
+        self.backend
+            .scan_back(Tree::EventLog, &mut |key, value| {
+                let seq = <[u8; 8]>::try_from(key).map_or(0, u64::from_be_bytes);
+                if seq <= since || found.len() >= limit {
+                    return false;
+                }
+                match self.decode::<serde_json::Value>("eventlog", key, value) {
+                    Ok(event) => found.push(event),
+                    Err(err) => {
+                        failure = Some(err);
+                        return false;
+                    }
+                }
+                true
+            })
+            .map_err(self.db_error())?;
+        if let Some(err) = failure {
+            return Err(err);
+        }
+        found.reverse();
+        Ok(found)
     }
 }
 

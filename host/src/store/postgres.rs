@@ -79,9 +79,9 @@ pub mod channel {
     pub const TASK_DONE: &str = "wflow_task_done";
     /// An alias moved (payload: `model@alias`).
     pub const ALIASES: &str = "wflow_aliases";
-    /// A run was queued or asked to stop (payload: the run id).
-    pub const RUNS: &str = "wflow_runs";
-    pub const ALL: [&str; 4] = [TASKS, TASK_DONE, ALIASES, RUNS];
+    /// An event was added to the cluster's event log (payload: its sequence number).
+    pub const EVENTS: &str = "wflow_events";
+    pub const ALL: [&str; 4] = [TASKS, TASK_DONE, ALIASES, EVENTS];
 }
 
 /// A notification: its channel and payload.

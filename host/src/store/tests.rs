@@ -511,3 +511,23 @@ fn store_locations_are_checked_before_anything_opens() {
     .to_string();
     assert!(err.contains("no artifact store yet"), "{err}");
 }
+
+on_both!(a_cron_slot_is_taken_once_whoever_asks, |home| {
+    let store = home.open();
+    let take = |slot: u64| {
+        store.create_queued_run(
+            "alpha",
+            Path::new("w.toml"),
+            b"[workflow]",
+            vec![],
+            TriggerRecord::default(),
+            Some(("tick", &serde_json::json!({ "slot": slot }))),
+        )
+    };
+    take(1_000).unwrap();
+    take(2_000).unwrap();
+    let err = take(2_000).unwrap_err().to_string();
+    assert!(err.contains("slot 2000 is already taken"), "{err}");
+    assert!(take(1_000).is_err());
+    assert_eq!(store.run_count(), 2);
+});

@@ -26,4 +26,5 @@ pub mod scheduler;
 pub mod serve;
 pub mod store;
 pub mod table;
+pub mod ui;
 pub mod workflow;

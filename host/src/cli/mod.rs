@@ -89,6 +89,21 @@ enum Command {
     Trigger(TriggerArgs),
     /// Run the steps a cluster's daemons and runs queue in a shared store (--store).
     Worker(WorkerArgs),
+    /// The web UI of a store without a daemon (a daemon serves it at /ui itself).
+    Ui(UiArgs),
+}
+
+#[derive(Debug, Args)]
+struct UiArgs {
+    /// Address to listen on (port 0: any free port).
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    listen: std::net::SocketAddr,
+    /// A file holding the admin token [or WFLOW_ADMIN_TOKEN].
+    #[arg(long, value_name = "FILE")]
+    admin_token_file: Option<PathBuf>,
+    /// Require the token for reads too.
+    #[arg(long)]
+    protect_reads: bool,
 }
 
 #[derive(Debug, Args)]
@@ -297,6 +312,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             Command::Daemon(args) => daemon(&cli, args).await,
             Command::Trigger(args) => trigger(&cli, args),
             Command::Worker(args) => worker(&cli, args).await,
+            Command::Ui(args) => ui(&cli, args).await,
         }
     })
 }
@@ -615,6 +631,37 @@ fn open_store(cli: &Cli) -> anyhow::Result<Arc<Store>> {
 /// Opens the store; `kind` names this process in a shared store's list.
 fn open_store_as(cli: &Cli, kind: &str) -> anyhow::Result<Arc<Store>> {
     Ok(Arc::new(Store::open_at(&location(cli)?, kind)?))
+}
+
+async fn ui(cli: &Cli, args: &UiArgs) -> anyhow::Result<u8> {
+    let token = read_token(&args.admin_token_file)?;
+    if args.protect_reads && token.is_none() {
+        anyhow::bail!("--protect-reads needs a token: set WFLOW_ADMIN_TOKEN or --admin-token-file");
+    }
+    // Beside a sled store the UI opens it only to read, as `wflow serve` does; a shared store
+    // is held.
+    let location = location(cli)?;
+    let store = if location.is_shared() {
+        let store = tokio::task::spawn_blocking(move || Store::open_at(&location, "ui")).await??;
+        crate::serve::StoreAccess::Shared(Arc::new(store))
+    } else {
+        crate::serve::StoreAccess::OnDemand(location.dir().to_path_buf())
+    };
+    let app = crate::ui::router(crate::ui::Ui {
+        store,
+        scheduler: None,
+        server: None,
+        token,
+        open_reads: !args.protect_reads,
+    });
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .map_err(|err| anyhow::anyhow!("cannot listen on {}: {err}", args.listen))?;
+    eprintln!("wflow ui on http://{}/ui", listener.local_addr()?);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(0)
 }
 
 async fn worker(cli: &Cli, args: &WorkerArgs) -> anyhow::Result<u8> {

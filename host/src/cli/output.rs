@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::engine::{Event, Plan, RunReport, StepReport, StepStatus};
-use crate::plugin::{Capability, Decision, Plugin, Severity, StepKind, kind_name};
+use crate::plugin::{Capability, Plugin, Severity, StepKind, decision_text, kind_name};
 
 /// Metrics worth showing in the summary, by kind, in this order when present.
 pub const KEY_METRICS: &[&str] = &[
@@ -43,15 +43,6 @@ pub fn format_value(value: f64) -> String {
         format!("{value:.0}")
     } else {
         format!("{value:.4}")
-    }
-}
-
-fn decision_text(decision: &Decision) -> String {
-    match decision {
-        Decision::Reject => "reject".into(),
-        Decision::Shadow => "shadow".into(),
-        Decision::Canary(percent) => format!("canary {percent}%"),
-        Decision::Promote => "promote".into(),
     }
 }
 

@@ -232,8 +232,16 @@ pub async fn run(
             let _ = stopped.send(());
         })
     };
-    let app =
-        serve::router(server.clone(), config.max_body).merge(api::router(scheduler.clone(), token));
+    let ui = crate::ui::router(crate::ui::Ui {
+        store: StoreAccess::Shared(store.clone()),
+        scheduler: Some(scheduler.clone()),
+        server: Some(server.clone()),
+        token: Some(token.clone()),
+        open_reads: config.open_reads,
+    });
+    let app = serve::router(server.clone(), config.max_body)
+        .merge(api::router(scheduler.clone(), token))
+        .merge(ui);
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = http_stop.await;

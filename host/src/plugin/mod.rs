@@ -98,6 +98,16 @@ pub fn kind_name(kind: StepKind) -> &'static str {
     }
 }
 
+/// A deployment decision as people read it: `promote`, `canary 10%`...
+pub fn decision_text(decision: &Decision) -> String {
+    match decision {
+        Decision::Reject => "reject".into(),
+        Decision::Shadow => "shadow".into(),
+        Decision::Canary(percent) => format!("canary {percent}%"),
+        Decision::Promote => "promote".into(),
+    }
+}
+
 /// Why a plugin call failed. The first three come from the plugin itself; the rest are the
 /// sandbox stopping it.
 #[derive(Clone, Debug, PartialEq, thiserror::Error, serde::Serialize, serde::Deserialize)]

@@ -1,0 +1,436 @@
+//! The UI's pages as maud templates: the layout (navigation, the embedded stylesheet and
+//! script), and one function per page. Every interpolated value is escaped by maud; the only
+//! raw HTML is the DAG's SVG, which escapes its own text.
+
+use std::collections::BTreeMap;
+
+use axum::http::StatusCode;
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+
+use super::PAGE;
+use super::dag::{self, Node};
+use crate::serve::ServeEvent;
+use crate::store::registry::ModelSummary;
+use crate::store::{
+    AliasEvent, LogRecord, ModelVersion, RunRecord, RunStatus, StepRecord, StepStatus, format_time,
+};
+
+fn layout(title: &str, current: &str, body: Markup) -> Markup {
+    let nav = [
+        ("Runs", "/ui/runs"),
+        ("Workflows", "/ui/workflows"),
+        ("Models", "/ui/models"),
+        ("Events", "/ui/events"),
+    ];
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · wflow" }
+                link rel="stylesheet" href="/ui/assets/app.css";
+                script src="/ui/assets/app.js" defer {}
+            }
+            body {
+                header {
+                    a.brand href="/ui" { "wflow" }
+                    nav {
+                        @for (label, href) in nav {
+                            a href=(href) class=[(label == current).then_some("current")] { (label) }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    }
+}
+
+/// A page saying what went wrong.
+pub fn problem(status: StatusCode, message: &str) -> Markup {
+    layout(
+        status.canonical_reason().unwrap_or("Problem"),
+        "",
+        html! {
+            h1 { (status.as_u16()) " " (status.canonical_reason().unwrap_or("")) }
+            p.problem { (message) }
+        },
+    )
+}
+
+/// A page that only a daemon (or model server) can fill.
+pub fn no_daemon(title: &str) -> Markup {
+    layout(
+        title,
+        title,
+        html! {
+            h1 { (title) }
+            p { "This page shows a running daemon's " (title.to_lowercase()) "; this UI reads a store without one (start `wflow daemon`, which serves this UI too)." }
+        },
+    )
+}
+
+fn status_label(status: RunStatus) -> &'static str {
+    status.label()
+}
+
+fn step_label(step: &StepRecord) -> &'static str {
+    match step.status {
+        StepStatus::Succeeded => "ok",
+        StepStatus::Cached => "cached",
+        StepStatus::Failed => "failed",
+        StepStatus::Skipped => "skipped",
+        StepStatus::NotApplicable => "n/a",
+        StepStatus::Running => "running",
+        StepStatus::Interrupted => "interrupted",
+    }
+}
+
+fn duration(millis: u64) -> String {
+    if millis < 1_000 {
+        format!("{millis} ms")
+    } else if millis < 120_000 {
+        format!("{:.1} s", millis as f64 / 1000.0)
+    } else {
+        format!("{} min", millis / 60_000)
+    }
+}
+
+fn short(digest: &str) -> &str {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    &hex[..hex.len().min(12)]
+}
+
+fn run_duration(run: &RunRecord) -> String {
+    run.finished
+        .map(|f| duration(f.saturating_sub(run.created)))
+        .unwrap_or_default()
+}
+
+fn query(workflow: &Option<String>, status: &Option<String>, page: usize) -> String {
+    let mut parts = Vec::new();
+    if let Some(workflow) = workflow.as_ref().filter(|w| !w.is_empty()) {
+        parts.push(format!("workflow={}", url_encode(workflow)));
+    }
+    if let Some(status) = status.as_ref().filter(|s| !s.is_empty()) {
+        parts.push(format!("status={}", url_encode(status)));
+    }
+    parts.push(format!("page={page}"));
+    format!("/ui/runs?{}", parts.join("&"))
+}
+
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The runs, newest first, a page at a time, with filters.
+pub fn runs(
+    workflow: &Option<String>,
+    status: &Option<String>,
+    page: usize,
+    runs: &[RunRecord],
+    total: usize,
+) -> Markup {
+    let shown = &runs[..runs.len().min(PAGE)];
+    let more = runs.len() > PAGE;
+    let statuses = [
+        "queued",
+        "running",
+        "succeeded",
+        "failed",
+        "interrupted",
+        "cancelled",
+    ];
+    layout(
+        "Runs",
+        "Runs",
+        html! {
+            h1 { "Runs" }
+            form.filters method="get" action="/ui/runs" {
+                label { "Workflow " input name="workflow" value=[workflow.as_deref()]; }
+                label { "Status "
+                    select name="status" {
+                        option value="" { "any" }
+                        @for s in statuses {
+                            option value=(s) selected[status.as_deref() == Some(s)] { (s) }
+                        }
+                    }
+                }
+                button type="submit" { "Filter" }
+                span.count { (total) @if total == 1 { " run" } @else { " runs" } " in the store" }
+            }
+            table.runs data-live="runs" {
+                thead { tr { th { "Run" } th { "Workflow" } th { "Status" } th { "Trigger" } th { "Started" } th { "Took" } } }
+                tbody {
+                    @for run in shown {
+                        tr data-run=(run.id) {
+                            td { a href={ "/ui/runs/" (run.id) } { (run.id) } }
+                            td { (run.workflow) }
+                            td { span class={ "status " (status_label(run.status)) } data-status { (status_label(run.status)) } }
+                            td { (run.trigger.as_ref().map_or("run", |t| t.kind.as_str())) }
+                            td { (format_time(run.created)) }
+                            td { (run_duration(run)) }
+                        }
+                    }
+                }
+            }
+            @if shown.is_empty() { p { "No runs match." } }
+            nav.pages {
+                @if page > 0 { a rel="prev" href=(query(workflow, status, page - 1)) { "← newer" } }
+                span { "page " (page + 1) }
+                @if more { a rel="next" href=(query(workflow, status, page + 1)) { "older →" } }
+            }
+        },
+    )
+}
+
+/// One run: its DAG, steps with plugins, digests, inputs, outputs, metrics, findings, logs.
+pub fn run(
+    run: &RunRecord,
+    steps: &[StepRecord],
+    logs: &[LogRecord],
+    needs: &BTreeMap<String, Vec<String>>,
+) -> Markup {
+    let nodes: Vec<Node> = steps
+        .iter()
+        .map(|step| {
+            let mut edges: Vec<String> = needs.get(&step.id).cloned().unwrap_or_default();
+            for input in &step.inputs {
+                if let Some((producer, _)) = input.source.split_once('.')
+                    && !edges.iter().any(|e| e == producer)
+                {
+                    edges.push(producer.to_string());
+                }
+            }
+            Node {
+                id: step.id.clone(),
+                status: step_label(step).replace('/', ""),
+                detail: match step.status {
+                    StepStatus::Succeeded | StepStatus::Failed => duration(step.duration_ms),
+                    _ => step_label(step).to_string(),
+                },
+                needs: edges,
+            }
+        })
+        .collect();
+    layout(
+        &format!("Run {}", run.id),
+        "Runs",
+        html! {
+            h1 { "Run " (run.id) " · " (run.workflow) " "
+                span class={ "status " (status_label(run.status)) } data-run-status=(run.id) { (status_label(run.status)) } }
+            dl.facts {
+                dt { "Started" } dd { (format_time(run.created)) }
+                dt { "Took" } dd { (run_duration(run)) }
+                dt { "Trigger" } dd { (run.trigger.as_ref().map_or("wflow run".to_string(), |t| format!("{}: {}", t.kind, t.reason))) }
+                dt { "Workflow file" } dd { code { (run.file) } " " a href={ "/ui/artifacts/" (run.workflow_digest) } { "(as it ran)" } }
+                @for dataset in &run.datasets {
+                    dt { "Dataset " (dataset.name) }
+                    dd { (dataset.rows) " rows · " a href={ "/ui/artifacts/" (dataset.digest) } { code { (short(&dataset.digest)) } } }
+                }
+            }
+            @if let Some(note) = run.transitions.last().and_then(|t| t.note.as_ref()) {
+                p.note { (note) }
+            }
+            section.dag { (PreEscaped(dag::svg(&nodes))) }
+            h2 { "Steps" }
+            @for (step, log) in steps.iter().zip(logs) {
+                section.step id={ "step-" (step.id) } {
+                    h3 { (step.id) " " span class={ "status " (step_label(step).replace('/', "")) } { (step_label(step)) } }
+                    dl.facts {
+                        dt { "Plugin" } dd { (step.plugin) " " code title=(step.plugin_digest) { (short(&step.plugin_digest)) } }
+                        dt { "Attempts" } dd { (step.attempts) }
+                        dt { "Took" } dd { (duration(step.duration_ms)) }
+                        @if !step.config.is_null() && step.config != serde_json::json!({}) {
+                            dt { "Configuration" } dd { code { (step.config.to_string()) } }
+                        }
+                        @for input in &step.inputs {
+                            dt { "In " (input.slot) }
+                            dd { (input.source) " · " a href={ "/ui/artifacts/" (input.digest) } { code { (short(&input.digest)) } } }
+                        }
+                        @for output in &step.outputs {
+                            dt { "Out " (output.name) }
+                            dd { a href={ "/ui/artifacts/" (output.value.digest) } { code { (short(&output.value.digest)) } } }
+                        }
+                        @if let Some(reuse) = &step.reused {
+                            dt { "Reused" } dd { "from " a href={ "/ui/runs/" (reuse.run) } { "run " (reuse.run) } }
+                        }
+                    }
+                    @if let Some(failure) = &step.failure {
+                        p.failure { (step.failure_kind.as_deref().unwrap_or("failed")) ": " (failure) }
+                    }
+                    @if !step.metrics.is_empty() {
+                        table.metrics {
+                            @for (name, value) in &step.metrics {
+                                tr { th { (name) } td { (format!("{value:.4}")) } }
+                            }
+                        }
+                    }
+                    @if !step.findings.is_empty() {
+                        ul.findings {
+                            @for finding in &step.findings {
+                                li class=(if finding.passed { "pass" } else { "fail" }) {
+                                    (finding.check) @if let Some(column) = &finding.column { " on " code { (column) } } ": " (finding.message)
+                                }
+                            }
+                        }
+                    }
+                    @if !log.lines.is_empty() {
+                        details.log {
+                            summary { "Log (" (log.lines.len()) " lines" @if log.dropped > 0 { ", " (log.dropped) " dropped" } ")" }
+                            pre { @for line in &log.lines { (format!("{:>6} ms  ", line.at_ms)) (line.message) "\n" } }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// Every model with its latest version and aliases.
+pub fn models(models: &[ModelSummary]) -> Markup {
+    layout(
+        "Models",
+        "Models",
+        html! {
+            h1 { "Models" }
+            @if models.is_empty() { p { "No model is registered yet." } }
+            table {
+                thead { tr { th { "Model" } th { "Versions" } th { "Aliases" } th { "Updated" } } }
+                tbody {
+                    @for model in models {
+                        tr {
+                            td { a href={ "/ui/models/" (model.name) } { (model.name) } }
+                            td { (model.versions) }
+                            td { @for (alias, version) in &model.aliases { span.alias { (alias) " → v" (version) } " " } }
+                            td { (format_time(model.updated)) }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// One model: versions with metrics and lineage, aliases, and the history of every alias move.
+pub fn model(
+    versions: &[ModelVersion],
+    aliases: &BTreeMap<String, u32>,
+    history: &[AliasEvent],
+) -> Markup {
+    let name = versions.first().map_or("", |v| v.name.as_str());
+    layout(
+        name,
+        "Models",
+        html! {
+            h1 { (name) }
+            p { @for (alias, version) in aliases { span.alias data-alias=(alias) { (alias) " → v" (version) } " " } }
+            h2 { "Versions" }
+            table.versions {
+                thead { tr { th { "Version" } th { "Registered" } th { "From" } th { "Metrics" } th { "Decision" } } }
+                tbody {
+                    @for version in versions.iter().rev() {
+                        tr data-version=(version.version) {
+                            td { "v" (version.version) }
+                            td { (format_time(version.created)) }
+                            td { a href={ "/ui/runs/" (version.run) } { "run " (version.run) } " (" (version.trained_by) ")" }
+                            td { @for (metric, value) in version.metrics.iter().take(6) { span.metric { (metric) " " (format!("{value:.4}")) } " " } }
+                            td { (version.decision.as_ref().map_or("none".to_string(), |d| crate::plugin::decision_text(&d.decision))) }
+                        }
+                    }
+                }
+            }
+            h2 { "Alias history" }
+            table.history {
+                thead { tr { th { "#" } th { "When" } th { "Alias" } th { "Move" } th { "Who" } th { "Why" } } }
+                tbody {
+                    @for event in history.iter().rev() {
+                        tr {
+                            td { (event.seq) }
+                            td { (format_time(event.at)) }
+                            td { (event.alias) }
+                            td { (event.from.map_or("none".into(), |v| format!("v{v}"))) " → " (event.to.map_or("none".into(), |v| format!("v{v}"))) @if event.rollback { " (rollback)" } }
+                            td { (event.actor.to_string()) }
+                            td { (event.reason) }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// A workflow as the workflows page lists it.
+pub struct WorkflowRow {
+    pub name: String,
+    pub description: String,
+    pub file: String,
+    pub steps: usize,
+    pub running: usize,
+    pub queued: usize,
+    /// Each trigger: name, kind and its state as JSON.
+    pub triggers: Vec<(String, String, String)>,
+}
+
+/// The daemon's workflows with their triggers, and the files that do not load.
+pub fn workflows(rows: &[WorkflowRow], problems: &[(String, String)]) -> Markup {
+    layout(
+        "Workflows",
+        "Workflows",
+        html! {
+            h1 { "Workflows" }
+            @for row in rows {
+                section.workflow data-workflow=(row.name) {
+                    h2 { a href={ "/ui/runs?workflow=" (url_encode(&row.name)) } { (row.name) } }
+                    @if !row.description.is_empty() { p.description { (row.description) } }
+                    p { code { (row.file) } " · " (row.steps) " steps · " (row.running) " running · " (row.queued) " queued" }
+                    @if !row.triggers.is_empty() {
+                        table.triggers {
+                            thead { tr { th { "Trigger" } th { "Kind" } th { "State" } } }
+                            tbody { @for (name, kind, state) in &row.triggers { tr { td { (name) } td { (kind) } td { code { (state) } } } } }
+                        }
+                    }
+                }
+            }
+            @if rows.is_empty() { p { "No workflow is loaded." } }
+            @if !problems.is_empty() {
+                h2 { "Files that do not load" }
+                ul.problems { @for (file, name) in problems { li { code { (file) } " (" (name) "): see the events" } } }
+            }
+        },
+    )
+}
+
+/// The latest events; the script appends new ones as they happen.
+pub fn events(events: &[ServeEvent]) -> Markup {
+    layout(
+        "Events",
+        "Events",
+        html! {
+            h1 { "Events" }
+            p.live { "Live: new events appear at the top as they happen." }
+            table.events data-live="events" {
+                thead { tr { th { "#" } th { "When" } th { "Subject" } th { "Kind" } th { "Message" } } }
+                tbody {
+                    @for event in events {
+                        tr {
+                            td { (event.seq) }
+                            td { (format_time(event.at)) }
+                            td { (event.workflow.as_deref().or(event.model.as_deref()).unwrap_or("")) @if let Some(run) = event.run { " " a href={ "/ui/runs/" (run) } { "run " (run) } } }
+                            td { (event.kind) }
+                            td { pre { (event.message) } }
+                        }
+                    }
+                }
+            }
+        },
+    )
+}

@@ -1,0 +1,185 @@
+//! The UI's pages through its router (no socket): what each page shows, escaping of what
+//! users and plugins wrote, the security headers, and errors as pages.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use tower::ServiceExt;
+
+use super::*;
+use crate::store::{Store, Transition};
+
+fn ui(store: Arc<Store>) -> axum::Router {
+    router(Ui {
+        store: StoreAccess::Shared(store),
+        scheduler: None,
+        server: None,
+        token: Some("secret".into()),
+        open_reads: true,
+    })
+}
+
+async fn page(router: &axum::Router, path: &str) -> (StatusCode, axum::http::HeaderMap, String) {
+    let response = router
+        .clone()
+        .oneshot(Request::get(path).body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 24)
+        .await
+        .unwrap();
+    (status, headers, String::from_utf8(body.to_vec()).unwrap())
+}
+
+fn store_with_runs(count: usize) -> (tempfile::TempDir, Arc<Store>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(dir.path().join("store")).unwrap());
+    for i in 0..count {
+        let workflow = if i % 2 == 0 { "alpha" } else { "beta" };
+        let run = store
+            .create_run(
+                workflow,
+                std::path::Path::new("w.toml"),
+                b"[workflow]\nname = \"alpha\"\n\n[steps.a]\nuses = \"noop\"\n",
+                vec!["a".into()],
+                false,
+            )
+            .unwrap();
+        store
+            .set_run_status(run.id, RunStatus::Succeeded, None)
+            .unwrap();
+    }
+    (dir, store)
+}
+
+#[tokio::test]
+async fn the_runs_page_lists_a_page_of_runs_newest_first_with_filters() {
+    let (_dir, store) = store_with_runs(120);
+    let router = ui(store);
+    let (status, headers, body) = page(&router, "/ui/runs").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'")
+    );
+    assert!(body.contains("120 runs in the store"), "{body}");
+    assert!(body.contains(r#"href="/ui/runs/120""#));
+    assert!(!body.contains(r#"href="/ui/runs/70""#));
+    assert!(body.contains(r#"rel="next""#));
+    let (_, _, second) = page(&router, "/ui/runs?page=1").await;
+    assert!(second.contains(r#"href="/ui/runs/70""#));
+    assert!(!second.contains(r#"href="/ui/runs/71""#), "{second}");
+    let (_, _, betas) = page(&router, "/ui/runs?workflow=beta&status=succeeded").await;
+    assert!(betas.contains(r#"href="/ui/runs/120""#));
+    assert!(!betas.contains(r#"href="/ui/runs/119""#));
+    let (status, _, bad) = page(&router, "/ui/runs?status=sleeping").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(bad.contains("`sleeping` is not a run status"), "{bad}");
+}
+
+#[tokio::test]
+async fn a_run_page_draws_its_dag_and_escapes_what_plugins_wrote() {
+    let (_dir, store) = store_with_runs(1);
+    let mut step = crate::store::StepRecord {
+        run: 1,
+        index: 0,
+        id: "a".into(),
+        kind: "validator".into(),
+        plugin: "noop@0.1.0".into(),
+        plugin_digest: crate::store::digest_of(b"plugin"),
+        config: serde_json::json!({}),
+        target: None,
+        inputs: vec![],
+        cache_key: None,
+        status: crate::store::StepStatus::Failed,
+        transitions: vec![Transition {
+            status: crate::store::StepStatus::Failed,
+            at: 1,
+            note: None,
+        }],
+        attempts: 1,
+        duration_ms: 12,
+        outputs: vec![],
+        returned_metrics: vec![],
+        metrics: vec![("score".into(), 0.5)],
+        findings: vec![],
+        decision: None,
+        failure_kind: Some("failed".into()),
+        failure: Some("<script>alert('x')</script>".into()),
+        reused: None,
+    };
+    let log = crate::store::LogRecord::bounded(vec![crate::plugin::LogLine {
+        at_ms: 3,
+        source: crate::plugin::LogSource::Plugin,
+        level: crate::plugin::LogLevel::Info,
+        message: "<img src=x onerror=alert(1)>".into(),
+        fields: vec![],
+    }]);
+    store.finish_step(&step, &log, false).unwrap();
+    step.index = 1;
+    step.id = "b".into();
+    step.failure = None;
+    step.status = crate::store::StepStatus::Succeeded;
+    step.inputs = vec![crate::store::InputRecord {
+        slot: "data".into(),
+        source: "a.report".into(),
+        digest: crate::store::digest_of(b"x"),
+    }];
+    store
+        .finish_step(&step, &crate::store::LogRecord::default(), false)
+        .unwrap();
+    let router = ui(store);
+    let (status, _, body) = page(&router, "/ui/runs/1").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body.contains("<svg class=\"dag\""), "{body}");
+    assert!(
+        body.contains("class=\"edge\""),
+        "the input makes an edge: {body}"
+    );
+    assert!(!body.contains("<script>alert"), "{body}");
+    assert!(!body.contains("<img src=x"), "{body}");
+    assert!(body.contains("&lt;script&gt;alert"), "{body}");
+    assert!(body.contains("score"));
+    let (status, _, missing) = page(&router, "/ui/runs/9").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(missing.contains("no run 9"), "{missing}");
+}
+
+#[tokio::test]
+async fn protected_reads_need_the_token() {
+    let (_dir, store) = store_with_runs(1);
+    let router = router(Ui {
+        store: StoreAccess::Shared(store),
+        scheduler: None,
+        server: None,
+        token: Some("secret".into()),
+        open_reads: false,
+    });
+    let (status, _, _) = page(&router, "/ui/runs").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let response = router
+        .clone()
+        .oneshot(
+            Request::get("/ui/runs")
+                .header("authorization", "Bearer secret")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    // The assets are not secrets; they load whatever the rule.
+    let (status, headers, _) = page(&router, "/ui/assets/app.js").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+}

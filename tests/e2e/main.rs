@@ -2,6 +2,7 @@
 //! build script, run by the real runtime, and the real `wflow` binary run in temporary directories.
 
 mod authoring;
+mod browser;
 mod cli;
 mod cluster;
 mod contract;

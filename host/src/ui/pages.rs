@@ -29,6 +29,8 @@ fn layout(title: &str, current: &str, body: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · wflow" }
+                // No icon to fetch (a browser would ask for /favicon.ico and get a 404).
+                link rel="icon" href="data:,";
                 link rel="stylesheet" href="/ui/assets/app.css";
                 script src="/ui/assets/app.js" defer {}
             }
@@ -391,7 +393,7 @@ pub fn workflows(rows: &[WorkflowRow], problems: &[(String, String)]) -> Markup 
                 section.workflow data-workflow=(row.name) {
                     h2 { a href={ "/ui/runs?workflow=" (url_encode(&row.name)) } { (row.name) } }
                     @if !row.description.is_empty() { p.description { (row.description) } }
-                    p { code { (row.file) } " · " (row.steps) " steps · " (row.running) " running · " (row.queued) " queued" }
+                    p { code { (row.file) } " · " (row.steps) @if row.steps == 1 { " step · " } @else { " steps · " } (row.running) " running · " (row.queued) " queued" }
                     @if !row.triggers.is_empty() {
                         table.triggers {
                             thead { tr { th { "Trigger" } th { "Kind" } th { "State" } } }

@@ -1,0 +1,335 @@
+//! The web UI in a real headless browser: Debian's Chromium driven through chromedriver (the
+//! tests install both when missing and running as root), against a real daemon whose store is
+//! filled by real workflow runs and a registered, served model. Every page loads with its key
+//! elements, no console errors and no failed requests; links navigate; a live run's status
+//! changes on its page without a reload; text a workflow author wrote as HTML is shown as text.
+//!
+//! `WFLOW_UI_SCREENSHOTS=DIR` saves a screenshot of each page there (the docs' pictures).
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::support::{post_json, repo, wasm_path};
+
+const TOKEN: &str = "browser-test-token";
+
+fn is_root() -> bool {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() == 0 }
+}
+
+/// Chromium and chromedriver from Debian, installed when missing.
+fn ensure_chromium() {
+    let present =
+        || Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists();
+    if present() {
+        return;
+    }
+    assert!(
+        is_root(),
+        "the browser tests need Debian's chromium and chromium-driver packages: install them"
+    );
+    for args in [
+        &["update", "-qq"][..],
+        &["install", "-y", "-qq", "chromium", "chromium-driver"][..],
+    ] {
+        let status = Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .expect("apt-get runs");
+        assert!(status.success(), "apt-get {args:?} failed");
+    }
+    assert!(present(), "chromium was installed but is not in /usr/bin");
+}
+
+/// A process killed when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// chromedriver on a loopback port, and a headless session in a profile of its own.
+async fn browser(profile: &Path) -> (Guard, Client) {
+    ensure_chromium();
+    let port = free_port();
+    let driver = Guard(
+        Command::new("/usr/bin/chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts"),
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "chromedriver did not listen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut capabilities = serde_json::Map::new();
+    capabilities.insert(
+        "goog:chromeOptions".into(),
+        json!({
+            "binary": "/usr/bin/chromium",
+            "args": [
+                "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                "--no-first-run", "--disable-quic", "--window-size=1280,900",
+                format!("--user-data-dir={}", profile.display()),
+            ]
+        }),
+    );
+    capabilities.insert("goog:loggingPrefs".into(), json!({ "browser": "ALL" }));
+    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+    let client = ClientBuilder::new(connector)
+        .capabilities(capabilities)
+        .connect(&format!("http://127.0.0.1:{port}"))
+        .await
+        .expect("a browser session");
+    (driver, client)
+}
+
+/// chromedriver's browser log (console messages), read and cleared.
+#[derive(Debug)]
+struct BrowserLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for BrowserLog {
+    fn endpoint(
+        &self,
+        base_url: &url::Url,
+        session_id: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        (
+            axum::http::Method::POST,
+            Some(r#"{"type":"browser"}"#.into()),
+        )
+    }
+}
+
+/// Console errors and failed requests since the last look.
+async fn problems(client: &Client) -> Vec<String> {
+    let mut found = Vec::new();
+    let log = client.issue_cmd(BrowserLog).await.expect("the browser log");
+    for entry in log.as_array().into_iter().flatten() {
+        if entry["level"] == "SEVERE" {
+            found.push(format!("console: {}", entry["message"]));
+        }
+    }
+    let failed = client
+        .execute(
+            "return performance.getEntriesByType('resource')
+                 .filter(e => e.responseStatus >= 400)
+                 .map(e => e.name + ' ' + e.responseStatus)",
+            vec![],
+        )
+        .await
+        .expect("resource timings");
+    for entry in failed.as_array().into_iter().flatten() {
+        found.push(format!("request: {entry}"));
+    }
+    found
+}
+
+async fn text(client: &Client, css: &str) -> String {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|err| panic!("no `{css}`: {err}"))
+        .text()
+        .await
+        .unwrap()
+}
+
+/// Opens `path`, checks it has `heading` and no problems, and saves its picture when asked.
+async fn visit(client: &Client, base: &str, path: &str, heading: &str, picture: &str) {
+    client.goto(&format!("{base}{path}")).await.unwrap();
+    let h1 = text(client, "h1").await;
+    assert!(h1.contains(heading), "{path}: h1 is `{h1}`");
+    let problems = problems(client).await;
+    assert!(problems.is_empty(), "{path}: {problems:#?}");
+    if let Ok(dir) = std::env::var("WFLOW_UI_SCREENSHOTS") {
+        let png = client.screenshot().await.unwrap();
+        std::fs::write(Path::new(&dir).join(format!("{picture}.png")), png).unwrap();
+    }
+}
+
+async fn wait_for_text(client: &Client, css: &str, wanted: &str, seconds: u64) {
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    loop {
+        let now = text(client, css).await;
+        if now == wanted {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "`{css}` still says `{now}`, not `{wanted}`"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The daemon on a folder with the breast-cancer example, a slow workflow and one whose
+/// description is HTML; returns it and its address once it listens.
+fn daemon(dir: &Path) -> (Guard, String) {
+    std::fs::create_dir_all(dir.join("wf/data")).unwrap();
+    std::fs::copy(
+        repo().join("workflows/data/breast_cancer.csv"),
+        dir.join("wf/data/breast_cancer.csv"),
+    )
+    .unwrap();
+    std::fs::copy(
+        repo().join("workflows/breast-cancer.toml"),
+        dir.join("wf/breast-cancer.toml"),
+    )
+    .unwrap();
+    std::fs::copy(wasm_path("noop"), dir.join("wf/noop.wasm")).unwrap();
+    std::fs::write(dir.join("wf/data/rows.csv"), "a\n1\n2\n").unwrap();
+    std::fs::write(
+        dir.join("wf/slow.toml"),
+        "[workflow]\nname = \"slow\"\ndescription = \"<script>alert('owned')</script> & <b>bold</b>\"\n\n[datasets.data]\npath = \"data/rows.csv\"\n\n[steps.wait]\nuses = \"noop.wasm\"\ninputs = { data = \"data\" }\ncache = false\nwith = { sleep_ms = 2500 }\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wflow"))
+        .args(["daemon", "--workflows", "wf", "--listen", "127.0.0.1:0"])
+        .current_dir(dir)
+        .env("WFLOW_CACHE_DIR", dir.join(".wflow-cache"))
+        .env("WFLOW_ADMIN_TOKEN", TOKEN)
+        .env_remove("WFLOW_DATA_DIR")
+        .env_remove("WFLOW_STORE")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    loop {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "the daemon stopped"
+        );
+        if let Some(address) = line.trim().split("on http://").nth(1) {
+            let address = address.to_string();
+            std::thread::spawn(move || for _ in reader.lines() {});
+            return (Guard(child), address);
+        }
+    }
+}
+
+fn trigger(address: &str, workflow: &str) -> u64 {
+    let answer = post_json(
+        address,
+        &format!("/api/v1/workflows/{workflow}/trigger"),
+        &[("authorization", &format!("Bearer {TOKEN}"))],
+        &json!({}),
+    );
+    assert_eq!(answer.status, 202, "{}", answer.text());
+    answer.json()["run"].as_u64().unwrap()
+}
+
+fn run_status(address: &str, id: u64) -> String {
+    crate::support::get(address, &format!("/api/v1/runs/{id}")).json()["run"]["status"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn the_ui_in_a_real_browser_shows_every_page_live_and_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_daemon, address) = daemon(dir.path());
+    // A real run that registers and serves a model.
+    let trained = trigger(&address, "breast-cancer");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while run_status(&address, trained) != "succeeded" {
+        assert!(Instant::now() < deadline, "breast-cancer did not succeed");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let base = format!("http://{address}");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let (_driver, client) = browser(&dir.path().join("profile")).await;
+        visit(&client, &base, "/ui/runs", "Runs", "runs").await;
+        assert_eq!(
+            text(&client, &format!("tr[data-run=\"{trained}\"] [data-status]")).await,
+            "succeeded"
+        );
+        // Navigation: the run's link leads to its page, with its DAG and steps.
+        client
+            .find(Locator::Css(&format!("a[href=\"/ui/runs/{trained}\"]")))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        client
+            .wait()
+            .for_element(Locator::Css("svg.dag"))
+            .await
+            .unwrap();
+        assert!(client.current_url().await.unwrap().path().ends_with(&format!("/ui/runs/{trained}")));
+        let boxes = client.find_all(Locator::Css("svg.dag g.node")).await.unwrap();
+        assert_eq!(boxes.len(), 10);
+        assert!(text(&client, "#step-train").await.contains("logistic-regression"));
+        visit(&client, &base, &format!("/ui/runs/{trained}"), "Run", "run").await;
+        visit(&client, &base, "/ui/models", "Models", "models").await;
+        visit(&client, &base, "/ui/models/breast-cancer", "breast-cancer", "model").await;
+        assert_eq!(text(&client, "[data-alias=\"champion\"]").await, "champion → v1");
+        visit(&client, &base, "/ui/workflows", "Workflows", "workflows").await;
+        // The description is shown as the author wrote it, as text: no element, no script.
+        let description = text(&client, "[data-workflow=\"slow\"] .description").await;
+        assert_eq!(description, "<script>alert('owned')</script> & <b>bold</b>");
+        let injected = client
+            .find_all(Locator::Css("[data-workflow=\"slow\"] .description b, [data-workflow=\"slow\"] .description script"))
+            .await
+            .unwrap();
+        assert!(injected.is_empty());
+        visit(&client, &base, "/ui/events", "Events", "events").await;
+
+        // A live run: its page follows its status without a reload.
+        let slow = trigger(&address, "slow");
+        client.goto(&format!("{base}/ui/runs/{slow}")).await.unwrap();
+        client
+            .execute("window.wflowNotReloaded = true; return true;", vec![])
+            .await
+            .unwrap();
+        let badge = format!("[data-run-status=\"{slow}\"]");
+        wait_for_text(&client, &badge, "succeeded", 60).await;
+        let same_page = client
+            .execute("return window.wflowNotReloaded === true;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(same_page, json!(true), "the page was reloaded");
+        // The events page received it live too.
+        let problems = problems(&client).await;
+        assert!(problems.is_empty(), "{problems:#?}");
+        client.close().await.unwrap();
+    });
+}

@@ -52,6 +52,7 @@ fn main() {
         server: None,
         token: None,
         open_reads: true,
+        sessions: Default::default(),
     });
     for path in [
         "/ui/runs",

@@ -213,19 +213,21 @@ fn daemon(dir: &Path) -> (Guard, String) {
         "[workflow]\nname = \"slow\"\ndescription = \"<script>alert('owned')</script> & <b>bold</b>\"\n\n[datasets.data]\npath = \"data/rows.csv\"\n\n[steps.wait]\nuses = \"noop.wasm\"\ninputs = { data = \"data\" }\ncache = false\nwith = { sleep_ms = 2500 }\n",
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wflow"))
-        .args(["daemon", "--workflows", "wf", "--listen", "127.0.0.1:0"])
-        .current_dir(dir)
-        .env("WFLOW_CACHE_DIR", dir.join(".wflow-cache"))
-        .env("WFLOW_ADMIN_TOKEN", TOKEN)
-        .env_remove("WFLOW_DATA_DIR")
-        .env_remove("WFLOW_STORE")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut reader = BufReader::new(child.stderr.take().unwrap());
+    let mut daemon = Guard(
+        Command::new(env!("CARGO_BIN_EXE_wflow"))
+            .args(["daemon", "--workflows", "wf", "--listen", "127.0.0.1:0"])
+            .current_dir(dir)
+            .env("WFLOW_CACHE_DIR", dir.join(".wflow-cache"))
+            .env("WFLOW_ADMIN_TOKEN", TOKEN)
+            .env_remove("WFLOW_DATA_DIR")
+            .env_remove("WFLOW_STORE")
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut reader = BufReader::new(daemon.0.stderr.take().unwrap());
     loop {
         let mut line = String::new();
         assert!(
@@ -235,7 +237,7 @@ fn daemon(dir: &Path) -> (Guard, String) {
         if let Some(address) = line.trim().split("on http://").nth(1) {
             let address = address.to_string();
             std::thread::spawn(move || for _ in reader.lines() {});
-            return (Guard(child), address);
+            return (daemon, address);
         }
     }
 }
@@ -327,9 +329,62 @@ fn the_ui_in_a_real_browser_shows_every_page_live_and_escaped() {
             .await
             .unwrap();
         assert_eq!(same_page, json!(true), "the page was reloaded");
-        // The events page received it live too.
-        let problems = problems(&client).await;
-        assert!(problems.is_empty(), "{problems:#?}");
+        let seen = problems(&client).await;
+        assert!(seen.is_empty(), "{seen:#?}");
+
+        // Promoting: refused without signing in (no buttons, and a forged form gets a 403)...
+        let retrained = trigger(&address, "breast-cancer");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while run_status(&address, retrained) != "succeeded" {
+            assert!(Instant::now() < deadline, "the second run did not succeed");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        client.goto(&format!("{base}/ui/models/breast-cancer")).await.unwrap();
+        let champion = text(&client, "[data-alias=\"champion\"]").await;
+        let other = if champion == "champion → v1" { 2 } else { 1 };
+        assert!(client.find_all(Locator::Css("[data-promote]")).await.unwrap().is_empty());
+        let forged = client
+            .execute(
+                "return fetch('/ui/models/breast-cancer/promote', {method: 'POST',
+                    headers: {'content-type': 'application/x-www-form-urlencoded'},
+                    body: 'version=' + arguments[0] + '&alias=champion&csrf=guess'})
+                  .then(r => r.status)",
+                vec![json!(other)],
+            )
+            .await
+            .unwrap();
+        assert_eq!(forged, json!(403));
+        let seen = problems(&client).await;
+        assert!(seen.iter().all(|p| p.contains("/promote") && p.contains("403")), "{seen:#?}");
+        // ...refused with a wrong token...
+        client.goto(&format!("{base}/ui/login?next=/ui/models/breast-cancer")).await.unwrap();
+        let field = client.find(Locator::Css("input[name=token]")).await.unwrap();
+        field.send_keys("not-the-token").await.unwrap();
+        client.find(Locator::Css("form.login button")).await.unwrap().click().await.unwrap();
+        let refused = client
+            .wait()
+            .for_element(Locator::Css("p.problem"))
+            .await
+            .unwrap();
+        assert!(refused.text().await.unwrap().contains("not the admin token"));
+        let seen = problems(&client).await;
+        assert!(seen.iter().all(|p| p.contains("/ui/login") && p.contains("401")), "{seen:#?}");
+        // ...and done with it, back on the model's page, where the move is in the history.
+        let field = client.find(Locator::Css("input[name=token]")).await.unwrap();
+        field.send_keys(TOKEN).await.unwrap();
+        client.find(Locator::Css("form.login button")).await.unwrap().click().await.unwrap();
+        let promote = client
+            .wait()
+            .for_element(Locator::Css(&format!("[data-promote=\"{other}\"]")))
+            .await
+            .unwrap();
+        promote.click().await.unwrap();
+        wait_for_text(&client, "[data-alias=\"champion\"]", &format!("champion → v{other}"), 10).await;
+        assert!(text(&client, "table.history tbody tr").await.contains("web UI: promote"));
+        let served = crate::support::get(&address, "/v2/models/breast-cancer").json();
+        assert_eq!(served["versions"][0], other.to_string(), "{served}");
+        let seen = problems(&client).await;
+        assert!(seen.is_empty(), "{seen:#?}");
         client.close().await.unwrap();
     });
 }

@@ -653,6 +653,7 @@ async fn ui(cli: &Cli, args: &UiArgs) -> anyhow::Result<u8> {
         server: None,
         token,
         open_reads: !args.protect_reads,
+        sessions: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -449,7 +449,8 @@ async fn rollback(
 }
 
 /// Serves what the registry says now, right away (the alias stamp would be seen soon anyway).
-fn refresh(scheduler: &Scheduler, name: &str) {
+/// Serves the registry's version of `name` now (after an alias move).
+pub(crate) fn refresh(scheduler: &Scheduler, name: &str) {
     let server = scheduler.server();
     let outcome = match server.deployment(name) {
         Some(_) => server.redeploy(name, true).map(|_| ()),

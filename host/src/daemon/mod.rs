@@ -238,6 +238,7 @@ pub async fn run(
         server: Some(server.clone()),
         token: Some(token.clone()),
         open_reads: config.open_reads,
+        sessions: Default::default(),
     });
     let app = serve::router(server.clone(), config.max_body)
         .merge(api::router(scheduler.clone(), token))

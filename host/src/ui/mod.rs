@@ -9,6 +9,7 @@
 //! and style. Read pages follow the API's rule: open unless reads are protected, then the
 //! admin token is needed.
 
+pub mod admin;
 pub mod dag;
 mod pages;
 
@@ -18,7 +19,7 @@ use std::time::Duration;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::scheduler::Scheduler;
 use crate::serve::{Server, StoreAccess};
@@ -38,6 +39,8 @@ pub struct Ui {
     /// The admin token, and whether reads need it.
     pub token: Option<String>,
     pub open_reads: bool,
+    /// Browsers signed in with the token.
+    pub sessions: Arc<admin::Sessions>,
 }
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
@@ -48,8 +51,14 @@ pub fn router(ui: Ui) -> axum::Router {
         .route("/ui", get(|| async { Redirect::to("/ui/runs") }))
         .route("/ui/runs", get(runs))
         .route("/ui/runs/{id}", get(run))
+        .route("/ui/runs/{id}/cancel", post(admin::cancel))
+        .route("/ui/runs/{id}/resume", post(admin::resume))
         .route("/ui/models", get(models))
         .route("/ui/models/{name}", get(model))
+        .route("/ui/models/{name}/promote", post(admin::promote))
+        .route("/ui/models/{name}/rollback", post(admin::rollback))
+        .route("/ui/login", get(admin::login_form).post(admin::login))
+        .route("/ui/logout", post(admin::logout))
         .route("/ui/workflows", get(workflows))
         .route("/ui/events", get(events))
         .route("/ui/events/stream", get(event_stream))
@@ -122,16 +131,9 @@ impl Ui {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
         match (&self.token, given) {
-            (Some(token), Some(given))
-                if token.len() == given.len()
-                    && token
-                        .bytes()
-                        .zip(given.bytes())
-                        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                        == 0 =>
-            {
-                Ok(())
-            }
+            (Some(token), Some(given)) if admin::same(token, given) => Ok(()),
+            // A signed-in browser may read too.
+            _ if self.sessions.of(headers).is_some() => Ok(()),
             _ => Err(Problem(
                 StatusCode::UNAUTHORIZED,
                 "reads need the admin token (Authorization: Bearer ...)".into(),
@@ -194,7 +196,16 @@ async fn runs(
             Ok((runs, store.run_count()))
         })
         .await?;
-    Ok(pages::runs(&query.workflow, &query.status, page, &runs, total).into_response())
+    let session = ui.sessions.of(&headers);
+    Ok(pages::runs(
+        &query.workflow,
+        &query.status,
+        page,
+        &runs,
+        total,
+        session.as_ref(),
+    )
+    .into_response())
 }
 
 async fn run(
@@ -230,13 +241,15 @@ async fn run(
                 .collect()
         })
         .unwrap_or_default();
-    Ok(pages::run(&record, &steps, &logs, &needs).into_response())
+    let session = ui.sessions.of(&headers);
+    let controls = session.as_ref().filter(|_| ui.scheduler.is_some());
+    Ok(pages::run(&record, &steps, &logs, &needs, session.as_ref(), controls).into_response())
 }
 
 async fn models(State(ui): State<Arc<Ui>>, headers: HeaderMap) -> Result<Response, Problem> {
     ui.check_read(&headers)?;
     let models = ui.read(|store| store.models()).await?;
-    Ok(pages::models(&models).into_response())
+    Ok(pages::models(&models, ui.sessions.of(&headers).as_ref()).into_response())
 }
 
 async fn model(
@@ -259,13 +272,21 @@ async fn model(
             ))
         })
         .await?;
-    Ok(pages::model(&versions, &aliases, &history).into_response())
+    Ok(pages::model(
+        &versions,
+        &aliases,
+        &history,
+        ui.sessions.of(&headers).as_ref(),
+    )
+    .into_response())
 }
 
 async fn workflows(State(ui): State<Arc<Ui>>, headers: HeaderMap) -> Result<Response, Problem> {
     ui.check_read(&headers)?;
     let Some(scheduler) = &ui.scheduler else {
-        return Ok(pages::no_daemon("Workflows").into_response());
+        return Ok(
+            pages::no_daemon("Workflows", ui.sessions.of(&headers).as_ref()).into_response(),
+        );
     };
     let loaded = scheduler.workflows();
     let problems = scheduler.problems();
@@ -306,18 +327,18 @@ async fn workflows(State(ui): State<Arc<Ui>>, headers: HeaderMap) -> Result<Resp
         .into_iter()
         .map(|(file, (name, _))| (file.display().to_string(), name))
         .collect();
-    Ok(pages::workflows(&rows, &problems).into_response())
+    Ok(pages::workflows(&rows, &problems, ui.sessions.of(&headers).as_ref()).into_response())
 }
 
 async fn events(State(ui): State<Arc<Ui>>, headers: HeaderMap) -> Result<Response, Problem> {
     ui.check_read(&headers)?;
     let Some(server) = &ui.server else {
-        return Ok(pages::no_daemon("Events").into_response());
+        return Ok(pages::no_daemon("Events", ui.sessions.of(&headers).as_ref()).into_response());
     };
     let mut recent = server.events(0);
     recent.reverse();
     recent.truncate(200);
-    Ok(pages::events(&recent).into_response())
+    Ok(pages::events(&recent, ui.sessions.of(&headers).as_ref()).into_response())
 }
 
 /// Server-sent events: each new event as a JSON `data:` line.

@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::PAGE;
+use super::admin::Session;
 use super::dag::{self, Node};
 use crate::serve::ServeEvent;
 use crate::store::registry::ModelSummary;
@@ -15,7 +16,7 @@ use crate::store::{
     AliasEvent, LogRecord, ModelVersion, RunRecord, RunStatus, StepRecord, StepStatus, format_time,
 };
 
-fn layout(title: &str, current: &str, body: Markup) -> Markup {
+fn layout(title: &str, current: &str, session: Option<&Session>, body: Markup) -> Markup {
     let nav = [
         ("Runs", "/ui/runs"),
         ("Workflows", "/ui/workflows"),
@@ -42,6 +43,18 @@ fn layout(title: &str, current: &str, body: Markup) -> Markup {
                             a href=(href) class=[(label == current).then_some("current")] { (label) }
                         }
                     }
+                    div.account {
+                        @match session {
+                            Some(session) => {
+                                span.admin { "admin" }
+                                form.inline method="post" action="/ui/logout" {
+                                    input type="hidden" name="csrf" value=(session.csrf);
+                                    button type="submit" { "Sign out" }
+                                }
+                            }
+                            None => { a href="/ui/login" { "Sign in" } }
+                        }
+                    }
                 }
                 main { (body) }
             }
@@ -54,6 +67,7 @@ pub fn problem(status: StatusCode, message: &str) -> Markup {
     layout(
         status.canonical_reason().unwrap_or("Problem"),
         "",
+        None,
         html! {
             h1 { (status.as_u16()) " " (status.canonical_reason().unwrap_or("")) }
             p.problem { (message) }
@@ -62,10 +76,11 @@ pub fn problem(status: StatusCode, message: &str) -> Markup {
 }
 
 /// A page that only a daemon (or model server) can fill.
-pub fn no_daemon(title: &str) -> Markup {
+pub fn no_daemon(title: &str, session: Option<&Session>) -> Markup {
     layout(
         title,
         title,
+        session,
         html! {
             h1 { (title) }
             p { "This page shows a running daemon's " (title.to_lowercase()) "; this UI reads a store without one (start `wflow daemon`, which serves this UI too)." }
@@ -140,6 +155,7 @@ pub fn runs(
     page: usize,
     runs: &[RunRecord],
     total: usize,
+    session: Option<&Session>,
 ) -> Markup {
     let shown = &runs[..runs.len().min(PAGE)];
     let more = runs.len() > PAGE;
@@ -154,6 +170,7 @@ pub fn runs(
     layout(
         "Runs",
         "Runs",
+        session,
         html! {
             h1 { "Runs" }
             form.filters method="get" action="/ui/runs" {
@@ -200,6 +217,8 @@ pub fn run(
     steps: &[StepRecord],
     logs: &[LogRecord],
     needs: &BTreeMap<String, Vec<String>>,
+    session: Option<&Session>,
+    controls: Option<&Session>,
 ) -> Markup {
     let nodes: Vec<Node> = steps
         .iter()
@@ -226,6 +245,7 @@ pub fn run(
     layout(
         &format!("Run {}", run.id),
         "Runs",
+        session,
         html! {
             h1 { "Run " (run.id) " · " (run.workflow) " "
                 span class={ "status " (status_label(run.status)) } data-run-status=(run.id) { (status_label(run.status)) } }
@@ -241,6 +261,22 @@ pub fn run(
             }
             @if let Some(note) = run.transitions.last().and_then(|t| t.note.as_ref()) {
                 p.note { (note) }
+            }
+            @if let Some(admin) = controls {
+                div.controls {
+                    @if matches!(run.status, RunStatus::Running | RunStatus::Queued) {
+                        form.inline method="post" action={ "/ui/runs/" (run.id) "/cancel" } {
+                            input type="hidden" name="csrf" value=(admin.csrf);
+                            button type="submit" { "Cancel the run" }
+                        }
+                    }
+                    @if matches!(run.status, RunStatus::Interrupted | RunStatus::Failed | RunStatus::Cancelled) {
+                        form.inline method="post" action={ "/ui/runs/" (run.id) "/resume" } {
+                            input type="hidden" name="csrf" value=(admin.csrf);
+                            button type="submit" { "Resume the run" }
+                        }
+                    }
+                }
             }
             section.dag { (PreEscaped(dag::svg(&nodes))) }
             h2 { "Steps" }
@@ -298,10 +334,11 @@ pub fn run(
 }
 
 /// Every model with its latest version and aliases.
-pub fn models(models: &[ModelSummary]) -> Markup {
+pub fn models(models: &[ModelSummary], session: Option<&Session>) -> Markup {
     layout(
         "Models",
         "Models",
+        session,
         html! {
             h1 { "Models" }
             @if models.is_empty() { p { "No model is registered yet." } }
@@ -327,17 +364,31 @@ pub fn model(
     versions: &[ModelVersion],
     aliases: &BTreeMap<String, u32>,
     history: &[AliasEvent],
+    session: Option<&Session>,
 ) -> Markup {
     let name = versions.first().map_or("", |v| v.name.as_str());
+    let champion = aliases.get("champion").copied();
     layout(
         name,
         "Models",
+        session,
         html! {
             h1 { (name) }
             p { @for (alias, version) in aliases { span.alias data-alias=(alias) { (alias) " → v" (version) } " " } }
+            @if let Some(admin) = session {
+                div.controls {
+                    @for alias in aliases.keys() {
+                        form.inline method="post" action={ "/ui/models/" (name) "/rollback" } {
+                            input type="hidden" name="csrf" value=(admin.csrf);
+                            input type="hidden" name="alias" value=(alias);
+                            button type="submit" data-rollback=(alias) { "Roll " (alias) " back" }
+                        }
+                    }
+                }
+            }
             h2 { "Versions" }
             table.versions {
-                thead { tr { th { "Version" } th { "Registered" } th { "From" } th { "Metrics" } th { "Decision" } } }
+                thead { tr { th { "Version" } th { "Registered" } th { "From" } th { "Metrics" } th { "Decision" } @if session.is_some() { th {} } } }
                 tbody {
                     @for version in versions.iter().rev() {
                         tr data-version=(version.version) {
@@ -346,6 +397,18 @@ pub fn model(
                             td { a href={ "/ui/runs/" (version.run) } { "run " (version.run) } " (" (version.trained_by) ")" }
                             td { @for (metric, value) in version.metrics.iter().take(6) { span.metric { (metric) " " (format!("{value:.4}")) } " " } }
                             td { (version.decision.as_ref().map_or("none".to_string(), |d| crate::plugin::decision_text(&d.decision))) }
+                            @if let Some(admin) = session {
+                                td {
+                                    @if champion != Some(version.version) {
+                                        form.inline method="post" action={ "/ui/models/" (name) "/promote" } {
+                                            input type="hidden" name="csrf" value=(admin.csrf);
+                                            input type="hidden" name="version" value=(version.version);
+                                            input type="hidden" name="alias" value="champion";
+                                            button type="submit" data-promote=(version.version) { "Make champion" }
+                                        }
+                                    }
+                                }
+                            }
                         }
                     }
                 }
@@ -383,10 +446,15 @@ pub struct WorkflowRow {
 }
 
 /// The daemon's workflows with their triggers, and the files that do not load.
-pub fn workflows(rows: &[WorkflowRow], problems: &[(String, String)]) -> Markup {
+pub fn workflows(
+    rows: &[WorkflowRow],
+    problems: &[(String, String)],
+    session: Option<&Session>,
+) -> Markup {
     layout(
         "Workflows",
         "Workflows",
+        session,
         html! {
             h1 { "Workflows" }
             @for row in rows {
@@ -412,10 +480,11 @@ pub fn workflows(rows: &[WorkflowRow], problems: &[(String, String)]) -> Markup 
 }
 
 /// The latest events; the script appends new ones as they happen.
-pub fn events(events: &[ServeEvent]) -> Markup {
+pub fn events(events: &[ServeEvent], session: Option<&Session>) -> Markup {
     layout(
         "Events",
         "Events",
+        session,
         html! {
             h1 { "Events" }
             p.live { "Live: new events appear at the top as they happen." }
@@ -433,6 +502,26 @@ pub fn events(events: &[ServeEvent]) -> Markup {
                     }
                 }
             }
+        },
+    )
+}
+
+/// The sign-in form: the admin token, and where to go back to.
+pub fn login(next: &str, refused: Option<&str>, session: Option<&Session>) -> Markup {
+    layout(
+        "Sign in",
+        "",
+        session,
+        html! {
+            h1 { "Sign in" }
+            @if let Some(why) = refused { p.problem { (why) } }
+            @if session.is_some() { p { "You are signed in as admin." } }
+            form.login method="post" action="/ui/login" {
+                input type="hidden" name="next" value=(next);
+                label { "Admin token " input type="password" name="token" autocomplete="current-password" required; }
+                button type="submit" { "Sign in" }
+            }
+            p.note { "The token is the daemon's (WFLOW_ADMIN_TOKEN, --admin-token-file, or daemon.token in its data directory). Reads need no sign-in unless they are protected." }
         },
     )
 }

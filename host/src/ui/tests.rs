@@ -17,6 +17,7 @@ fn ui(store: Arc<Store>) -> axum::Router {
         server: None,
         token: Some("secret".into()),
         open_reads: true,
+        sessions: Default::default(),
     })
 }
 
@@ -159,6 +160,7 @@ async fn protected_reads_need_the_token() {
         server: None,
         token: Some("secret".into()),
         open_reads: false,
+        sessions: Default::default(),
     });
     let (status, _, _) = page(&router, "/ui/runs").await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
@@ -182,4 +184,126 @@ async fn protected_reads_need_the_token() {
             .unwrap()
             .starts_with("text/javascript")
     );
+}
+
+async fn post(
+    router: &axum::Router,
+    path: &str,
+    cookie: Option<&str>,
+    form: &str,
+) -> axum::response::Response {
+    let mut request =
+        Request::post(path).header("content-type", "application/x-www-form-urlencoded");
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    router
+        .clone()
+        .oneshot(request.body(Body::from(form.to_string())).unwrap())
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn signing_in_sets_a_private_cookie_and_forms_need_its_csrf_token() {
+    let (_dir, store) = store_with_runs(1);
+    let mut version = crate::store::ModelVersion {
+        name: "m".into(),
+        version: 0,
+        created: 1,
+        onnx: crate::store::digest_of(b"onnx"),
+        model_digest: crate::store::digest_of(b"model"),
+        features: vec!["x".into()],
+        target: "y".into(),
+        task: "classification".into(),
+        class_labels: vec![],
+        metrics: vec![],
+        parameters: Default::default(),
+        training_data: None,
+        reference: Default::default(),
+        run: 1,
+        step: "register".into(),
+        trained_by: "train".into(),
+        lineage: vec![],
+        decision: None,
+        pipeline: None,
+    };
+    store.add_version(version.clone()).unwrap();
+    version.created = 2;
+    store.add_version(version).unwrap();
+    let router = ui(store.clone());
+    // A wrong token signs nobody in; a redirect elsewhere is not followed.
+    let refused = post(&router, "/ui/login", None, "token=nope&next=/ui/models").await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    let accepted = post(
+        &router,
+        "/ui/login",
+        None,
+        "token=secret&next=https://evil.example/",
+    )
+    .await;
+    assert_eq!(accepted.status(), StatusCode::SEE_OTHER);
+    assert_eq!(accepted.headers()["location"], "/ui/runs");
+    let cookie = accepted.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_string();
+    // Signed in, the model's page has the forms, with the session's CSRF token.
+    let response = router
+        .clone()
+        .oneshot(
+            Request::get("/ui/models/m")
+                .header("cookie", &session)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .unwrap();
+    let body = String::from_utf8(body.to_vec()).unwrap();
+    let csrf = body
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(body.contains("data-promote=\"2\""), "{body}");
+    // Without the cookie, or with another token, nothing moves.
+    let anonymous = post(
+        &router,
+        "/ui/models/m/promote",
+        None,
+        &format!("version=2&csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(anonymous.status(), StatusCode::FORBIDDEN);
+    let forged = post(
+        &router,
+        "/ui/models/m/promote",
+        Some(&session),
+        "version=2&csrf=0000",
+    )
+    .await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    assert_eq!(store.alias("m", "champion").unwrap(), None);
+    let done = post(
+        &router,
+        "/ui/models/m/promote",
+        Some(&session),
+        &format!("version=2&alias=champion&csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    assert_eq!(store.alias("m", "champion").unwrap(), Some(2));
+    let history = store.alias_history("m", None).unwrap();
+    assert_eq!(history[0].actor.to_string(), "`web UI: promote` by admin");
 }

@@ -1,0 +1,295 @@
+//! Signing in to the UI and what a signed-in admin may do: promote a version, roll an alias
+//! back, cancel or resume a run.
+//!
+//! Signing in takes the admin token (the API's) in a form and gives an opaque session id in an
+//! HttpOnly, SameSite=Strict cookie scoped to `/ui`; sessions live in the process and end after
+//! 12 hours or at sign-out. Every mutating form carries the session's CSRF token, compared in
+//! constant time, so a page elsewhere cannot make a signed-in browser act.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+
+use super::{Problem, Ui, pages};
+use crate::store::Actor;
+
+/// The cookie holding a session id.
+const COOKIE: &str = "wflow_session";
+/// How long a session lasts.
+const SESSION_LIFE: Duration = Duration::from_secs(12 * 3600);
+
+/// A signed-in browser.
+#[derive(Clone, Debug)]
+pub struct Session {
+    /// The token every form of this session carries.
+    pub csrf: String,
+    started: Instant,
+}
+
+/// The signed-in sessions of this process.
+#[derive(Debug, Default)]
+pub struct Sessions(Mutex<HashMap<String, Session>>);
+
+fn random_hex() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the system has randomness");
+    hex::encode(bytes)
+}
+
+/// Equal, compared without an early exit (the time taken says nothing about the secret).
+pub fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+impl Sessions {
+    fn start(&self) -> (String, Session) {
+        let id = random_hex();
+        let session = Session {
+            csrf: random_hex(),
+            started: Instant::now(),
+        };
+        let mut sessions = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        sessions.retain(|_, s| s.started.elapsed() < SESSION_LIFE);
+        sessions.insert(id.clone(), session.clone());
+        (id, session)
+    }
+
+    /// The session the request's cookie names, if it is live.
+    pub fn of(&self, headers: &HeaderMap) -> Option<Session> {
+        let id = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| *name == COOKIE)
+            .map(|(_, value)| value.to_string())?;
+        let sessions = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        sessions
+            .get(&id)
+            .filter(|s| s.started.elapsed() < SESSION_LIFE)
+            .cloned()
+    }
+
+    fn end(&self, headers: &HeaderMap) {
+        if let Some(id) = headers
+            .get(header::COOKIE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.split(';')
+                    .filter_map(|p| p.trim().split_once('='))
+                    .find(|(n, _)| *n == COOKIE)
+                    .map(|(_, v)| v.to_string())
+            })
+        {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        }
+    }
+}
+
+/// The fields of a URL-encoded form.
+fn form(body: &[u8]) -> HashMap<String, String> {
+    url::form_urlencoded::parse(body).into_owned().collect()
+}
+
+/// A place in the UI to go back to (never another site).
+fn local(next: Option<&String>) -> String {
+    match next {
+        Some(next)
+            if next.starts_with("/ui") && !next.starts_with("//") && !next.contains('\\') =>
+        {
+            next.clone()
+        }
+        _ => "/ui/runs".into(),
+    }
+}
+
+/// The session of a request that changes something, with its form checked.
+fn admin(
+    ui: &Ui,
+    headers: &HeaderMap,
+    fields: &HashMap<String, String>,
+) -> Result<Session, Problem> {
+    let session = ui.sessions.of(headers).ok_or_else(|| {
+        Problem(
+            StatusCode::FORBIDDEN,
+            "changes need an admin: sign in with the admin token first".into(),
+        )
+    })?;
+    match fields.get("csrf") {
+        Some(given) if same(given, &session.csrf) => Ok(session),
+        _ => Err(Problem(
+            StatusCode::FORBIDDEN,
+            "the form is not from this session (reload the page and try again)".into(),
+        )),
+    }
+}
+
+pub(super) async fn login_form(
+    State(ui): State<Arc<Ui>>,
+    headers: HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let fields = form(query.unwrap_or_default().as_bytes());
+    let session = ui.sessions.of(&headers);
+    pages::login(&local(fields.get("next")), None, session.as_ref()).into_response()
+}
+
+pub(super) async fn login(State(ui): State<Arc<Ui>>, body: axum::body::Bytes) -> Response {
+    let fields = form(&body);
+    let next = local(fields.get("next"));
+    let accepted = match (&ui.token, fields.get("token")) {
+        (Some(token), Some(given)) => same(token, given.trim()),
+        _ => false,
+    };
+    if !accepted {
+        let why = if ui.token.is_none() {
+            "this UI has no admin token (set WFLOW_ADMIN_TOKEN or --admin-token-file)"
+        } else {
+            "that is not the admin token"
+        };
+        return (
+            StatusCode::UNAUTHORIZED,
+            pages::login(&next, Some(why), None),
+        )
+            .into_response();
+    }
+    let (id, _) = ui.sessions.start();
+    let cookie = format!(
+        "{COOKIE}={id}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={}",
+        SESSION_LIFE.as_secs()
+    );
+    let mut response = Redirect::to(&next).into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_str(&cookie).expect("hex ids are header-safe"),
+    );
+    response
+}
+
+pub(super) async fn logout(
+    State(ui): State<Arc<Ui>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, Problem> {
+    admin(&ui, &headers, &form(&body))?;
+    ui.sessions.end(&headers);
+    let mut response = Redirect::to("/ui/runs").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("wflow_session=; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    Ok(response)
+}
+
+fn actor(action: &str) -> Actor {
+    Actor::Command {
+        command: format!("web UI: {action}"),
+        user: "admin".into(),
+    }
+}
+
+/// The registry's new version served at once by the daemon's server.
+fn refresh(ui: &Ui, name: &str) {
+    if let Some(scheduler) = &ui.scheduler {
+        crate::daemon::api::refresh(scheduler, name);
+    }
+}
+
+pub(super) async fn promote(
+    State(ui): State<Arc<Ui>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, Problem> {
+    let fields = form(&body);
+    admin(&ui, &headers, &fields)?;
+    let version: u32 = fields
+        .get("version")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| Problem(StatusCode::BAD_REQUEST, "which version?".into()))?;
+    let alias = fields
+        .get("alias")
+        .cloned()
+        .unwrap_or_else(|| "champion".into());
+    let reason = fields
+        .get("reason")
+        .filter(|r| !r.trim().is_empty())
+        .cloned()
+        .unwrap_or_else(|| "promoted in the web UI".into());
+    let model = name.clone();
+    ui.read(move |store| {
+        store.move_alias(&model, &alias, version, &reason, actor("promote"), false)
+    })
+    .await?;
+    refresh(&ui, &name);
+    Ok(Redirect::to(&format!("/ui/models/{name}")).into_response())
+}
+
+pub(super) async fn rollback(
+    State(ui): State<Arc<Ui>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, Problem> {
+    let fields = form(&body);
+    admin(&ui, &headers, &fields)?;
+    let alias = fields
+        .get("alias")
+        .cloned()
+        .unwrap_or_else(|| "champion".into());
+    let model = name.clone();
+    ui.read(move |store| {
+        store.rollback(
+            &model,
+            &alias,
+            "rolled back in the web UI",
+            actor("rollback"),
+        )
+    })
+    .await?;
+    refresh(&ui, &name);
+    Ok(Redirect::to(&format!("/ui/models/{name}")).into_response())
+}
+
+pub(super) async fn cancel(
+    State(ui): State<Arc<Ui>>,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+    body: axum::body::Bytes,
+) -> Result<Response, Problem> {
+    admin(&ui, &headers, &form(&body))?;
+    let scheduler = ui
+        .scheduler
+        .as_ref()
+        .ok_or_else(|| Problem(StatusCode::CONFLICT, "only a daemon runs runs".into()))?;
+    scheduler
+        .cancel(id, "cancelled in the web UI")
+        .map_err(|why| Problem(StatusCode::CONFLICT, why))?;
+    Ok(Redirect::to(&format!("/ui/runs/{id}")).into_response())
+}
+
+pub(super) async fn resume(
+    State(ui): State<Arc<Ui>>,
+    headers: HeaderMap,
+    Path(id): Path<u64>,
+    body: axum::body::Bytes,
+) -> Result<Response, Problem> {
+    admin(&ui, &headers, &form(&body))?;
+    let scheduler = ui
+        .scheduler
+        .as_ref()
+        .ok_or_else(|| Problem(StatusCode::CONFLICT, "only a daemon runs runs".into()))?;
+    scheduler
+        .resume(id)
+        .map_err(|why| Problem(StatusCode::CONFLICT, why.to_string()))?;
+    Ok(Redirect::to(&format!("/ui/runs/{id}")).into_response())
+}

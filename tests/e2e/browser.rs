@@ -66,18 +66,38 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// chromedriver, and on drop the browsers it started (found by their profile folder: a
+/// browser outlives a driver killed before it closed its session, as a failing test does).
+struct Driver {
+    driver: Guard,
+    profile: std::path::PathBuf,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.driver.0.kill();
+        let _ = Command::new("pkill")
+            .arg("-f")
+            .arg(self.profile.display().to_string())
+            .status();
+    }
+}
+
 /// chromedriver on a loopback port, and a headless session in a profile of its own.
-async fn browser(profile: &Path) -> (Guard, Client) {
+async fn browser(profile: &Path) -> (Driver, Client) {
     ensure_chromium();
     let port = free_port();
-    let driver = Guard(
-        Command::new("/usr/bin/chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("chromedriver starts"),
-    );
+    let driver = Driver {
+        driver: Guard(
+            Command::new("/usr/bin/chromedriver")
+                .arg(format!("--port={port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("chromedriver starts"),
+        ),
+        profile: profile.to_path_buf(),
+    };
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         assert!(Instant::now() < deadline, "chromedriver did not listen");
@@ -339,6 +359,40 @@ fn the_ui_in_a_real_browser_shows_every_page_live_and_escaped() {
             assert!(Instant::now() < deadline, "the second run did not succeed");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        // The two trainings side by side: parameters, metrics, charts of the search's trials.
+        client.goto(&format!("{base}/ui/runs")).await.unwrap();
+        for run in [trained, retrained] {
+            client
+                .find(Locator::Css(&format!("input[name=runs][value=\"{run}\"]")))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
+        }
+        client
+            .find(Locator::Css("form.compare button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        client
+            .wait()
+            .for_element(Locator::Css("table.compare"))
+            .await
+            .unwrap();
+        let charts = client.find_all(Locator::Css("svg.chart")).await.unwrap();
+        assert!(charts.len() >= 2, "{} charts", charts.len());
+        assert!(client.source().await.unwrap().contains("train: cv_"));
+        visit(
+            &client,
+            &base,
+            &format!("/ui/compare?runs={trained}&runs={retrained}"),
+            "Compare runs",
+            "compare",
+        )
+        .await;
         client.goto(&format!("{base}/ui/models/breast-cancer")).await.unwrap();
         let champion = text(&client, "[data-alias=\"champion\"]").await;
         let other = if champion == "champion → v1" { 2 } else { 1 };

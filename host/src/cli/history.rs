@@ -126,6 +126,7 @@ pub async fn runs(cli: &Cli, command: &RunsCommand) -> anyhow::Result<u8> {
                         workflow: workflow.clone(),
                         status,
                         limit: Some(*limit),
+                        ..RunFilter::default()
                     })?;
                     (runs, store.dir().display().to_string())
                 }

@@ -271,6 +271,7 @@ async fn runs(State(api): State<Arc<Api>>, uri: Uri) -> Result<Json<Value>, ApiE
     let filter = RunFilter {
         workflow: query.get("workflow").cloned(),
         status,
+        trigger: query.get("trigger").cloned(),
         limit,
     };
     let store = api.scheduler.store().clone();

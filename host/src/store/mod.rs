@@ -80,6 +80,8 @@ pub enum StoreError {
 pub struct RunFilter {
     pub workflow: Option<String>,
     pub status: Option<RunStatus>,
+    /// What started the runs: `cron`, `files`, `manual`... or `run` for `wflow run`.
+    pub trigger: Option<String>,
     pub limit: Option<usize>,
 }
 
@@ -827,7 +829,10 @@ impl Store {
                     .workflow
                     .as_ref()
                     .is_none_or(|w| *w == record.workflow)
-                    && filter.status.is_none_or(|s| s == record.status);
+                    && filter.status.is_none_or(|s| s == record.status)
+                    && filter.trigger.as_ref().is_none_or(|t| {
+                        *t == record.trigger.as_ref().map_or("run", |r| r.kind.as_str())
+                    });
                 if wanted {
                     out.push(record);
                 }

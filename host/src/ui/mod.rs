@@ -10,6 +10,7 @@
 //! admin token is needed.
 
 pub mod admin;
+pub mod chart;
 pub mod dag;
 mod pages;
 
@@ -50,6 +51,7 @@ pub fn router(ui: Ui) -> axum::Router {
     axum::Router::new()
         .route("/ui", get(|| async { Redirect::to("/ui/runs") }))
         .route("/ui/runs", get(runs))
+        .route("/ui/compare", get(compare))
         .route("/ui/runs/{id}", get(run))
         .route("/ui/runs/{id}/cancel", post(admin::cancel))
         .route("/ui/runs/{id}/resume", post(admin::resume))
@@ -160,11 +162,12 @@ impl Ui {
 }
 
 #[derive(Debug, Default, serde::Deserialize)]
-struct RunsQuery {
-    workflow: Option<String>,
-    status: Option<String>,
+pub(crate) struct RunsQuery {
+    pub workflow: Option<String>,
+    pub status: Option<String>,
+    pub trigger: Option<String>,
     #[serde(default)]
-    page: usize,
+    pub page: usize,
 }
 
 async fn runs(
@@ -183,6 +186,7 @@ async fn runs(
         })?),
     };
     let workflow = query.workflow.clone().filter(|w| !w.is_empty());
+    let trigger = query.trigger.clone().filter(|t| !t.is_empty());
     let page = query.page.min(100_000);
     let (runs, total) = ui
         .read(move |store| {
@@ -190,6 +194,7 @@ async fn runs(
             let mut runs = store.list_runs(&RunFilter {
                 workflow,
                 status,
+                trigger,
                 limit: Some((page + 1) * PAGE + 1),
             })?;
             let runs = runs.split_off((page * PAGE).min(runs.len()));
@@ -197,15 +202,7 @@ async fn runs(
         })
         .await?;
     let session = ui.sessions.of(&headers);
-    Ok(pages::runs(
-        &query.workflow,
-        &query.status,
-        page,
-        &runs,
-        total,
-        session.as_ref(),
-    )
-    .into_response())
+    Ok(pages::runs(&query, page, &runs, total, session.as_ref()).into_response())
 }
 
 async fn run(
@@ -244,6 +241,49 @@ async fn run(
     let session = ui.sessions.of(&headers);
     let controls = session.as_ref().filter(|_| ui.scheduler.is_some());
     Ok(pages::run(&record, &steps, &logs, &needs, session.as_ref(), controls).into_response())
+}
+
+/// Runs compared at most at once.
+const COMPARED: usize = 10;
+
+/// Runs side by side: `?runs=3&runs=7` (or `?runs=3,7`).
+async fn compare(
+    State(ui): State<Arc<Ui>>,
+    headers: HeaderMap,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Result<Response, Problem> {
+    ui.check_read(&headers)?;
+    let mut ids = Vec::new();
+    for (key, value) in url::form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if key != "runs" {
+            continue;
+        }
+        for part in value.split(',').filter(|p| !p.trim().is_empty()) {
+            let id: u64 = part.trim().parse().map_err(|_| {
+                Problem(
+                    StatusCode::BAD_REQUEST,
+                    format!("`{part}` is not a run number"),
+                )
+            })?;
+            if !ids.contains(&id) {
+                ids.push(id);
+            }
+        }
+    }
+    if ids.len() > COMPARED {
+        return Err(Problem(
+            StatusCode::BAD_REQUEST,
+            format!("compare at most {COMPARED} runs at once"),
+        ));
+    }
+    let runs = ui
+        .read(move |store| {
+            ids.iter()
+                .map(|id| Ok((store.run(*id)?, store.steps(*id)?)))
+                .collect::<Result<Vec<_>, StoreError>>()
+        })
+        .await?;
+    Ok(pages::compare(&runs, ui.sessions.of(&headers).as_ref()).into_response())
 }
 
 async fn models(State(ui): State<Arc<Ui>>, headers: HeaderMap) -> Result<Response, Problem> {

@@ -9,6 +9,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 
 use super::PAGE;
 use super::admin::Session;
+use super::chart::{self, Series};
 use super::dag::{self, Node};
 use crate::serve::ServeEvent;
 use crate::store::registry::ModelSummary;
@@ -125,13 +126,16 @@ fn run_duration(run: &RunRecord) -> String {
         .unwrap_or_default()
 }
 
-fn query(workflow: &Option<String>, status: &Option<String>, page: usize) -> String {
+fn query(filters: &super::RunsQuery, page: usize) -> String {
     let mut parts = Vec::new();
-    if let Some(workflow) = workflow.as_ref().filter(|w| !w.is_empty()) {
-        parts.push(format!("workflow={}", url_encode(workflow)));
-    }
-    if let Some(status) = status.as_ref().filter(|s| !s.is_empty()) {
-        parts.push(format!("status={}", url_encode(status)));
+    for (key, value) in [
+        ("workflow", &filters.workflow),
+        ("status", &filters.status),
+        ("trigger", &filters.trigger),
+    ] {
+        if let Some(value) = value.as_ref().filter(|v| !v.is_empty()) {
+            parts.push(format!("{key}={}", url_encode(value)));
+        }
     }
     parts.push(format!("page={page}"));
     format!("/ui/runs?{}", parts.join("&"))
@@ -150,8 +154,7 @@ fn url_encode(text: &str) -> String {
 
 /// The runs, newest first, a page at a time, with filters.
 pub fn runs(
-    workflow: &Option<String>,
-    status: &Option<String>,
+    filters: &super::RunsQuery,
     page: usize,
     runs: &[RunRecord],
     total: usize,
@@ -174,20 +177,29 @@ pub fn runs(
         html! {
             h1 { "Runs" }
             form.filters method="get" action="/ui/runs" {
-                label { "Workflow " input name="workflow" value=[workflow.as_deref()]; }
+                label { "Workflow " input name="workflow" value=[filters.workflow.as_deref()]; }
                 label { "Status "
                     select name="status" {
                         option value="" { "any" }
                         @for s in statuses {
-                            option value=(s) selected[status.as_deref() == Some(s)] { (s) }
+                            option value=(s) selected[filters.status.as_deref() == Some(s)] { (s) }
+                        }
+                    }
+                }
+                label { "Trigger "
+                    select name="trigger" {
+                        option value="" { "any" }
+                        @for t in ["manual", "cron", "files", "drift", "decay", "run"] {
+                            option value=(t) selected[filters.trigger.as_deref() == Some(t)] { (t) }
                         }
                     }
                 }
                 button type="submit" { "Filter" }
                 span.count { (total) @if total == 1 { " run" } @else { " runs" } " in the store" }
             }
+            form.compare method="get" action="/ui/compare" {
             table.runs data-live="runs" {
-                thead { tr { th { "Run" } th { "Workflow" } th { "Status" } th { "Trigger" } th { "Started" } th { "Took" } } }
+                thead { tr { th { "Run" } th { "Workflow" } th { "Status" } th { "Trigger" } th { "Started" } th { "Took" } th { "Compare" } } }
                 tbody {
                     @for run in shown {
                         tr data-run=(run.id) {
@@ -197,15 +209,18 @@ pub fn runs(
                             td { (run.trigger.as_ref().map_or("run", |t| t.kind.as_str())) }
                             td { (format_time(run.created)) }
                             td { (run_duration(run)) }
+                            td { input type="checkbox" name="runs" value=(run.id) aria-label={ "compare run " (run.id) }; }
                         }
                     }
                 }
             }
+            @if !shown.is_empty() { button type="submit" { "Compare the runs ticked" } }
+            }
             @if shown.is_empty() { p { "No runs match." } }
             nav.pages {
-                @if page > 0 { a rel="prev" href=(query(workflow, status, page - 1)) { "← newer" } }
+                @if page > 0 { a rel="prev" href=(query(filters, page - 1)) { "← newer" } }
                 span { "page " (page + 1) }
-                @if more { a rel="next" href=(query(workflow, status, page + 1)) { "older →" } }
+                @if more { a rel="next" href=(query(filters, page + 1)) { "older →" } }
             }
         },
     )
@@ -522,6 +537,175 @@ pub fn login(next: &str, refused: Option<&str>, session: Option<&Session>) -> Ma
                 button type="submit" { "Sign in" }
             }
             p.note { "The token is the daemon's (WFLOW_ADMIN_TOKEN, --admin-token-file, or daemon.token in its data directory). Reads need no sign-in unless they are protected." }
+        },
+    )
+}
+
+/// A step's configuration as `step.key` = value (nested values as JSON), and its target.
+fn parameters(steps: &[StepRecord]) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for step in steps {
+        if let serde_json::Value::Object(config) = &step.config {
+            for (key, value) in config {
+                let text = match value {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                out.push((format!("{}.{key}", step.id), text));
+            }
+        }
+        if let Some(target) = &step.target {
+            out.push((format!("{}.target", step.id), target.clone()));
+        }
+    }
+    out
+}
+
+/// For each hyperparameter of a search, its trials' (value, score) points.
+type TrialPoints = BTreeMap<String, Vec<(f64, f64)>>;
+
+/// A trainer's search trials: the score's name, and for each parameter (its value, the
+/// cross-validated score).
+fn trials(step: &StepRecord) -> Option<(String, TrialPoints)> {
+    let mut by_trial: BTreeMap<usize, BTreeMap<String, f64>> = BTreeMap::new();
+    for (name, value) in &step.metrics {
+        let Some(rest) = name.strip_prefix("trial.") else {
+            continue;
+        };
+        let Some((index, key)) = rest.split_once('.') else {
+            continue;
+        };
+        if let Ok(index) = index.parse::<usize>() {
+            by_trial
+                .entry(index)
+                .or_default()
+                .insert(key.to_string(), *value);
+        }
+    }
+    let first = by_trial.values().next()?;
+    let score = first
+        .keys()
+        .find(|k| k.starts_with("cv_") && !k.ends_with("_std"))?
+        .clone();
+    let mut points = TrialPoints::new();
+    for trial in by_trial.values() {
+        let Some(y) = trial.get(&score) else { continue };
+        for (key, x) in trial {
+            if !key.starts_with("cv_") {
+                points.entry(key.clone()).or_default().push((*x, *y));
+            }
+        }
+    }
+    for series in points.values_mut() {
+        series.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    Some((score, points))
+}
+
+/// Runs side by side: parameters and metrics (differences marked), metric charts across the
+/// runs, and each trainer's hyperparameter trials.
+pub fn compare(runs: &[(RunRecord, Vec<StepRecord>)], session: Option<&Session>) -> Markup {
+    let mut params: BTreeMap<String, Vec<Option<String>>> = BTreeMap::new();
+    let mut metrics: BTreeMap<String, Vec<Option<f64>>> = BTreeMap::new();
+    for (index, (_, steps)) in runs.iter().enumerate() {
+        for (key, value) in parameters(steps) {
+            params.entry(key).or_insert_with(|| vec![None; runs.len()])[index] = Some(value);
+        }
+        for step in steps {
+            for (name, value) in &step.metrics {
+                if name.starts_with("trial.") || name.starts_with("best.") {
+                    continue;
+                }
+                metrics
+                    .entry(format!("{}.{name}", step.id))
+                    .or_insert_with(|| vec![None; runs.len()])[index] = Some(*value);
+            }
+        }
+    }
+    // Evaluation metrics across the runs, in run order.
+    let charted: Vec<(&String, &Vec<Option<f64>>)> = metrics
+        .iter()
+        .filter(|(name, values)| {
+            values.iter().flatten().count() >= 2
+                && runs.iter().any(|(_, steps)| {
+                    steps
+                        .iter()
+                        .any(|s| s.kind == "evaluator" && name.starts_with(&format!("{}.", s.id)))
+                })
+        })
+        .take(6)
+        .collect();
+    // Each trainer's trials: score against each hyperparameter, one series per run.
+    let mut trial_charts: BTreeMap<(String, String, String), Vec<Series>> = BTreeMap::new();
+    for (run, steps) in runs {
+        for step in steps {
+            if let Some((score, by_param)) = trials(step) {
+                for (param, points) in by_param {
+                    trial_charts
+                        .entry((step.id.clone(), score.clone(), param))
+                        .or_default()
+                        .push(Series {
+                            label: format!("run {}", run.id),
+                            points,
+                        });
+                }
+            }
+        }
+    }
+    let differs = |values: &[Option<String>]| values.windows(2).any(|w| w[0] != w[1]);
+    layout(
+        "Compare runs",
+        "Runs",
+        session,
+        html! {
+            h1 { "Compare runs" }
+            @if runs.len() < 2 {
+                p { "Tick two or more runs on the " a href="/ui/runs" { "runs page" } " to compare them." }
+            }
+            @if !runs.is_empty() {
+                h2 { "Parameters" }
+                table.compare {
+                    thead { tr { th { "Parameter" } @for (run, _) in runs { th { a href={ "/ui/runs/" (run.id) } { "run " (run.id) } " · " (run.workflow) } } } }
+                    tbody {
+                        @for (name, values) in &params {
+                            tr class=[differs(values).then_some("differs")] {
+                                th { (name) }
+                                @for value in values { td { code { (value.as_deref().unwrap_or("")) } } }
+                            }
+                        }
+                    }
+                }
+                h2 { "Metrics" }
+                table.compare.metrics {
+                    thead { tr { th { "Metric" } @for (run, _) in runs { th { "run " (run.id) } } } }
+                    tbody {
+                        @for (name, values) in &metrics {
+                            tr data-metric=(name) {
+                                th { (name) }
+                                @for value in values { td { (value.map(|v| format!("{v:.4}")).unwrap_or_default()) } }
+                            }
+                        }
+                    }
+                }
+                @if !charted.is_empty() {
+                    h2 { "Across the runs" }
+                    div.charts {
+                        @for (name, values) in &charted {
+                            @let points: Vec<(f64, f64)> = runs.iter().zip(values.iter()).filter_map(|((run, _), v)| v.map(|v| (run.id as f64, v))).collect();
+                            (PreEscaped(chart::chart(name, "run", &[Series { label: (*name).clone(), points }], false, true)))
+                        }
+                    }
+                }
+                @if !trial_charts.is_empty() {
+                    h2 { "Hyperparameter trials" }
+                    div.charts {
+                        @for ((step, score, param), series) in &trial_charts {
+                            @let spread = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).filter(|x| *x > 0.0).fold((f64::INFINITY, 0f64), |(lo, hi), x| (lo.min(x), hi.max(x)));
+                            (PreEscaped(chart::chart(&format!("{step}: {score} per {param}"), param, series, spread.1 / spread.0 >= 100.0, true)))
+                        }
+                    }
+                }
+            }
         },
     )
 }

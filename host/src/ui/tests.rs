@@ -307,3 +307,94 @@ async fn signing_in_sets_a_private_cookie_and_forms_need_its_csrf_token() {
     let history = store.alias_history("m", None).unwrap();
     assert_eq!(history[0].actor.to_string(), "`web UI: promote` by admin");
 }
+
+fn step(
+    run: u64,
+    index: u32,
+    id: &str,
+    kind: &str,
+    config: serde_json::Value,
+    metrics: Vec<(&str, f64)>,
+) -> crate::store::StepRecord {
+    crate::store::StepRecord {
+        run,
+        index,
+        id: id.into(),
+        kind: kind.into(),
+        plugin: "p@0.1.0".into(),
+        plugin_digest: crate::store::digest_of(b"p"),
+        config,
+        target: None,
+        inputs: vec![],
+        cache_key: None,
+        status: crate::store::StepStatus::Succeeded,
+        transitions: vec![],
+        attempts: 1,
+        duration_ms: 1,
+        outputs: vec![],
+        returned_metrics: vec![],
+        metrics: metrics
+            .into_iter()
+            .map(|(n, v)| (n.to_string(), v))
+            .collect(),
+        findings: vec![],
+        decision: None,
+        failure_kind: None,
+        failure: None,
+        reused: None,
+    }
+}
+
+#[tokio::test]
+async fn runs_compare_side_by_side_with_charts_of_metrics_and_trials() {
+    let (_dir, store) = store_with_runs(2);
+    for (run, c_max, accuracy) in [(1u64, 10.0, 0.95), (2, 100.0, 0.97)] {
+        let trainer = step(
+            run,
+            0,
+            "train",
+            "trainer",
+            serde_json::json!({ "c": [0.01, c_max], "search": "grid" }),
+            vec![
+                ("trial.0.c", 0.01),
+                ("trial.0.cv_accuracy", 0.9),
+                ("trial.0.cv_accuracy_std", 0.01),
+                ("trial.1.c", c_max),
+                ("trial.1.cv_accuracy", accuracy),
+                ("trial.1.cv_accuracy_std", 0.01),
+                ("best.c", c_max),
+                ("cv_score", accuracy),
+            ],
+        );
+        store
+            .finish_step(&trainer, &crate::store::LogRecord::default(), false)
+            .unwrap();
+        let evaluator = step(
+            run,
+            1,
+            "evaluate",
+            "evaluator",
+            serde_json::json!({}),
+            vec![("accuracy", accuracy)],
+        );
+        store
+            .finish_step(&evaluator, &crate::store::LogRecord::default(), false)
+            .unwrap();
+    }
+    let router = ui(store);
+    let (status, _, body) = page(&router, "/ui/compare?runs=1&runs=2").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The differing parameter is marked; trial metrics stay out of the metrics table.
+    assert!(
+        body.contains("<tr class=\"differs\"><th>train.c</th>"),
+        "{body}"
+    );
+    assert!(body.contains("data-metric=\"evaluate.accuracy\""));
+    assert!(!body.contains("data-metric=\"train.trial.0.c\""));
+    assert!(body.contains("aria-label=\"evaluate.accuracy\""), "{body}");
+    assert!(body.contains("train: cv_accuracy per c"), "{body}");
+    assert!(body.contains("(log scale)"), "c spans four decades: {body}");
+    let (status, _, body) = page(&router, "/ui/compare?runs=1,x").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body.contains("`x` is not a run number"));
+}

@@ -230,7 +230,7 @@ fn daemon(dir: &Path) -> (Guard, String) {
     std::fs::write(dir.join("wf/data/rows.csv"), "a\n1\n2\n").unwrap();
     std::fs::write(
         dir.join("wf/slow.toml"),
-        "[workflow]\nname = \"slow\"\ndescription = \"<script>alert('owned')</script> & <b>bold</b>\"\n\n[datasets.data]\npath = \"data/rows.csv\"\n\n[steps.wait]\nuses = \"noop.wasm\"\ninputs = { data = \"data\" }\ncache = false\nwith = { sleep_ms = 2500 }\n",
+        "[workflow]\nname = \"slow\"\ndescription = \"<script>alert('owned')</script> & <b>bold</b>\"\n\n[datasets.data]\npath = \"data/rows.csv\"\n\n[steps.wait]\nuses = \"noop.wasm\"\ninputs = { data = \"data\" }\ncache = false\nwith = { sleep_ms = 2500 }\n\n[triggers.yearly]\ncron = \"0 0 1 1 *\"\ncatch_up = \"none\"\n",
     )
     .unwrap();
     let mut daemon = Guard(
@@ -333,7 +333,31 @@ fn the_ui_in_a_real_browser_shows_every_page_live_and_escaped() {
             .await
             .unwrap();
         assert!(injected.is_empty());
+        // A cron trigger says when it fires next.
+        let yearly = text(&client, "[data-trigger=\"yearly\"]").await;
+        assert!(yearly.contains("-01-01T00:00:00Z"), "{yearly}");
         visit(&client, &base, "/ui/events", "Events", "events").await;
+        // The served model, its champion taking all traffic, with the inputs it saw against
+        // the training data's (rows of the training file, sent as its clients would).
+        let rows: Vec<Vec<f64>> = std::fs::read_to_string(repo().join("workflows/data/breast_cancer.csv"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .take(40)
+            .map(|line| line.split(',').take(30).map(|v| v.parse().unwrap()).collect())
+            .collect();
+        let answer = post_json(
+            &address,
+            "/v2/models/breast-cancer/infer",
+            &[],
+            &json!({ "inputs": [{ "name": "features", "shape": [rows.len(), 30], "datatype": "FP64", "data": rows }] }),
+        );
+        assert_eq!(answer.status, 200, "{}", answer.text());
+        visit(&client, &base, "/ui/serving", "Serving", "serving").await;
+        let histograms = client.find_all(Locator::Css("svg.histogram")).await.unwrap();
+        assert!(!histograms.is_empty());
+        let champion_row = text(&client, "[data-model=\"breast-cancer\"] tr[data-version=\"1\"]").await;
+        assert!(champion_row.contains("champion") && champion_row.contains("100%"), "{champion_row}");
 
         // A live run: its page follows its status without a reload.
         let slow = trigger(&address, "slow");

@@ -413,15 +413,6 @@ fn fan_out_workflow(extra: &str) -> String {
     text
 }
 
-/// A seeded generator (SplitMix64) for the kill schedule.
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 fn succeeded_runs(cluster: &Cluster) -> usize {
     cluster
         .store()
@@ -435,16 +426,7 @@ fn succeeded_runs(cluster: &Cluster) -> usize {
 
 #[test]
 fn issue_15_two_hundred_runs_through_three_workers_and_two_daemons_survive_kills() {
-    let seed: u64 = std::env::var("WFLOW_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    println!("kill schedule seed {seed} (WFLOW_CRASH_SEED={seed} replays it)");
+    let seed = crate::support::crash_seed();
     let mut random = seed;
     let cluster = Cluster::new();
     std::fs::write(cluster.path().join("wf/data/rows.csv"), "a\n1\n2\n3\n").unwrap();
@@ -475,14 +457,14 @@ fn issue_15_two_hundred_runs_through_three_workers_and_two_daemons_survive_kills
     // Kills at random points: a worker (replaced), the leader (restarted as a standby), twice.
     let mut daemons = vec![first, second];
     for round in 0..2 {
-        let target = 20 + (splitmix(&mut random) % 60) as usize + round * 60;
+        let target = 20 + (crate::support::splitmix(&mut random) % 60) as usize + round * 60;
         wait_until("runs progress", 240, || succeeded_runs(&cluster) >= target);
-        let victim = (splitmix(&mut random) % workers.len() as u64) as usize;
+        let victim = (crate::support::splitmix(&mut random) % workers.len() as u64) as usize;
         println!("round {round}: killing worker {victim} after {target} runs");
         workers.remove(victim).kill();
         workers.push(cluster.worker(4));
 
-        let target = target + 10 + (splitmix(&mut random) % 20) as usize;
+        let target = target + 10 + (crate::support::splitmix(&mut random) % 20) as usize;
         wait_until("runs progress", 240, || succeeded_runs(&cluster) >= target);
         let leader = daemons.remove(0);
         println!("round {round}: killing the leading daemon after {target} runs");

@@ -369,27 +369,9 @@ fn a_files_trigger_takes_each_new_file_once_even_across_a_crash() {
     assert_eq!(runs[1].datasets[0].rows, 70);
 }
 
-/// A seeded generator (SplitMix64) for the kill schedule.
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
 #[test]
 fn cron_slots_fire_exactly_once_when_the_daemon_is_killed_at_random_points() {
-    let seed: u64 = std::env::var("WFLOW_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    println!("kill schedule seed {seed} (WFLOW_CRASH_SEED={seed} replays it)");
+    let seed = crate::support::crash_seed();
     let mut state = seed;
     let project = Project::new();
     project.write("data.csv", "a\n1\n");
@@ -405,7 +387,7 @@ fn cron_slots_fire_exactly_once_when_the_daemon_is_killed_at_random_points() {
     for round in 0..5 {
         let daemon = Daemon::start(project.path(), &[]);
         // Killed after a random number of run events: between runs, or in the middle of one.
-        let events = 1 + splitmix(&mut state) % 4;
+        let events = 1 + crate::support::splitmix(&mut state) % 4;
         let mut since = 0;
         let mut seen = 0;
         while seen < events {

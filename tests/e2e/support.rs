@@ -172,3 +172,28 @@ pub fn build_language_plugins() {
         }
     });
 }
+
+/// A seeded generator (SplitMix64) for kill schedules.
+pub fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The seed of a test's random kill schedule: `WFLOW_CRASH_SEED` (to replay one), or the
+/// clock; printed so a failure can be replayed.
+pub fn crash_seed() -> u64 {
+    let seed = std::env::var("WFLOW_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    println!("kill schedule seed {seed} (WFLOW_CRASH_SEED={seed} replays it)");
+    seed
+}

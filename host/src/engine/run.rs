@@ -936,26 +936,16 @@ fn build_work(
         }
         resolved.insert(slot.as_str(), value);
     }
-    let input = |slot: &str| -> Option<Value> { resolved.get(slot).cloned() };
-    let table = |slot: &str| -> Result<Table, String> {
-        match input(slot) {
-            Some(Value::Table(table)) => Ok(table),
-            _ => Err(format!("input `{slot}` is not a table")),
-        }
-    };
-    let evaluation = |slot: &str| -> Result<Option<Evaluation>, String> {
-        match input(slot) {
-            Some(Value::Evaluation(evaluation)) => Ok(Some(evaluation)),
-            None => Ok(None),
-            _ => Err(format!("input `{slot}` is not an evaluation")),
-        }
-    };
-    let model = || -> Result<Model, String> {
-        match input("model") {
-            Some(Value::Model(model)) => Ok(model),
-            _ => Err("input `model` is not a model".into()),
-        }
-    };
+    // The slots in the workflow's order (a transformer receives its tables in it).
+    let slots: Vec<(String, Value)> = step
+        .inputs
+        .keys()
+        .filter_map(|slot| Some((slot.clone(), resolved.get(slot.as_str())?.clone())))
+        .collect();
+    let input = |slot: &str| slot_value(&slots, slot);
+    let table = |slot: &str| slot_table(&slots, slot);
+    let evaluation = |slot: &str| slot_evaluation(&slots, slot);
+    let model = || slot_model(&slots);
     let kind = match &planned.runner {
         Runner::Plugin(plugin) => plugin.kind(),
         Runner::LoadModel(config) => return Ok((Work::LoadModel(config.clone()), inputs)),
@@ -1013,14 +1003,37 @@ fn build_work(
             return Ok((Work::Register(Box::new(registration)), inputs));
         }
     };
-    // The slots in the workflow's order (a transformer receives its tables in it).
-    let slots: Vec<(String, Value)> = step
-        .inputs
-        .keys()
-        .filter_map(|slot| Some((slot.clone(), resolved.get(slot.as_str())?.clone())))
-        .collect();
     let call = call_for(kind, &slots, config, step.target.clone())?;
     Ok((Work::Call(call, slots), inputs))
+}
+
+fn slot_value(slots: &[(String, Value)], slot: &str) -> Option<Value> {
+    slots
+        .iter()
+        .find(|(s, _)| s == slot)
+        .map(|(_, value)| value.clone())
+}
+
+fn slot_table(slots: &[(String, Value)], slot: &str) -> Result<Table, String> {
+    match slot_value(slots, slot) {
+        Some(Value::Table(table)) => Ok(table),
+        _ => Err(format!("input `{slot}` is not a table")),
+    }
+}
+
+fn slot_evaluation(slots: &[(String, Value)], slot: &str) -> Result<Option<Evaluation>, String> {
+    match slot_value(slots, slot) {
+        Some(Value::Evaluation(evaluation)) => Ok(Some(evaluation)),
+        None => Ok(None),
+        _ => Err(format!("input `{slot}` is not an evaluation")),
+    }
+}
+
+fn slot_model(slots: &[(String, Value)]) -> Result<Model, String> {
+    match slot_value(slots, "model") {
+        Some(Value::Model(model)) => Ok(model),
+        _ => Err("input `model` is not a model".into()),
+    }
 }
 
 /// The call a plugin of `kind` gets for these inputs (by slot, in the workflow's order).
@@ -1030,25 +1043,8 @@ pub fn call_for(
     config: String,
     target: Option<String>,
 ) -> Result<Call, String> {
-    let input = |slot: &str| -> Option<Value> {
-        slots
-            .iter()
-            .find(|(s, _)| s == slot)
-            .map(|(_, value)| value.clone())
-    };
-    let table = |slot: &str| -> Result<Table, String> {
-        match input(slot) {
-            Some(Value::Table(table)) => Ok(table),
-            _ => Err(format!("input `{slot}` is not a table")),
-        }
-    };
-    let evaluation = |slot: &str| -> Result<Option<Evaluation>, String> {
-        match input(slot) {
-            Some(Value::Evaluation(evaluation)) => Ok(Some(evaluation)),
-            None => Ok(None),
-            _ => Err(format!("input `{slot}` is not an evaluation")),
-        }
-    };
+    let table = |slot: &str| slot_table(slots, slot);
+    let evaluation = |slot: &str| slot_evaluation(slots, slot);
     Ok(match kind {
         StepKind::Validator => Call::Validate {
             data: table("data")?,
@@ -1067,10 +1063,7 @@ pub fn call_for(
             config,
         },
         StepKind::Evaluator => Call::Evaluate {
-            model: match input("model") {
-                Some(Value::Model(model)) => model,
-                _ => return Err("input `model` is not a model".into()),
-            },
+            model: slot_model(slots)?,
             data: table("data")?,
             config,
         },

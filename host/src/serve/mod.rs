@@ -661,6 +661,16 @@ impl Server {
         self.events(since)
     }
 
+    /// Live quality from feedback of each version of `model`, by version.
+    pub fn live_quality(&self, model: &str) -> BTreeMap<String, feedback::Quality> {
+        self.feedback
+            .quality()
+            .into_iter()
+            .filter(|((name, _), _)| name == model)
+            .map(|((_, version), quality)| (version, quality))
+            .collect()
+    }
+
     /// A stream of the events from now on.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<ServeEvent> {
         self.subscribers.subscribe()

@@ -379,6 +379,9 @@ impl DriftReport {
     }
 }
 
+/// Drift reports a version keeps for its history.
+pub const DRIFT_HISTORY: usize = 200;
+
 /// A version's monitoring state: its window and its drift checks.
 pub struct VersionMonitor {
     pub window: Window,
@@ -388,6 +391,8 @@ pub struct VersionMonitor {
     /// The reference table once read (a failed read is tried again at the next check).
     reference_table: OnceLock<Table>,
     last: Mutex<Option<DriftReport>>,
+    /// The latest checks' reports, oldest first, for drift over time.
+    history: Mutex<std::collections::VecDeque<DriftReport>>,
     checks: AtomicU64,
     /// `window.seen()` at the latest check, so an idle window is not checked again.
     checked_at_seen: AtomicU64,
@@ -414,6 +419,7 @@ impl VersionMonitor {
             reference,
             reference_table: OnceLock::new(),
             last: Mutex::new(None),
+            history: Mutex::new(std::collections::VecDeque::new()),
             checks: AtomicU64::new(0),
             checked_at_seen: AtomicU64::new(0),
             checked_at: AtomicU64::new(0),
@@ -455,8 +461,23 @@ impl VersionMonitor {
         self.checks.fetch_add(1, Ordering::Relaxed);
         let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
         let changed = last.as_ref().map(DriftReport::drifted) != Some(report.drifted());
+        let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        history.push_back(report.clone());
+        if history.len() > DRIFT_HISTORY {
+            history.pop_front();
+        }
         *last = Some(report);
         changed
+    }
+
+    /// The latest checks' reports, oldest first (at most [`DRIFT_HISTORY`]).
+    pub fn history(&self) -> Vec<DriftReport> {
+        self.history
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .cloned()
+            .collect()
     }
 
     pub fn last(&self) -> Option<DriftReport> {

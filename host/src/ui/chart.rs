@@ -170,9 +170,181 @@ pub fn chart(title: &str, x_label: &str, series: &[Series], log_x: bool, lines: 
     out
 }
 
+/// A feature's distribution in the reference (training) data and in the current window, bin by
+/// bin, as shares.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Histogram {
+    pub feature: String,
+    pub bins: Vec<String>,
+    pub reference: Vec<f64>,
+    pub current: Vec<f64>,
+}
+
+/// The histogram of `column` (the current window) in the bins of its reference statistics:
+/// the reference deciles for a number (the PSI bins, a tenth of the reference each), the
+/// reference's commonest categories (and `other`) for text.
+pub fn histogram(
+    feature: &str,
+    reference: &crate::store::FeatureStats,
+    column: &crate::table::Column,
+) -> Option<Histogram> {
+    use crate::store::FeatureStats;
+    let rows = column.len();
+    match reference {
+        FeatureStats::Numeric { deciles, .. } if deciles.len() == 11 => {
+            let inner = &deciles[1..10];
+            let mut current = vec![0f64; 10];
+            let mut seen = 0f64;
+            for row in 0..rows {
+                if let Some(x) = column.f64_at(row).filter(|x| x.is_finite()) {
+                    let bin = inner.partition_point(|edge| *edge < x);
+                    current[bin] += 1.0;
+                    seen += 1.0;
+                }
+            }
+            if seen > 0.0 {
+                current.iter_mut().for_each(|c| *c /= seen);
+            }
+            let bins = (0..10)
+                .map(|i| format!("≤{}", format_tick(deciles[i + 1])))
+                .collect();
+            Some(Histogram {
+                feature: feature.to_string(),
+                bins,
+                reference: vec![0.1; 10],
+                current,
+            })
+        }
+        FeatureStats::Categorical { counts, other, .. } => {
+            let mut top: Vec<(&String, &u64)> = counts.iter().collect();
+            top.sort_by(|a, b| b.1.cmp(a.1));
+            top.truncate(8);
+            let total = (counts.values().sum::<u64>() + other).max(1) as f64;
+            let mut bins: Vec<String> = top.iter().map(|(c, _)| (*c).clone()).collect();
+            let mut reference: Vec<f64> = top.iter().map(|(_, n)| **n as f64 / total).collect();
+            bins.push("other".into());
+            reference.push(1.0 - reference.iter().sum::<f64>());
+            let mut current = vec![0f64; bins.len()];
+            let mut seen = 0f64;
+            for row in 0..rows {
+                if let Some(text) = column.text_at(row) {
+                    let index = bins[..bins.len() - 1]
+                        .iter()
+                        .position(|b| *b == text)
+                        .unwrap_or(bins.len() - 1);
+                    current[index] += 1.0;
+                    seen += 1.0;
+                }
+            }
+            if seen > 0.0 {
+                current.iter_mut().for_each(|c| *c /= seen);
+            }
+            Some(Histogram {
+                feature: feature.to_string(),
+                bins,
+                reference,
+                current,
+            })
+        }
+        _ => None,
+    }
+}
+
+/// Reference and current shares side by side, bin by bin.
+pub fn bars(histogram: &Histogram) -> String {
+    let bins = histogram.bins.len().max(1);
+    let plot_w = WIDTH - LEFT - RIGHT;
+    let plot_h = HEIGHT - TOP - BOTTOM;
+    let top = histogram
+        .reference
+        .iter()
+        .chain(&histogram.current)
+        .fold(0.0f64, |a, b| a.max(*b))
+        .max(1e-9);
+    let slot = plot_w / bins as f64;
+    let bar = (slot * 0.4).max(1.0);
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        r#"<svg class="chart histogram" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}" role="img" aria-label="{title}"><text class="title" x="{LEFT}" y="18">{title}</text><rect class="frame" x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}"/>"#,
+        title = escape(&format!("{}: reference vs current", histogram.feature))
+    );
+    for (i, label) in histogram.bins.iter().enumerate() {
+        let x = LEFT + slot * i as f64 + slot * 0.1;
+        for (j, (share, colour)) in [
+            (histogram.reference[i], COLOURS[0]),
+            (histogram.current[i], COLOURS[1]),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let h = share / top * plot_h;
+            let _ = write!(
+                out,
+                r#"<rect x="{:.1}" y="{:.1}" width="{bar:.1}" height="{h:.1}" fill="{colour}"/>"#,
+                x + bar * j as f64,
+                TOP + plot_h - h
+            );
+        }
+        let _ = write!(
+            out,
+            r#"<text class="tick" x="{:.1}" y="{}" text-anchor="middle">{}</text>"#,
+            x + bar,
+            HEIGHT - BOTTOM + 14.0,
+            escape(&label.chars().take(10).collect::<String>())
+        );
+    }
+    let _ = write!(
+        out,
+        r#"<text class="legend" x="{}" y="{}" fill="{}">reference</text><text class="legend" x="{}" y="{}" fill="{}">current</text></svg>"#,
+        LEFT + 8.0,
+        TOP + 14.0,
+        COLOURS[0],
+        LEFT + 90.0,
+        TOP + 14.0,
+        COLOURS[1]
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_window_is_binned_in_the_reference_deciles_and_categories() {
+        use crate::store::FeatureStats;
+        use crate::table::{Column, Values};
+        let numeric = FeatureStats::Numeric {
+            count: 10,
+            nulls: 0,
+            mean: 5.0,
+            std: 3.0,
+            min: 0.0,
+            max: 10.0,
+            deciles: (0..=10).map(f64::from).collect(),
+        };
+        // Everything above the reference's 9th decile: all of it in the last bin.
+        let shifted = Column::new("x", Values::Float(vec![9.5, 12.0, 30.0, 9.1]));
+        let h = histogram("x", &numeric, &shifted).unwrap();
+        assert_eq!(h.reference, vec![0.1; 10]);
+        assert_eq!(h.current[9], 1.0);
+        assert!(bars(&h).contains("reference vs current"));
+        let categorical = FeatureStats::Categorical {
+            count: 4,
+            nulls: 0,
+            counts: [("a".to_string(), 3), ("b".to_string(), 1)].into(),
+            other: 0,
+        };
+        let current = Column::new(
+            "c",
+            Values::Text(vec!["b".into(), "b".into(), "z".into(), "a".into()]),
+        );
+        let h = histogram("c", &categorical, &current).unwrap();
+        assert_eq!(h.bins, ["a", "b", "other"]);
+        assert_eq!(h.reference, vec![0.75, 0.25, 0.0]);
+        assert_eq!(h.current, vec![0.25, 0.5, 0.25]);
+    }
 
     #[test]
     fn long_series_are_downsampled_keeping_the_last_point() {

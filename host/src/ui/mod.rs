@@ -62,6 +62,7 @@ pub fn router(ui: Ui) -> axum::Router {
         .route("/ui/login", get(admin::login_form).post(admin::login))
         .route("/ui/logout", post(admin::logout))
         .route("/ui/workflows", get(workflows))
+        .route("/ui/serving", get(serving))
         .route("/ui/events", get(events))
         .route("/ui/events/stream", get(event_stream))
         .route("/ui/artifacts/{digest}", get(artifact))
@@ -347,11 +348,22 @@ async fn workflows(State(ui): State<Arc<Ui>>, headers: HeaderMap) -> Result<Resp
                     .and_then(Result::ok)
                     .flatten()
             };
-            triggers.push((
-                trigger.name.clone(),
-                trigger.kind.name().to_string(),
-                state.map(|s| s.to_string()).unwrap_or_default(),
-            ));
+            // A cron trigger's next slot, as its schedule says from now.
+            let next = match &trigger.kind {
+                crate::workflow::TriggerKind::Cron {
+                    schedule, timezone, ..
+                } => crate::scheduler::cron::CronSchedule::new(schedule, timezone)
+                    .ok()
+                    .and_then(|cron| cron.next_after(crate::store::records::now()))
+                    .map(crate::store::format_time),
+                _ => None,
+            };
+            triggers.push(pages::TriggerRow {
+                name: trigger.name.clone(),
+                kind: trigger.kind.name().to_string(),
+                next,
+                state: state.map(|s| s.to_string()).unwrap_or_default(),
+            });
         }
         rows.push(pages::WorkflowRow {
             name: name.clone(),
@@ -368,6 +380,70 @@ async fn workflows(State(ui): State<Arc<Ui>>, headers: HeaderMap) -> Result<Resp
         .map(|(file, (name, _))| (file.display().to_string(), name))
         .collect();
     Ok(pages::workflows(&rows, &problems, ui.sessions.of(&headers).as_ref()).into_response())
+}
+
+/// What the server serves: per model and version, traffic, latency, the rollout, live
+/// quality and drift over time.
+async fn serving(State(ui): State<Arc<Ui>>, headers: HeaderMap) -> Result<Response, Problem> {
+    ui.check_read(&headers)?;
+    let session = ui.sessions.of(&headers);
+    let Some(server) = &ui.server else {
+        return Ok(pages::no_daemon("Serving", session.as_ref()).into_response());
+    };
+    let mut models = Vec::new();
+    for deployment in server.deployments() {
+        let mut versions = vec![deployment.champion.clone()];
+        versions.extend(deployment.challenger.iter().map(|c| c.model.clone()));
+        // Each registered version's reference statistics, to bin its current window in.
+        let mut histograms = Vec::new();
+        for model in &versions {
+            let Ok(number) = model.version.parse::<u32>() else {
+                continue;
+            };
+            let name = deployment.name.clone();
+            let Ok(version) = ui.read(move |store| store.version(&name, number)).await else {
+                continue;
+            };
+            let window = model.monitor.window.table();
+            let drifted: Vec<String> = model
+                .monitor
+                .last()
+                .map(|report| match report.result {
+                    crate::serve::monitor::DriftResult::Checked { features, .. } => features
+                        .into_iter()
+                        .filter(|f| f.drifted)
+                        .map(|f| f.feature)
+                        .collect(),
+                    _ => Vec::new(),
+                })
+                .unwrap_or_default();
+            // Drifted features first, then the others, six at most.
+            let mut names: Vec<&String> = version.reference.keys().collect();
+            names.sort_by_key(|n| !drifted.contains(n));
+            let shown: Vec<chart::Histogram> = names
+                .into_iter()
+                .filter_map(|feature| {
+                    let column = window.column(feature)?;
+                    chart::histogram(feature, &version.reference[feature], column)
+                })
+                .take(6)
+                .collect();
+            if window.row_count() > 0 && !shown.is_empty() {
+                histograms.push((model.version.clone(), shown));
+            }
+        }
+        models.push(pages::Served {
+            status: deployment.status(),
+            quality: server.live_quality(&deployment.name),
+            drift: versions
+                .iter()
+                .map(|m| (m.version.clone(), m.monitor.history()))
+                .collect(),
+            histograms,
+        });
+    }
+    models.sort_by(|a, b| a.status["name"].as_str().cmp(&b.status["name"].as_str()));
+    Ok(pages::serving(&models, session.as_ref()).into_response())
 }
 
 async fn events(State(ui): State<Arc<Ui>>, headers: HeaderMap) -> Result<Response, Problem> {

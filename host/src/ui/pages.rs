@@ -22,6 +22,7 @@ fn layout(title: &str, current: &str, session: Option<&Session>, body: Markup) -
         ("Runs", "/ui/runs"),
         ("Workflows", "/ui/workflows"),
         ("Models", "/ui/models"),
+        ("Serving", "/ui/serving"),
         ("Events", "/ui/events"),
     ];
     html! {
@@ -428,6 +429,40 @@ pub fn model(
                     }
                 }
             }
+            h2 { "Why each version" }
+            @for version in versions.iter().rev() {
+                details.why data-why=(version.version) open[champion == Some(version.version)] {
+                    summary { "v" (version.version) @if champion == Some(version.version) { " (champion)" } }
+                    dl.facts {
+                        dt { "Model" } dd { (version.task) " of " code { (version.target) } " from " (version.features.len()) " features · ONNX " a href={ "/ui/artifacts/" (version.onnx) } { code { (short(&version.onnx)) } } }
+                        @if let Some(data) = &version.training_data {
+                            dt { "Trained on" }
+                            dd {
+                                (data.rows) " rows · " a href={ "/ui/artifacts/" (data.digest) } { code { (short(&data.digest)) } }
+                                @for source in &data.sources { " from " code { (source.path) } " (" code { (short(&source.digest)) } ", " (source.rows) " rows)" }
+                            }
+                        }
+                        dt { "Registered by" } dd { a href={ "/ui/runs/" (version.run) } { "run " (version.run) } " step " code { (version.step) } ", trained by " code { (version.trained_by) } }
+                        @for step in &version.lineage {
+                            dt { "Step " (step.step) } dd { (step.kind) " " (step.plugin) " " code title=(step.digest) { (short(&step.digest)) } }
+                        }
+                        @for (key, value) in &version.parameters {
+                            dt { (key) } dd { code { (value) } }
+                        }
+                        @if let Some(pipeline) = &version.pipeline {
+                            dt { "Serves raw rows" } dd { (pipeline.summary()) }
+                        }
+                    }
+                    @if let Some(decision) = &version.decision {
+                        p { "The deployment gate decided " strong { (crate::plugin::decision_text(&decision.decision)) } ":" }
+                        ul.findings {
+                            @for finding in &decision.report.findings {
+                                li class=(if finding.passed { "pass" } else { "fail" }) { (finding.check) ": " (finding.message) }
+                            }
+                        }
+                    }
+                }
+            }
             h2 { "Alias history" }
             table.history {
                 thead { tr { th { "#" } th { "When" } th { "Alias" } th { "Move" } th { "Who" } th { "Why" } } }
@@ -456,8 +491,17 @@ pub struct WorkflowRow {
     pub steps: usize,
     pub running: usize,
     pub queued: usize,
-    /// Each trigger: name, kind and its state as JSON.
-    pub triggers: Vec<(String, String, String)>,
+    pub triggers: Vec<TriggerRow>,
+}
+
+/// A trigger as the workflows page lists it.
+pub struct TriggerRow {
+    pub name: String,
+    pub kind: String,
+    /// When it fires next, for a cron trigger.
+    pub next: Option<String>,
+    /// What it consumed last, as JSON.
+    pub state: String,
 }
 
 /// The daemon's workflows with their triggers, and the files that do not load.
@@ -479,8 +523,16 @@ pub fn workflows(
                     p { code { (row.file) } " · " (row.steps) @if row.steps == 1 { " step · " } @else { " steps · " } (row.running) " running · " (row.queued) " queued" }
                     @if !row.triggers.is_empty() {
                         table.triggers {
-                            thead { tr { th { "Trigger" } th { "Kind" } th { "State" } } }
-                            tbody { @for (name, kind, state) in &row.triggers { tr { td { (name) } td { (kind) } td { code { (state) } } } } }
+                            thead { tr { th { "Trigger" } th { "Kind" } th { "Next" } th { "State" } } }
+                            tbody {
+                                @for trigger in &row.triggers {
+                                    tr data-trigger=(trigger.name) {
+                                        td { (trigger.name) } td { (trigger.kind) }
+                                        td { (trigger.next.as_deref().unwrap_or("")) }
+                                        td { code { (trigger.state) } }
+                                    }
+                                }
+                            }
                         }
                     }
                 }
@@ -702,6 +754,132 @@ pub fn compare(runs: &[(RunRecord, Vec<StepRecord>)], session: Option<&Session>)
                         @for ((step, score, param), series) in &trial_charts {
                             @let spread = series.iter().flat_map(|s| s.points.iter().map(|p| p.0)).filter(|x| *x > 0.0).fold((f64::INFINITY, 0f64), |(lo, hi), x| (lo.min(x), hi.max(x)));
                             (PreEscaped(chart::chart(&format!("{step}: {score} per {param}"), param, series, spread.1 / spread.0 >= 100.0, true)))
+                        }
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// A served model as the serving page shows it.
+pub struct Served {
+    /// The deployment's status (champion, challenger, their traffic and latency).
+    pub status: serde_json::Value,
+    /// Live quality from feedback, by version.
+    pub quality: BTreeMap<String, crate::serve::feedback::Quality>,
+    /// Each version's drift checks, oldest first.
+    pub drift: Vec<(String, Vec<crate::serve::monitor::DriftReport>)>,
+    /// Each version's current window against its reference, feature by feature.
+    pub histograms: Vec<(String, Vec<chart::Histogram>)>,
+}
+
+fn number(value: &serde_json::Value, digits: usize) -> String {
+    value
+        .as_f64()
+        .map(|v| format!("{v:.digits$}"))
+        .unwrap_or_else(|| "-".into())
+}
+
+/// A version's drift checks as a chart's series (each feature's score over time, at most six
+/// features), its latest scores, and how many checks there were; none before a check.
+pub(super) fn drift_view(
+    reports: &[crate::serve::monitor::DriftReport],
+) -> Option<(Vec<Series>, Vec<crate::serve::monitor::FeatureScore>, usize)> {
+    use crate::serve::monitor::DriftResult;
+    let checked: Vec<(u64, &Vec<crate::serve::monitor::FeatureScore>)> = reports
+        .iter()
+        .filter_map(|r| match &r.result {
+            DriftResult::Checked { features, .. } => Some((r.at, features)),
+            _ => None,
+        })
+        .collect();
+    let (_, latest) = checked.last()?;
+    let first = checked.first().map_or(0, |(at, _)| *at);
+    let mut by_feature: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
+    for (at, features) in &checked {
+        for score in features.iter() {
+            by_feature
+                .entry(format!("{} ({})", score.feature, score.method))
+                .or_default()
+                .push((at.saturating_sub(first) as f64 / 1000.0, score.score));
+        }
+    }
+    let series = by_feature
+        .into_iter()
+        .take(6)
+        .map(|(label, points)| Series { label, points })
+        .collect();
+    Some((series, (*latest).clone(), checked.len()))
+}
+
+/// Per model and version: requests, errors, latency, the traffic share and rollout step,
+/// shadow agreement, live quality, and each feature's drift score over time.
+pub fn serving(models: &[Served], session: Option<&Session>) -> Markup {
+    layout(
+        "Serving",
+        "Serving",
+        session,
+        html! {
+            h1 { "Serving" }
+            @if models.is_empty() { p { "No model is served yet." } }
+            @for model in models {
+                @let name = model.status["name"].as_str().unwrap_or("");
+                @let champion = &model.status["champion"];
+                @let challenger = &model.status["challenger"];
+                section.served data-model=(name) {
+                    h2 { a href={ "/ui/models/" (name) } { (name) } }
+                    table.arms {
+                        thead { tr { th { "Version" } th { "Role" } th { "Traffic" } th { "Requests" } th { "Errors" } th { "p50 ms" } th { "p95 ms" } th { "Live quality" } } }
+                        tbody {
+                            @for (role, arm) in [("champion", champion), ("challenger", challenger)] {
+                                @if !arm.is_null() {
+                                    @let version = arm["version"].as_str().unwrap_or("");
+                                    @let share = if role == "champion" {
+                                        challenger["percent"].as_f64().map_or(100.0, |p| if challenger["strategy"] == "shadow" { 100.0 } else { 100.0 - p })
+                                    } else if arm["strategy"] == "shadow" { 0.0 } else { arm["percent"].as_f64().unwrap_or(0.0) };
+                                    tr data-version=(version) {
+                                        td { "v" (version) }
+                                        td { (role) @if let Some(strategy) = arm["strategy"].as_str() { " (" (strategy) @if let (Some(step), Some(steps)) = (arm["step"].as_u64(), arm["steps"].as_array()) { ", step " (step + 1) " of " (steps.len()) } ")" } }
+                                        td { (format!("{share:.0}%")) }
+                                        td { (arm["stats"]["requests"]) }
+                                        td { (arm["stats"]["errors"]) " (" (number(&arm["stats"]["error_rate"], 3)) ")" }
+                                        td { (number(&arm["stats"]["p50"], 3)) }
+                                        td { (number(&arm["stats"]["p95"], 3)) }
+                                        td {
+                                            @if let Some(quality) = model.quality.get(version) {
+                                                @if let Some(a) = quality.accuracy { "accuracy " (format!("{a:.3}")) " " }
+                                                @if let Some(f) = quality.f1_macro { "F1 " (format!("{f:.3}")) " " }
+                                                @if let Some(r) = quality.rmse { "RMSE " (format!("{r:.3}")) " " }
+                                                "(" (quality.rows) " rows)"
+                                            } @else { "no feedback yet" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    @if let Some(shadow) = challenger.get("shadow") {
+                        p.shadow { "Shadow: " (shadow["mirrored"]) " requests mirrored, " (shadow["dropped"]) " dropped; agreement " (number(&shadow["agreement"], 3)) }
+                    }
+                    @for (version, shown) in &model.histograms {
+                        h3 { "Inputs of v" (version) ": the current window against the training data" }
+                        div.charts { @for histogram in shown { (PreEscaped(chart::bars(histogram))) } }
+                    }
+                    @for (version, reports) in &model.drift {
+                        @if let Some((series, latest, checks)) = drift_view(reports) {
+                            h3 { "Drift of v" (version) ": " (checks) " checks" }
+                            (PreEscaped(chart::chart(&format!("{name} v{version}: drift score per feature"), "seconds since the first check", &series, false, true)))
+                            table.drift {
+                                thead { tr { th { "Feature" } th { "Method" } th { "Score" } th { "Threshold" } th { "Drifted" } } }
+                                tbody {
+                                    @for score in latest.iter() {
+                                        tr class=[score.drifted.then_some("drifted")] {
+                                            td { (score.feature) } td { (score.method) } td { (format!("{:.4}", score.score)) } td { (format!("{:.4}", score.threshold)) } td { (if score.drifted { "yes" } else { "no" }) }
+                                        }
+                                    }
+                                }
+                            }
                         }
                     }
                 }

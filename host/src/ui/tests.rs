@@ -398,3 +398,31 @@ async fn runs_compare_side_by_side_with_charts_of_metrics_and_trials() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body.contains("`x` is not a run number"));
 }
+
+#[test]
+fn drift_checks_become_a_score_per_feature_over_time() {
+    use crate::serve::monitor::{DriftReport, DriftResult, FeatureScore};
+    let report = |at: u64, score: f64| DriftReport {
+        at,
+        rows: 100,
+        result: DriftResult::Checked {
+            drifted: score > 0.2,
+            drift_share: 0.5,
+            features: vec![FeatureScore {
+                feature: "x".into(),
+                method: "psi".into(),
+                score,
+                p_value: None,
+                threshold: 0.2,
+                drifted: score > 0.2,
+            }],
+        },
+    };
+    assert!(super::pages::drift_view(&[]).is_none());
+    let (series, latest, checks) =
+        super::pages::drift_view(&[report(1_000, 0.05), report(3_000, 0.4)]).unwrap();
+    assert_eq!(checks, 2);
+    assert_eq!(series[0].label, "x (psi)");
+    assert_eq!(series[0].points, vec![(0.0, 0.05), (2.0, 0.4)]);
+    assert!(latest[0].drifted);
+}

@@ -233,6 +233,11 @@ fn daemon(dir: &Path) -> (Guard, String) {
         "[workflow]\nname = \"slow\"\ndescription = \"<script>alert('owned')</script> & <b>bold</b>\"\n\n[datasets.data]\npath = \"data/rows.csv\"\n\n[steps.wait]\nuses = \"noop.wasm\"\ninputs = { data = \"data\" }\ncache = false\nwith = { sleep_ms = 2500 }\n\n[triggers.yearly]\ncron = \"0 0 1 1 *\"\ncatch_up = \"none\"\n",
     )
     .unwrap();
+    std::fs::write(
+        dir.join("wf/broken.toml"),
+        "[workflow]\nname = \"<b>broken\"\n",
+    )
+    .unwrap();
     let mut daemon = Guard(
         Command::new(env!("CARGO_BIN_EXE_wflow"))
             .args(["daemon", "--workflows", "wf", "--listen", "127.0.0.1:0"])
@@ -333,6 +338,9 @@ fn the_ui_in_a_real_browser_shows_every_page_live_and_escaped() {
             .await
             .unwrap();
         assert!(injected.is_empty());
+        // A file that does not load says why, as text.
+        let broken = text(&client, "section.problem").await;
+        assert!(broken.contains("broken.toml") && broken.contains("<b>broken"), "{broken}");
         // A cron trigger says when it fires next.
         let yearly = text(&client, "[data-trigger=\"yearly\"]").await;
         assert!(yearly.contains("-01-01T00:00:00Z"), "{yearly}");

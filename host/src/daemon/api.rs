@@ -185,7 +185,7 @@ async fn workflows(State(api): State<Arc<Api>>) -> Json<Value> {
         .scheduler
         .problems()
         .into_iter()
-        .map(|(file, (name, _))| json!({ "file": file, "name": name }))
+        .map(|(file, problem)| json!({ "file": file, "name": problem.name, "why": problem.why }))
         .collect();
     Json(json!({ "workflows": list, "problems": problems }))
 }

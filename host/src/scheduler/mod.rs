@@ -137,6 +137,17 @@ pub enum RequestError {
     Store(String),
 }
 
+/// A workflow file that does not load.
+#[derive(Clone, Debug)]
+pub struct FileProblem {
+    /// The workflow's name when it is known, else the file's stem.
+    pub name: String,
+    /// Why it does not load (every diagnostic).
+    pub why: String,
+    /// The file's fingerprint, so an unchanged file is not checked again.
+    print: String,
+}
+
 /// A workflow as loaded from the folder.
 #[derive(Clone, Debug)]
 pub struct Loaded {
@@ -179,7 +190,7 @@ pub struct Scheduler {
     dir: PathBuf,
     workflows: RwLock<BTreeMap<String, Loaded>>,
     /// Files of the folder that do not load, with why.
-    problems: Mutex<BTreeMap<PathBuf, (String, String)>>,
+    problems: Mutex<BTreeMap<PathBuf, FileProblem>>,
     state: Mutex<State>,
     steps: Arc<tokio::sync::Semaphore>,
     /// Wakes the trigger loops (a workflow changed, or the daemon is stopping).
@@ -338,7 +349,7 @@ impl Scheduler {
     }
 
     /// The files that do not load, with the workflow's name when known and why.
-    pub fn problems(&self) -> BTreeMap<PathBuf, (String, String)> {
+    pub fn problems(&self) -> BTreeMap<PathBuf, FileProblem> {
         lock(&self.problems).clone()
     }
 
@@ -401,7 +412,7 @@ impl Scheduler {
             }
             if lock(&self.problems)
                 .get(&file)
-                .is_some_and(|(_, p)| *p == print)
+                .is_some_and(|p| p.print == print)
             {
                 continue;
             }
@@ -498,7 +509,14 @@ impl Scheduler {
                 }
             ),
         );
-        lock(&self.problems).insert(file.to_path_buf(), (subject, print));
+        lock(&self.problems).insert(
+            file.to_path_buf(),
+            FileProblem {
+                name: subject,
+                why,
+                print,
+            },
+        );
     }
 
     /// Asks for a run.

@@ -375,9 +375,9 @@ async fn workflows(State(ui): State<Arc<Ui>>, headers: HeaderMap) -> Result<Resp
             triggers,
         });
     }
-    let problems: Vec<(String, String)> = problems
+    let problems: Vec<(String, String, String)> = problems
         .into_iter()
-        .map(|(file, (name, _))| (file.display().to_string(), name))
+        .map(|(file, problem)| (file.display().to_string(), problem.name, problem.why))
         .collect();
     Ok(pages::workflows(&rows, &problems, ui.sessions.of(&headers).as_ref()).into_response())
 }

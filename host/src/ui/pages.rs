@@ -507,7 +507,7 @@ pub struct TriggerRow {
 /// The daemon's workflows with their triggers, and the files that do not load.
 pub fn workflows(
     rows: &[WorkflowRow],
-    problems: &[(String, String)],
+    problems: &[(String, String, String)],
     session: Option<&Session>,
 ) -> Markup {
     layout(
@@ -540,7 +540,12 @@ pub fn workflows(
             @if rows.is_empty() { p { "No workflow is loaded." } }
             @if !problems.is_empty() {
                 h2 { "Files that do not load" }
-                ul.problems { @for (file, name) in problems { li { code { (file) } " (" (name) "): see the events" } } }
+                @for (file, name, why) in problems {
+                    section.problem data-problem=(name) {
+                        h3 { code { (file) } " (" (name) ")" }
+                        pre { (why) }
+                    }
+                }
             }
         },
     )

@@ -278,11 +278,28 @@ fn trigger(address: &str, workflow: &str) -> u64 {
     answer.json()["run"].as_u64().unwrap()
 }
 
-fn run_status(address: &str, id: u64) -> String {
-    crate::support::get(address, &format!("/api/v1/runs/{id}")).json()["run"]["status"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
+/// Waits for run `id` to succeed, following the daemon's events (long-polled).
+fn wait_for_success(address: &str, id: u64) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut since = 0;
+    loop {
+        let status =
+            crate::support::get(address, &format!("/api/v1/runs/{id}")).json()["run"]["status"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+        match status.as_str() {
+            "succeeded" => return,
+            "failed" | "cancelled" | "interrupted" => panic!("run {id} {status}"),
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "run {id} did not succeed");
+        let events =
+            crate::support::get(address, &format!("/api/v1/events?since={since}&wait=1s")).json();
+        if let Some(last) = events["events"].as_array().and_then(|e| e.last()) {
+            since = last["seq"].as_u64().unwrap_or(since);
+        }
+    }
 }
 
 #[test]
@@ -291,11 +308,7 @@ fn the_ui_in_a_real_browser_shows_every_page_live_and_escaped() {
     let (_daemon, address) = daemon(dir.path());
     // A real run that registers and serves a model.
     let trained = trigger(&address, "breast-cancer");
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while run_status(&address, trained) != "succeeded" {
-        assert!(Instant::now() < deadline, "breast-cancer did not succeed");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_success(&address, trained);
     let base = format!("http://{address}");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -386,11 +399,7 @@ fn the_ui_in_a_real_browser_shows_every_page_live_and_escaped() {
 
         // Promoting: refused without signing in (no buttons, and a forged form gets a 403)...
         let retrained = trigger(&address, "breast-cancer");
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while run_status(&address, retrained) != "succeeded" {
-            assert!(Instant::now() < deadline, "the second run did not succeed");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        tokio::task::block_in_place(|| wait_for_success(&address, retrained));
         // The two trainings side by side: parameters, metrics, charts of the search's trials.
         client.goto(&format!("{base}/ui/runs")).await.unwrap();
         for run in [trained, retrained] {

@@ -529,16 +529,7 @@ fn a_run_killed_at_random_points_leaves_a_consistent_store_and_resumes() {
         &["run", "--no-cache", "breast-cancer.toml"],
     ));
     let lines = stderr(&clean).lines().count() as u64;
-    let seed = std::env::var("WFLOW_CRASH_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    eprintln!("crash test seed: {seed} (set WFLOW_CRASH_SEED to replay)");
+    let seed = crate::support::crash_seed();
     let mut random = Lcg(seed);
     let mut killed_mid_run = 0;
     for round in 0..12 {

@@ -260,6 +260,13 @@ pub(super) async fn rollback(
     Ok(Redirect::to(&format!("/ui/models/{name}")).into_response())
 }
 
+/// The daemon's scheduler, which alone cancels and resumes runs.
+fn daemon(ui: &Ui) -> Result<&Arc<crate::scheduler::Scheduler>, Problem> {
+    ui.scheduler
+        .as_ref()
+        .ok_or_else(|| Problem(StatusCode::CONFLICT, "only a daemon runs runs".into()))
+}
+
 pub(super) async fn cancel(
     State(ui): State<Arc<Ui>>,
     headers: HeaderMap,
@@ -267,11 +274,7 @@ pub(super) async fn cancel(
     body: axum::body::Bytes,
 ) -> Result<Response, Problem> {
     admin(&ui, &headers, &form(&body))?;
-    let scheduler = ui
-        .scheduler
-        .as_ref()
-        .ok_or_else(|| Problem(StatusCode::CONFLICT, "only a daemon runs runs".into()))?;
-    scheduler
+    daemon(&ui)?
         .cancel(id, "cancelled in the web UI")
         .map_err(|why| Problem(StatusCode::CONFLICT, why))?;
     Ok(Redirect::to(&format!("/ui/runs/{id}")).into_response())
@@ -284,11 +287,7 @@ pub(super) async fn resume(
     body: axum::body::Bytes,
 ) -> Result<Response, Problem> {
     admin(&ui, &headers, &form(&body))?;
-    let scheduler = ui
-        .scheduler
-        .as_ref()
-        .ok_or_else(|| Problem(StatusCode::CONFLICT, "only a daemon runs runs".into()))?;
-    scheduler
+    daemon(&ui)?
         .resume(id)
         .map_err(|why| Problem(StatusCode::CONFLICT, why.to_string()))?;
     Ok(Redirect::to(&format!("/ui/runs/{id}")).into_response())

@@ -5,7 +5,7 @@
 // positives and false negatives into a business cost. An optional bound on the cost per row
 // fails the step.
 //
-// Built into a WebAssembly component for the `evaluator` world of wflow:plugin@0.1.2 with
+// Built into a WebAssembly component for the `evaluator` world of wflow:plugin@0.1.3 with
 // @bytecodealliance/componentize-js (see README.md). WIT -> JS as componentize-js maps it:
 // records are objects with camelCase fields, variants are `{ tag, val }`, enums are their
 // kebab-case names as strings, `u64` is a BigInt, `option<T>` is the value or `undefined`,
@@ -13,8 +13,8 @@
 // exported one returns T or throws E itself or an error whose `payload` is E (anything else
 // thrown traps the component).
 
-import { log, progress } from 'wflow:plugin/host@0.1.2';
-import { Session } from 'wflow:plugin/inference@0.1.2';
+import { log, progress } from 'wflow:plugin/host@0.1.3';
+import { Session } from 'wflow:plugin/inference@0.1.3';
 
 const NAME = 'js-cost-metric';
 const VERSION = '0.1.0';

@@ -28,7 +28,7 @@ schema cannot say (a rule with no check, ``min`` above ``max``) is checked here 
 ``invalid-config``.
 
 Build with componentize-py (see README.md); the module and class names below are the ones it
-generates for the ``validator`` world of ``wflow:plugin@0.1.2``.
+generates for the ``validator`` world of ``wflow:plugin@0.1.3``.
 """
 
 from __future__ import annotations

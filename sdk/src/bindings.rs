@@ -20,7 +20,7 @@ wit_bindgen::generate!({
     additional_derives: [PartialEq],
 });
 
-pub use self::wflow::plugin::{host, inference, preprocessing, types};
+pub use self::wflow::plugin::{host, inference, model_builder, preprocessing, types};
 
 /// Generates one step world's module, mapping the shared interfaces onto [`types`], [`host`]
 /// and [`inference`] (and any other the world imports, given after the names) so that no type
@@ -32,9 +32,9 @@ macro_rules! step_world {
                 path: "../wit",
                 world: $world,
                 with: {
-                    "wflow:plugin/types@0.1.2": crate::bindings::types,
-                    "wflow:plugin/host@0.1.2": crate::bindings::host,
-                    "wflow:plugin/inference@0.1.2": crate::bindings::inference,
+                    "wflow:plugin/types@0.1.3": crate::bindings::types,
+                    "wflow:plugin/host@0.1.3": crate::bindings::host,
+                    "wflow:plugin/inference@0.1.3": crate::bindings::inference,
                     $($iface: $path,)*
                 },
                 runtime_path: "::wflow_sdk::__wit_bindgen::rt",
@@ -58,13 +58,14 @@ step_world!(
     "transformer",
     "__export_transformer_world",
     "::wflow_sdk::bindings::transformer",
-    "wflow:plugin/preprocessing@0.1.2" => crate::bindings::preprocessing
+    "wflow:plugin/preprocessing@0.1.3" => crate::bindings::preprocessing
 );
 step_world!(
     trainer,
     "trainer",
     "__export_trainer_world",
-    "::wflow_sdk::bindings::trainer"
+    "::wflow_sdk::bindings::trainer",
+    "wflow:plugin/model-builder@0.1.3" => crate::bindings::model_builder
 );
 step_world!(
     evaluator,

@@ -111,33 +111,34 @@ pub struct ManifestPlugin {
 }
 
 /// The example source of a kind in a language, with placeholders.
-fn template(kind: StepKind, language: Language) -> Option<&'static str> {
+fn template(kind: StepKind, language: Language) -> &'static str {
     use Language::*;
     use StepKind::*;
-    Some(match (language, kind) {
+    match (language, kind) {
         (Python, Validator) => include_str!("templates/python/validator.py"),
         (Python, Transformer) => include_str!("templates/python/transformer.py"),
         (Python, Evaluator) => include_str!("templates/python/evaluator.py"),
         (Python, Deployer) => include_str!("templates/python/deployer.py"),
         (Python, DriftCheck) => include_str!("templates/python/drift-check.py"),
+        (Python, Trainer) => include_str!("templates/python/trainer.py"),
         (JavaScript, Validator) => include_str!("templates/js/validator.js"),
         (JavaScript, Transformer) => include_str!("templates/js/transformer.js"),
         (JavaScript, Evaluator) => include_str!("templates/js/evaluator.js"),
         (JavaScript, Deployer) => include_str!("templates/js/deployer.js"),
         (JavaScript, DriftCheck) => include_str!("templates/js/drift-check.js"),
+        (JavaScript, Trainer) => include_str!("templates/js/trainer.js"),
         (Rust, Validator) => include_str!("templates/rust/validator.rs"),
         (Rust, Transformer) => include_str!("templates/rust/transformer.rs"),
         (Rust, Evaluator) => include_str!("templates/rust/evaluator.rs"),
         (Rust, Deployer) => include_str!("templates/rust/deployer.rs"),
         (Rust, DriftCheck) => include_str!("templates/rust/drift-check.rs"),
         (Rust, Trainer) => include_str!("templates/rust/trainer.rs"),
-        (Python | JavaScript, Trainer) => return None,
-    })
+    }
 }
 
 /// The project's test workflow: the built plugin on the sample data, with the built-in steps
 /// its kind needs around it.
-fn test_workflow(name: &str, kind: StepKind) -> String {
+fn test_workflow(name: &str, kind: StepKind, language: Language) -> String {
     let uses = format!("build/{name}.wasm");
     let head = format!(
         "# The test of {name}: `wflow plugin build` then `wflow run workflow.toml`.\n\
@@ -172,6 +173,13 @@ fn test_workflow(name: &str, kind: StepKind) -> String {
         StepKind::DriftCheck => format!(
             "{split}[steps.drift]\nuses = \"{uses}\"\n\
              inputs = {{ reference = \"split.train\", current = \"split.test\" }}\nwith = {{ threshold = 0.5 }}\n"
+        ),
+        // The Python and JavaScript trainers classify the species; the Rust one predicts a width.
+        StepKind::Trainer if language != Language::Rust => format!(
+            "{split}[steps.train]\nuses = \"{uses}\"\ninputs = {{ data = \"split.train\" }}\ntarget = \"species\"\n\n\
+             [steps.evaluate]\nuses = \"classification-metrics\"\n\
+             inputs = {{ model = \"train.model\", data = \"split.test\" }}\n\
+             with = {{ thresholds = {{ accuracy = 0.85 }} }}\n"
         ),
         StepKind::Trainer => format!(
             "[steps.split]\nuses = \"train-test-split\"\ninputs = {{ data = \"sample\" }}\n\
@@ -259,13 +267,7 @@ pub fn new_project(
             "invalid plugin name {name:?}: lowercase letters, digits and `-`, starting with a letter"
         ));
     }
-    let source = template(kind, language).ok_or_else(|| {
-        format!(
-            "there is no {} template for a trainer: a trainer returns an ONNX model, which the Rust \
-             crate wflow-onnx writes; create it with `--lang rust`",
-            language.name()
-        )
-    })?;
+    let source = template(kind, language);
     if dir.exists()
         && std::fs::read_dir(dir)
             .map(|mut d| d.next().is_some())
@@ -309,7 +311,7 @@ pub fn new_project(
         ("wit/worlds.wit".into(), WIT_WORLDS.to_string()),
         (language.source().into(), fill(source)?),
         ("README.md".into(), readme(name, kind, language)),
-        ("workflow.toml".into(), test_workflow(name, kind)),
+        ("workflow.toml".into(), test_workflow(name, kind, language)),
         ("data/sample.csv".into(), SAMPLE.to_string()),
         (
             ".gitignore".into(),

@@ -1,6 +1,7 @@
 //! The `bindgen!` calls, and nothing else: host-side bindings of `wit/`.
 //!
-//! The shared interfaces (`types`, `host`, `inference`, `preprocessing`) are generated once from the
+//! The shared interfaces (`types`, `host`, `inference`, `preprocessing`,
+//! `model-builder`) are generated once from the
 //! `host-imports` world; each step world reuses them through `with`, so a `Report` or a
 //! `Model` is the same Rust type whichever kind of plugin produced it. The `table` and
 //! `session` resources are backed by the host's own types.
@@ -43,7 +44,11 @@ step_world!(
     "transformer",
     "wflow:plugin/preprocessing" => super::wflow::plugin::preprocessing
 );
-step_world!(trainer, "trainer");
+step_world!(
+    trainer,
+    "trainer",
+    "wflow:plugin/model-builder" => super::wflow::plugin::model_builder
+);
 step_world!(evaluator, "evaluator");
 step_world!(deployer, "deployer");
 step_world!(drift_check, "drift-check");

@@ -41,7 +41,7 @@ use bindings::{deployer, drift_check, evaluator, trainer, transformer, validator
 use state::{Limiter, StepLog, StepState};
 
 /// The version of `wit/` this host implements.
-pub const CONTRACT_VERSION: &str = "0.1.2";
+pub const CONTRACT_VERSION: &str = "0.1.3";
 /// The WIT package every plugin imports from.
 const CONTRACT_PACKAGE: &str = "wflow:plugin";
 

@@ -244,6 +244,19 @@ impl ModelBuilder {
         self
     }
 
+    /// Declares a float32 graph output whose shape the graph decides (tract infers it), for
+    /// a builder that does not know it in advance.
+    pub fn output_f32_unshaped(&mut self, name: &str) -> &mut Self {
+        let mut info = value_info(name, DataType::Float, &[]);
+        if let Some(type_proto::Value::TensorType(tensor)) =
+            info.r#type.as_mut().and_then(|t| t.value.as_mut())
+        {
+            tensor.shape = None;
+        }
+        self.outputs.push(info);
+        self
+    }
+
     /// Adds a float32 constant tensor; `values` are row-major and must fill `shape`.
     pub fn initializer_f32(&mut self, name: &str, shape: &[usize], values: Vec<f32>) -> &mut Self {
         self.check_size(name, shape, values.len());

@@ -306,12 +306,13 @@ fn sample_loss(logits: &[f64], y: usize, dlogits: &mut [f64]) -> f64 {
     if logits.len() == 1 {
         let z = logits[0];
         let yf = if y == 1 { 1.0 } else { 0.0 };
-        // softplus(z) - y z, and sigmoid(z), both stable for large |z|.
-        let softplus = z.max(0.0) + (-z.abs()).exp().ln_1p();
+        // softplus(z) - y z, and sigmoid(z), both stable for large |z| and both from one
+        // exponential (the sandbox's is slower than the native library's).
+        let e = (-z.abs()).exp();
+        let softplus = z.max(0.0) + e.ln_1p();
         let p = if z >= 0.0 {
-            1.0 / (1.0 + (-z).exp())
+            1.0 / (1.0 + e)
         } else {
-            let e = z.exp();
             e / (1.0 + e)
         };
         dlogits[0] = p - yf;
@@ -361,10 +362,8 @@ impl Problem<'_> {
             self.logits(theta, i, &mut logits);
             loss += sample_loss(&logits, self.y[i], &mut dlogits);
             let x = &self.z[i * f..(i + 1) * f];
-            for (block, d) in grad.chunks_exact_mut(f + 1).zip(&dlogits) {
-                for (g, xj) in block.iter_mut().zip(x) {
-                    *g += d * xj;
-                }
+            for (block, &d) in grad.chunks_exact_mut(f + 1).zip(&dlogits) {
+                wflow_learn::linalg::axpy(d, x, &mut block[..f]);
                 block[f] += d;
             }
         }

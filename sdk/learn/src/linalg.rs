@@ -8,7 +8,9 @@
 //!   of running sums (even and odd positions, the two lanes of a 128-bit vector), so an iteration
 //!   carries one vector through memory instead of one per four products;
 //! - `axpy` updates eight values per iteration and carries nothing;
-//! - the remainders (fewer than sixteen, or eight) are straight-line code, without a loop.
+//! - the remainders (fewer than sixteen, or eight) are straight-line code, without a loop;
+//! - both are inlined into their callers' loops: a call into a function pays its own
+//!   interruption check, stack check and register saves, on every row.
 //!
 //! The order of the additions is fixed, so results are the same on every platform, natively and
 //! in the sandbox.
@@ -27,6 +29,7 @@ fn sum8(a: &[f64], b: &[f64]) -> [f64; 2] {
 /// ```
 /// assert_eq!(wflow_learn::linalg::dot(&[1.0, 2.0, 3.0, 4.0, 5.0], &[1.0; 5]), 15.0);
 /// ```
+#[inline]
 pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
@@ -69,6 +72,7 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
 /// wflow_learn::linalg::axpy(2.0, &[1.0, 2.0], &mut y);
 /// assert_eq!(y, [3.0, 5.0]);
 /// ```
+#[inline]
 pub fn axpy(alpha: f64, x: &[f64], y: &mut [f64]) {
     let n = x.len().min(y.len());
     let (x, y) = (&x[..n], &mut y[..n]);

@@ -14,14 +14,10 @@ use std::time::{Duration, Instant};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
+use crate::pg_server::{apt_install, free_port, is_root};
 use crate::support::{post_json, repo, wasm_path};
 
 const TOKEN: &str = "browser-test-token";
-
-fn is_root() -> bool {
-    // SAFETY: getuid has no preconditions and cannot fail.
-    unsafe { libc::getuid() == 0 }
-}
 
 /// Chromium and chromedriver from Debian, installed when missing.
 fn ensure_chromium() {
@@ -34,17 +30,7 @@ fn ensure_chromium() {
         is_root(),
         "the browser tests need Debian's chromium and chromium-driver packages: install them"
     );
-    for args in [
-        &["update", "-qq"][..],
-        &["install", "-y", "-qq", "chromium", "chromium-driver"][..],
-    ] {
-        let status = Command::new("apt-get")
-            .args(args)
-            .env("DEBIAN_FRONTEND", "noninteractive")
-            .status()
-            .expect("apt-get runs");
-        assert!(status.success(), "apt-get {args:?} failed");
-    }
+    apt_install(&["chromium", "chromium-driver"]);
     assert!(present(), "chromium was installed but is not in /usr/bin");
 }
 
@@ -56,14 +42,6 @@ impl Drop for Guard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// chromedriver, and on drop the browsers it started (found by their profile folder: a

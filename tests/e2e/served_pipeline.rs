@@ -92,7 +92,11 @@ fn trained(dir: &Path) -> Holdout {
     else {
         panic!("train.model is not a model");
     };
-    let session = Session::load(&model.onnx, Some(wflow::plugin::model_info(&model))).unwrap();
+    let session = Session::load(
+        &model.onnx,
+        Some(wflow::plugin::model_info(&model.metadata)),
+    )
+    .unwrap();
     let predicted = session.predict(&encoded).unwrap();
     let classes = model.metadata.class_labels.clone();
     let labels = (0..predicted.row_count())

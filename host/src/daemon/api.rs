@@ -75,20 +75,7 @@ fn bad(message: impl Into<String>) -> ApiError {
 
 impl Api {
     fn admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
-        let given = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        // Compared without an early exit, so the time taken says nothing about the token.
-        let matches = given.is_some_and(|given| {
-            given.len() == self.token.len()
-                && given
-                    .bytes()
-                    .zip(self.token.bytes())
-                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                    == 0
-        });
-        if matches {
+        if crate::serve::token::carries(headers, &self.token) {
             Ok(())
         } else {
             Err(ApiError(

@@ -32,6 +32,7 @@ pub mod policy;
 pub mod protocol;
 mod routes;
 pub mod scoring;
+pub mod token;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;

@@ -64,20 +64,7 @@ impl Server {
                 "admin endpoints are disabled: start the server with an admin token (WFLOW_ADMIN_TOKEN or --admin-token-file)".into(),
             ));
         };
-        let given = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        // Compare without an early exit, so the time taken says nothing about the token.
-        let matches = given.is_some_and(|given| {
-            given.len() == token.len()
-                && given
-                    .bytes()
-                    .zip(token.bytes())
-                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                    == 0
-        });
-        if matches {
+        if super::token::carries(headers, token) {
             Ok(())
         } else {
             Err(ApiError(

@@ -24,7 +24,7 @@ pub struct PgServer {
 static SERVER: OnceLock<PgServer> = OnceLock::new();
 static NEXT_DATABASE: AtomicU32 = AtomicU32::new(1);
 
-fn is_root() -> bool {
+pub fn is_root() -> bool {
     // SAFETY: getuid has no preconditions and cannot fail.
     unsafe { libc::getuid() == 0 }
 }
@@ -49,6 +49,11 @@ fn install() {
         is_root(),
         "PostgreSQL's server is not installed and the tests are not root: install Debian's `postgresql` package"
     );
+    apt_install(&["postgresql"]);
+}
+
+/// Installs Debian packages (as root: the caller checks), after updating the package lists.
+pub fn apt_install(packages: &[&str]) {
     let run = |args: &[&str]| {
         let status = Command::new("apt-get")
             .args(args)
@@ -58,7 +63,7 @@ fn install() {
         assert!(status.success(), "apt-get {args:?} failed");
     };
     run(&["update", "-qq"]);
-    run(&["install", "-y", "-qq", "postgresql"]);
+    run(&[&["install", "-y", "-qq"][..], packages].concat());
 }
 
 /// Runs a server program, as `postgres` when we are root.
@@ -72,7 +77,7 @@ fn program(bin: &Path, name: &str) -> Command {
     }
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

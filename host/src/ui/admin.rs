@@ -15,6 +15,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::{Problem, Ui, pages};
+use crate::serve::token::same;
 use crate::store::Actor;
 
 /// The cookie holding a session id.
@@ -40,13 +41,16 @@ fn random_hex() -> String {
     hex::encode(bytes)
 }
 
-/// Equal, compared without an early exit (the time taken says nothing about the secret).
-pub fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+/// The session id the request's cookies carry, in any of its `Cookie` headers.
+fn session_id(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == COOKIE)
+        .map(|(_, value)| value)
 }
 
 impl Sessions {
@@ -64,33 +68,17 @@ impl Sessions {
 
     /// The session the request's cookie names, if it is live.
     pub fn of(&self, headers: &HeaderMap) -> Option<Session> {
-        let id = headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(name, _)| *name == COOKIE)
-            .map(|(_, value)| value.to_string())?;
+        let id = session_id(headers)?;
         let sessions = self.0.lock().unwrap_or_else(|e| e.into_inner());
         sessions
-            .get(&id)
+            .get(id)
             .filter(|s| s.started.elapsed() < SESSION_LIFE)
             .cloned()
     }
 
     fn end(&self, headers: &HeaderMap) {
-        if let Some(id) = headers
-            .get(header::COOKIE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.split(';')
-                    .filter_map(|p| p.trim().split_once('='))
-                    .find(|(n, _)| *n == COOKIE)
-                    .map(|(_, v)| v.to_string())
-            })
-        {
-            self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        if let Some(id) = session_id(headers) {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
         }
     }
 }
@@ -185,7 +173,10 @@ pub(super) async fn logout(
     let mut response = Redirect::to("/ui/runs").into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
-        HeaderValue::from_static("wflow_session=; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=0"),
+        HeaderValue::from_str(&format!(
+            "{COOKIE}=; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=0"
+        ))
+        .expect("the cookie's name is header-safe"),
     );
     Ok(response)
 }

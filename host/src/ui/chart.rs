@@ -4,6 +4,8 @@
 
 use std::fmt::Write;
 
+use super::dag::escape;
+
 /// Points drawn per series at most.
 pub const MAX_POINTS: usize = 400;
 
@@ -21,13 +23,6 @@ const COLOURS: [&str; 6] = [
 pub struct Series {
     pub label: String,
     pub points: Vec<(f64, f64)>,
-}
-
-fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// Every n-th point so that at most `MAX_POINTS` remain, the last one kept.

@@ -46,7 +46,8 @@ fn columns(nodes: &[Node]) -> Vec<usize> {
     column
 }
 
-fn escape(text: &str) -> String {
+/// Text made safe inside SVG (text and attributes): the five characters markup gives meaning.
+pub(super) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

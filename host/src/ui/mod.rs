@@ -129,12 +129,8 @@ impl Ui {
         if self.open_reads {
             return Ok(());
         }
-        let given = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        match (&self.token, given) {
-            (Some(token), Some(given)) if admin::same(token, given) => Ok(()),
+        match &self.token {
+            Some(token) if crate::serve::token::carries(headers, token) => Ok(()),
             // A signed-in browser may read too.
             _ if self.sessions.of(headers).is_some() => Ok(()),
             _ => Err(Problem(

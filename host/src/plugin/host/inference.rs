@@ -9,16 +9,16 @@ use crate::plugin::bindings::wflow::plugin::inference;
 use crate::plugin::state::StepState;
 use crate::table::Table;
 
-/// The model's metadata as the inference module wants it.
-pub fn model_info(model: &Model) -> ModelInfo {
+/// A model's metadata as the inference module wants it.
+pub fn model_info(metadata: &types::ModelMetadata) -> ModelInfo {
     ModelInfo {
-        features: model.metadata.features.clone(),
-        target: model.metadata.target.clone(),
-        task: match model.metadata.task {
+        features: metadata.features.clone(),
+        target: metadata.target.clone(),
+        task: match metadata.task {
             types::Task::Classification => Task::Classification,
             types::Task::Regression => Task::Regression,
         },
-        class_labels: model.metadata.class_labels.clone(),
+        class_labels: metadata.class_labels.clone(),
     }
 }
 
@@ -31,7 +31,7 @@ impl inference::HostSession for StepState {
         // tract is not hardened against crafted models: a panic inside it fails the load rather
         // than the process.
         let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            Session::load(&model.onnx, Some(model_info(&model)))
+            Session::load(&model.onnx, Some(model_info(&model.metadata)))
         }))
         .unwrap_or_else(|_| {
             Err(crate::inference::Error::Prepare(

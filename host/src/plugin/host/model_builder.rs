@@ -59,8 +59,7 @@ pub const OPERATORS: &[&str] = &[
     "Unsqueeze",
 ];
 
-/// Rank and size bounds of a constant: far beyond any model a trainer writes, small enough
-/// that a dimension product cannot overflow.
+/// The most dimensions a constant may have: far beyond any model a trainer writes.
 const MAX_RANK: usize = 8;
 
 /// What a value name, a node and an attribute cost the host beyond their contents.
@@ -260,9 +259,10 @@ fn attribute(attribute: &wit::Attribute) -> wflow_onnx::proto::AttributeProto {
     }
 }
 
-/// The ONNX file of `graph` with `metadata` in its `metadata_props`, checked by tract.
-pub fn build(graph: &wit::Graph, metadata: &ModelMetadata) -> Result<Vec<u8>, String> {
-    let problems = check(graph, metadata);
+/// The ONNX file of `graph` with `metadata` in its `metadata_props`, checked by tract. The
+/// constants' values move into the file rather than being copied.
+pub fn build(graph: wit::Graph, metadata: &ModelMetadata) -> Result<Vec<u8>, String> {
+    let problems = check(&graph, metadata);
     if !problems.is_empty() {
         return Err(problems.join("; "));
     }
@@ -272,15 +272,15 @@ pub fn build(graph: &wit::Graph, metadata: &ModelMetadata) -> Result<Vec<u8>, St
         INPUT,
         &[Dim::named("N"), Dim::from(metadata.features.len())],
     );
-    for constant in &graph.constants {
+    for constant in graph.constants {
         // Checked above: the dimensions multiply to the length, so each fits in usize.
         let dims: Vec<usize> = constant.dims.iter().map(|&d| d as usize).collect();
-        match &constant.data {
+        match constant.data {
             wit::TensorData::Float(values) => {
-                builder.initializer_f32(&constant.name, &dims, values.clone())
+                builder.initializer_f32(&constant.name, &dims, values)
             }
             wit::TensorData::Integer(values) => {
-                builder.initializer_i64(&constant.name, &dims, values.clone())
+                builder.initializer_i64(&constant.name, &dims, values)
             }
         };
     }
@@ -313,15 +313,8 @@ pub fn build(graph: &wit::Graph, metadata: &ModelMetadata) -> Result<Vec<u8>, St
         builder.metadata(&format!("wflow.{key}"), value);
     }
     let bytes = builder.to_bytes()?;
-    probe(&bytes, model_info_of(metadata))?;
+    probe(&bytes, model_info(metadata))?;
     Ok(bytes)
-}
-
-fn model_info_of(metadata: &ModelMetadata) -> ModelInfo {
-    model_info(&Model {
-        onnx: Vec::new(),
-        metadata: metadata.clone(),
-    })
 }
 
 /// Loads the model with tract and predicts on the probe batch: the answer must be as wide as
@@ -370,7 +363,7 @@ impl wit::Host for StepState {
         // Building and loading are CPU work of the host: off the async threads, so the step's
         // timeout still fires while tract optimises a large graph.
         let built = tokio::task::spawn_blocking(move || {
-            build(&graph, &metadata).map(|onnx| Model { onnx, metadata })
+            build(graph, &metadata).map(|onnx| Model { onnx, metadata })
         })
         .await
         .unwrap_or_else(|_| Err("the model builder failed".into()));
@@ -444,7 +437,7 @@ mod tests {
     #[test]
     fn a_softmax_classifier_predicts_what_its_weights_say_and_carries_its_metadata() {
         let meta = metadata(Task::Classification, 2, &["a", "b", "c"]);
-        let bytes = build(&softmax_classifier(), &meta).unwrap();
+        let bytes = build(softmax_classifier(), &meta).unwrap();
         let session = Session::load(&bytes, None).unwrap();
         assert_eq!(session.info().class_labels, ["a", "b", "c"]);
         assert_eq!(session.info().features, ["x0", "x1"]);
@@ -495,7 +488,7 @@ mod tests {
             ],
             output: "probabilities".into(),
         };
-        let bytes = build(&graph, &metadata(Task::Classification, 2, &["near", "far"])).unwrap();
+        let bytes = build(graph, &metadata(Task::Classification, 2, &["near", "far"])).unwrap();
         let session = Session::load(&bytes, None).unwrap();
         let scores = session.predict_matrix(2, vec![1.0, 1.0, 9.0, 8.0]).unwrap();
         assert!(scores[0][0] > 0.99 && scores[1][1] > 0.99, "{scores:?}");
@@ -517,10 +510,10 @@ mod tests {
             output: "prediction".into(),
         };
         let meta = metadata(Task::Regression, 2, &[]);
-        let bytes = build(&graph(1), &meta).unwrap();
+        let bytes = build(graph(1), &meta).unwrap();
         let session = Session::load(&bytes, None).unwrap();
         assert_eq!(session.predict_matrix(1, vec![2.0, 4.0]).unwrap(), [[4.0]]);
-        let err = build(&graph(3), &meta).unwrap_err();
+        let err = build(graph(3), &meta).unwrap_err();
         assert!(
             err.contains("one value per row, but the output has 3"),
             "{err}"
@@ -539,7 +532,7 @@ mod tests {
         graph.nodes[0].attributes.push(int("transB", 0));
         let mut meta = metadata(Task::Classification, 2, &["a", "a"]);
         meta.properties.push(("features".into(), "x".into()));
-        let err = build(&graph, &meta).unwrap_err();
+        let err = build(graph, &meta).unwrap_err();
         for expected in [
             "constant `w` has dimensions [3, 2] (6 values) but 3 values",
             "constant `w` holds a value that is not a finite number at index 1",
@@ -558,14 +551,14 @@ mod tests {
     fn a_graph_reading_an_undefined_value_or_answering_the_wrong_width_is_refused() {
         let mut graph = softmax_classifier();
         graph.nodes[0].inputs[1] = "wieghts".into();
-        let err = build(&graph, &metadata(Task::Classification, 2, &["a", "b", "c"])).unwrap_err();
+        let err = build(graph, &metadata(Task::Classification, 2, &["a", "b", "c"])).unwrap_err();
         assert!(
             err.contains("reads `wieghts`, which nothing defined"),
             "{err}"
         );
 
         let err = build(
-            &softmax_classifier(),
+            softmax_classifier(),
             &metadata(Task::Classification, 2, &["a", "b"]),
         )
         .unwrap_err();
@@ -576,7 +569,7 @@ mod tests {
 
         // The weights expect two features; the metadata promises three.
         let err = build(
-            &softmax_classifier(),
+            softmax_classifier(),
             &metadata(Task::Classification, 3, &["a", "b", "c"]),
         )
         .unwrap_err();
@@ -584,7 +577,7 @@ mod tests {
 
         let mut graph = softmax_classifier();
         graph.output = "nowhere".into();
-        let err = build(&graph, &metadata(Task::Classification, 2, &["a", "b", "c"])).unwrap_err();
+        let err = build(graph, &metadata(Task::Classification, 2, &["a", "b", "c"])).unwrap_err();
         assert!(
             err.contains("graph output `nowhere` is never computed"),
             "{err}"

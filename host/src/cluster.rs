@@ -364,7 +364,7 @@ impl Worker {
             tokio::select! {
                 _ = &mut stop => break,
                 _ = finished => {}
-                () = next_queued(&mut notes) => {}
+                () = crate::store::postgres::next_notification(&mut notes, channel::TASKS) => {}
                 _ = tokio::time::sleep(POLL) => {}
             }
         }
@@ -571,22 +571,6 @@ impl Worker {
             }
         };
         (outcome, execution.log, execution.metrics)
-    }
-}
-
-/// Resolves when a step is queued (or notifications were missed); other notifications are
-/// passed over, and without notifications (the session is gone) only the poll wakes a worker.
-async fn next_queued(
-    notes: &mut tokio::sync::broadcast::Receiver<crate::store::postgres::Notification>,
-) {
-    use tokio::sync::broadcast::error::RecvError;
-    loop {
-        match notes.recv().await {
-            Ok((name, _)) if name == channel::TASKS => return,
-            Ok(_) => {}
-            Err(RecvError::Lagged(_)) => return,
-            Err(RecvError::Closed) => std::future::pending().await,
-        }
     }
 }
 

@@ -918,7 +918,8 @@ fn build_work(
     let step = &planned.step;
     let config = step.config.to_string();
     let mut inputs = Vec::new();
-    let mut resolved: HashMap<&str, Value> = HashMap::new();
+    // The slots in the workflow's order (a transformer receives its tables in it).
+    let mut slots: Vec<(String, Value)> = Vec::with_capacity(step.inputs.len());
     for (slot, input) in &step.inputs {
         if let InputSource::StepOutput { step: producer, .. } = &input.source
             && absent.contains(producer)
@@ -934,14 +935,8 @@ fn build_work(
                 digest,
             });
         }
-        resolved.insert(slot.as_str(), value);
+        slots.push((slot.clone(), value));
     }
-    // The slots in the workflow's order (a transformer receives its tables in it).
-    let slots: Vec<(String, Value)> = step
-        .inputs
-        .keys()
-        .filter_map(|slot| Some((slot.clone(), resolved.get(slot.as_str())?.clone())))
-        .collect();
     let input = |slot: &str| slot_value(&slots, slot);
     let table = |slot: &str| slot_table(&slots, slot);
     let evaluation = |slot: &str| slot_evaluation(&slots, slot);

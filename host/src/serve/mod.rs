@@ -1616,7 +1616,11 @@ pub fn spawn_background(
                 Some(moves) if watch.is_some() => {
                     tokio::select! {
                         _ = interval.tick() => false,
-                        () = next_alias_move(moves) => true,
+                        // An alias moved (or notifications were missed): read the registry.
+                        () = crate::store::postgres::next_notification(
+                            moves,
+                            crate::store::postgres::channel::ALIASES,
+                        ) => true,
                     }
                 }
                 _ => {
@@ -1634,22 +1638,6 @@ pub fn spawn_background(
             server.check_due_drift().await;
         }
     })
-}
-
-/// Resolves at the next alias move a cluster announces (or when notifications were missed, so
-/// the registry is read anyway); the cluster's other notifications are passed over.
-async fn next_alias_move(
-    moves: &mut tokio::sync::broadcast::Receiver<crate::store::postgres::Notification>,
-) {
-    use tokio::sync::broadcast::error::RecvError;
-    loop {
-        match moves.recv().await {
-            Ok((channel, _)) if channel == crate::store::postgres::channel::ALIASES => return,
-            Ok(_) => {}
-            Err(RecvError::Lagged(_)) => return,
-            Err(RecvError::Closed) => std::future::pending().await,
-        }
-    }
 }
 
 /// How the versions of a deployment are shown: `1 (champion), 2 (challenger)`.

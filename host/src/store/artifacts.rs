@@ -169,16 +169,15 @@ impl Artifacts {
         let shard = self.dir.join("sha256").join(&hex[..2]);
         let mut matches = match &self.objects {
             Some(objects) => objects.starting_with(&hex)?,
-            None => Vec::new(),
+            None => fs::read_dir(&shard)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .filter(|name| name.starts_with(&hex[2..]))
+                .map(|name| format!("{DIGEST_PREFIX}{}{name}", &hex[..2]))
+                .collect(),
         };
-        if let (None, Ok(entries)) = (&self.objects, fs::read_dir(&shard)) {
-            for entry in entries.flatten() {
-                let name = entry.file_name().to_string_lossy().into_owned();
-                if name.starts_with(&hex[2..]) {
-                    matches.push(format!("{DIGEST_PREFIX}{}{name}", &hex[..2]));
-                }
-            }
-        }
         matches.sort();
         match matches.len() {
             0 => Err(ArtifactError::Missing(format!("{DIGEST_PREFIX}{hex}"))),

@@ -87,6 +87,24 @@ pub mod channel {
 /// A notification: its channel and payload.
 pub type Notification = (String, String);
 
+/// Resolves at the next notification on `channel` (or when notifications were missed, so the
+/// waiter looks anyway); notifications on other channels are passed over. Without notifications
+/// (the session is gone) it never resolves, and only the waiter's poll wakes it.
+pub async fn next_notification(
+    notes: &mut tokio::sync::broadcast::Receiver<Notification>,
+    channel: &str,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match notes.recv().await {
+            Ok((name, _)) if name == channel => return,
+            Ok(_) => {}
+            Err(RecvError::Lagged(_)) => return,
+            Err(RecvError::Closed) => std::future::pending().await,
+        }
+    }
+}
+
 /// A small tokio runtime of the backend's own, waited on from blocking code.
 pub struct Io {
     runtime: Mutex<Option<tokio::runtime::Runtime>>,

@@ -175,13 +175,24 @@ async fn visit(client: &Client, base: &str, path: &str, heading: &str, picture: 
     }
 }
 
+/// Waits until `css` reads `wanted`. The page may be replaced while it is polled (a form's
+/// redirect, a live update), so the element is found and read in one script, and an error
+/// from a page being swapped counts as "not yet" until the deadline, which reports it.
 async fn wait_for_text(client: &Client, css: &str, wanted: &str, seconds: u64) {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     loop {
-        let now = text(client, css).await;
-        if now == wanted {
-            return;
-        }
+        let now = client
+            .execute(
+                "const found = document.querySelector(arguments[0]);
+                 return found ? found.innerText.trim() : null;",
+                vec![json!(css)],
+            )
+            .await;
+        let now = match now {
+            Ok(serde_json::Value::String(now)) if now == wanted => return,
+            Ok(now) => now.to_string(),
+            Err(err) => format!("<{err}>"),
+        };
         assert!(
             Instant::now() < deadline,
             "`{css}` still says `{now}`, not `{wanted}`"

@@ -5,8 +5,8 @@
 //! It works on standardised features (and, for regression, a standardised target): folding
 //! that back into raw units is `train`'s job. It knows nothing about tables, the SDK or ONNX.
 
-use wflow_learn::Rng;
 use wflow_learn::linalg::{axpy, dot};
+use wflow_learn::{LogLoss, Rng};
 
 use crate::model::{Activation, Head};
 
@@ -94,7 +94,10 @@ impl Architecture {
             }
             if l + 1 < self.n_layers() {
                 match self.activation {
-                    Activation::Relu => next.iter_mut().for_each(|z| *z = z.max(0.0)),
+                    // A comparison, not `f64::max`, which is a call to `fmax` in wasm.
+                    Activation::Relu => next
+                        .iter_mut()
+                        .for_each(|z| *z = if *z > 0.0 { *z } else { 0.0 }),
                     Activation::Tanh => next.iter_mut().for_each(|z| *z = z.tanh()),
                 }
             }
@@ -139,35 +142,28 @@ impl Architecture {
 
         // The output's delta is d(mean loss)/d(logits); each head's loss is paired with its
         // link so the delta is simply prediction minus truth.
-        let mut loss = 0.0;
+        let mut log_loss = LogLoss::default();
+        let mut squared_error = 0.0;
         let scale = 1.0 / m as f64;
         for (r, out) in delta.chunks_exact_mut(k).enumerate() {
             let i = rows[r];
             match (self.head, targets) {
                 (Head::Sigmoid, Targets::Classes(y)) => {
-                    let z = out[0];
-                    let t = y[i] as f64;
-                    // log(1 + e^z) - t z, written so that it does not overflow.
-                    loss += z.max(0.0) + (-z.abs()).exp().ln_1p() - t * z;
-                    out[0] = (sigmoid(z) - t) * scale;
+                    out[0] = log_loss.sigmoid(out[0], y[i] == 1) * scale;
                 }
                 (Head::Softmax, Targets::Classes(y)) => {
-                    let max = out.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-                    let lse = max + out.iter().map(|z| (z - max).exp()).sum::<f64>().ln();
-                    loss += lse - out[y[i]];
-                    for (c, z) in out.iter_mut().enumerate() {
-                        let indicator = if c == y[i] { 1.0 } else { 0.0 };
-                        *z = ((*z - lse).exp() - indicator) * scale;
-                    }
+                    log_loss.softmax(out, y[i]);
+                    out.iter_mut().for_each(|d| *d *= scale);
                 }
                 (Head::Identity, Targets::Values(y)) => {
                     let e = out[0] - y[i];
-                    loss += 0.5 * e * e;
+                    squared_error += 0.5 * e * e;
                     out[0] = e * scale;
                 }
                 _ => panic!("the targets do not match the head"),
             }
         }
+        let mut loss = log_loss.total() + squared_error;
         loss *= scale;
 
         grad.fill(0.0);

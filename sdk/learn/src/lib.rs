@@ -9,6 +9,7 @@
 //!   their models.
 //! - [`features`]: choosing a trainer's feature columns from a table's schema.
 //! - [`linalg`]: the dot product and `axpy` the trainers' fitting loops spend their time in.
+//! - [`loss`]: the classifiers' log loss and its derivatives, summed with one logarithm.
 //! - `testing` (feature `testing`): the example-data reader the trainers' tests share.
 //! - [`inputs`]: choosing the input a fitted preprocessing step (`impute`, `standard-scaler`,
 //!   `one-hot-encode`) fits on, and the name of its `fitted` output.
@@ -21,6 +22,7 @@ pub mod features;
 pub mod folds;
 pub mod inputs;
 pub mod linalg;
+pub mod loss;
 pub mod rng;
 pub mod search;
 pub mod standardize;
@@ -30,6 +32,7 @@ pub mod testing;
 pub use features::{select_features, text_features_error};
 pub use folds::{Fold, k_fold, stratified_k_fold};
 pub use inputs::{DEFAULT_FIT_ON, FITTED, fit_index};
+pub use loss::LogLoss;
 pub use rng::Rng;
 pub use search::{Params, Search, SearchMethod, SearchReport, SearchResult, Space, Trial, search};
 pub use standardize::{STD_FLOOR, Standardizer};

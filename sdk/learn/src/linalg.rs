@@ -7,8 +7,9 @@
 //! - `dot` multiplies sixteen pairs per iteration and sums the products as a tree into one pair
 //!   of running sums (even and odd positions, the two lanes of a 128-bit vector), so an iteration
 //!   carries one vector through memory instead of one per four products;
-//! - `axpy` updates eight values per iteration and carries nothing;
-//! - the remainders (fewer than sixteen, or eight) are straight-line code, without a loop;
+//! - `axpy` updates sixteen values per iteration, reading each eight before writing them, and
+//!   carries nothing;
+//! - the remainders (fewer than sixteen) are straight-line code, without a loop;
 //! - both are inlined into their callers' loops: a call into a function pays its own
 //!   interruption check, stack check and register saves, on every row.
 //!
@@ -29,7 +30,7 @@ fn sum8(a: &[f64], b: &[f64]) -> [f64; 2] {
 /// ```
 /// assert_eq!(wflow_learn::linalg::dot(&[1.0, 2.0, 3.0, 4.0, 5.0], &[1.0; 5]), 15.0);
 /// ```
-#[inline]
+#[inline(always)]
 pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
@@ -65,6 +66,17 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     (sums[0] + sums[1]) + rest
 }
 
+/// `y[..8] += alpha * x[..8]`, every value read before any is written: once this is inlined
+/// LLVM cannot tell that `x` and `y` do not overlap, and would not pair the lanes of a read
+/// that follows a write.
+#[inline(always)]
+fn update8(alpha: f64, x: &[f64], y: &mut [f64]) {
+    let xs: [f64; 8] = x[..8].try_into().expect("eight values");
+    let ys: [f64; 8] = y[..8].try_into().expect("eight values");
+    let updated: [f64; 8] = std::array::from_fn(|i| ys[i] + alpha * xs[i]);
+    y[..8].copy_from_slice(&updated);
+}
+
 /// `y[i] += alpha * x[i]` over the shorter of the two slices.
 ///
 /// ```
@@ -72,19 +84,22 @@ pub fn dot(a: &[f64], b: &[f64]) -> f64 {
 /// wflow_learn::linalg::axpy(2.0, &[1.0, 2.0], &mut y);
 /// assert_eq!(y, [3.0, 5.0]);
 /// ```
-#[inline]
+#[inline(always)]
 pub fn axpy(alpha: f64, x: &[f64], y: &mut [f64]) {
     let n = x.len().min(y.len());
     let (x, y) = (&x[..n], &mut y[..n]);
-    let mut chunks_y = y.chunks_exact_mut(8);
-    let mut chunks_x = x.chunks_exact(8);
+    let mut chunks_y = y.chunks_exact_mut(16);
+    let mut chunks_x = x.chunks_exact(16);
     for (y, x) in (&mut chunks_y).zip(&mut chunks_x) {
-        for i in 0..8 {
-            y[i] += alpha * x[i];
-        }
+        update8(alpha, x, y);
+        update8(alpha, &x[8..], &mut y[8..]);
+    }
+    let (mut y, mut x) = (chunks_y.into_remainder(), chunks_x.remainder());
+    if x.len() >= 8 {
+        update8(alpha, x, y);
+        (x, y) = (&x[8..], &mut y[8..]);
     }
     // At most seven values left: unrolled, so no loop and no interruption check.
-    let (y, x) = (chunks_y.into_remainder(), chunks_x.remainder());
     macro_rules! update {
         ($($i:literal)*) => {$(
             if let (Some(y), Some(x)) = (y.get_mut($i), x.get($i)) {

@@ -62,6 +62,31 @@ impl Standardizer {
         }
         z
     }
+
+    /// The standardised values column by column, as `columns` holds them. Constant columns
+    /// are exactly 0, as in [`Standardizer::transform`].
+    ///
+    /// ```
+    /// let columns = [vec![1.0, 3.0], vec![5.0, 5.0]];
+    /// let s = wflow_learn::Standardizer::fit(&columns);
+    /// assert_eq!(s.transform_columns(&columns), [vec![-1.0, 1.0], vec![0.0, 0.0]]);
+    /// ```
+    pub fn transform_columns(&self, columns: &[Vec<f64>]) -> Vec<Vec<f64>> {
+        columns
+            .iter()
+            .enumerate()
+            .map(|(j, column)| {
+                if self.constant[j] {
+                    vec![0.0; column.len()]
+                } else {
+                    column
+                        .iter()
+                        .map(|x| (x - self.mean[j]) / self.scale[j])
+                        .collect()
+                }
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use crate::engine::run::{output_from_values, output_values};
 use crate::engine::{QueuedCall, QueuedExecution, StepQueue, Value, call_for};
 use crate::plugin::{Capabilities, DirGrant, Execution, Failure, Limits, Runtime};
-use crate::store::codec::{self, ValueKind};
+use crate::store::codec;
 use crate::store::postgres::{Postgres, channel};
 use crate::store::queue::{
     Claim, TaskGrants, TaskInput, TaskOutputs, TaskResult, TaskSpec, TaskState,
@@ -112,10 +112,10 @@ impl QueueSteps {
             inputs: call
                 .inputs
                 .iter()
-                .map(|(slot, digest, value)| TaskInput {
-                    slot: slot.clone(),
-                    kind: ValueKind::of(value),
-                    digest: digest.clone(),
+                .map(|input| TaskInput {
+                    slot: input.slot.clone(),
+                    kind: input.kind,
+                    digest: input.digest.clone(),
                 })
                 .collect(),
             config: call.config.clone(),
@@ -514,7 +514,7 @@ impl Worker {
         };
         let call = match call_for(
             plugin.kind(),
-            &inputs,
+            inputs,
             spec.config.clone(),
             spec.target.clone(),
         ) {

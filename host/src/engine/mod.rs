@@ -10,7 +10,7 @@ pub mod run;
 
 pub use journal::Journal;
 pub use plan::{Plan, PlannedStep, Runner, builtin, plan};
-pub use remote::{QueuedCall, QueuedExecution, StepQueue};
+pub use remote::{QueuedCall, QueuedExecution, QueuedInput, StepQueue};
 pub use run::{
     Event, ReuseOrigin, RunOptions, RunReport, StepReport, StepStatus, Value, call_for, run,
 };

@@ -7,8 +7,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
-use super::run::Value;
 use crate::plugin::{Capabilities, Execution, Limits, Plugin};
+use crate::store::ValueKind;
 
 /// One attempt of a step's plugin call, as the queue takes it.
 #[derive(Clone, Debug)]
@@ -19,12 +19,21 @@ pub struct QueuedCall {
     /// The engine's attempt (retries of failed calls), from 1.
     pub attempt: u32,
     pub plugin: Arc<Plugin>,
-    /// Each input slot's value with its digest in the run's store.
-    pub inputs: Vec<(String, String, Value)>,
+    /// Each input slot, with its value's digest in the run's store and its kind. The values
+    /// themselves stay here: a worker reads them from the store by digest.
+    pub inputs: Vec<QueuedInput>,
     pub config: String,
     pub target: Option<String>,
     pub limits: Limits,
     pub capabilities: Capabilities,
+}
+
+/// One input of a queued call.
+#[derive(Clone, Debug)]
+pub struct QueuedInput {
+    pub slot: String,
+    pub digest: String,
+    pub kind: ValueKind,
 }
 
 /// What the queue reports: the call's execution, and how many times a worker took it (more

@@ -19,11 +19,12 @@ use tokio::task::JoinSet;
 
 use super::journal::{InputDigest, Journal, Registration};
 use super::plan::{LoadModelConfig, Plan, PlannedStep, Runner};
-use super::remote::{QueuedCall, StepQueue};
+use super::remote::{QueuedCall, QueuedInput, StepQueue};
 use crate::plugin::{
     Call, DriftOutcome, Evaluation, Failure, Finding, GateOutcome, LogLine, Model, Output,
     ProgressSink, Report, Runtime, Severity, StepKind,
 };
+use crate::store::ValueKind;
 use crate::table::Table;
 use crate::workflow::InputSource;
 
@@ -259,8 +260,9 @@ impl Attempted {
 
 /// What a step task does: call a plugin, register a model or load one from the registry.
 enum Work {
-    /// The call, and its inputs by slot (what a queue hands over by digest).
-    Call(Call, Vec<(String, Value)>),
+    /// The call, and the kind of each input slot's value (what a queue hands over, by
+    /// digest).
+    Call(Call, Vec<(String, ValueKind)>),
     Register(Box<Registration>),
     LoadModel(LoadModelConfig),
 }
@@ -530,20 +532,20 @@ async fn execute(
         }
     }
     let mut attempted = match work {
-        Work::Call(call, slots) => {
+        Work::Call(call, kinds) => {
             let remote = queue.map(|queue| {
                 let digests: std::collections::HashMap<&str, &str> = inputs
                     .iter()
                     .map(|i| (i.slot.as_str(), i.digest.as_str()))
                     .collect();
-                let slots = slots
+                let queued = kinds
                     .into_iter()
-                    .filter_map(|(slot, value)| {
+                    .filter_map(|(slot, kind)| {
                         let digest = digests.get(slot.as_str())?.to_string();
-                        Some((slot, digest, value))
+                        Some(QueuedInput { slot, digest, kind })
                     })
                     .collect();
-                (queue, slots)
+                (queue, queued)
             });
             attempt(runtime, planned, index, call, events, remote).await
         }
@@ -937,14 +939,11 @@ fn build_work(
         }
         slots.push((slot.clone(), value));
     }
-    let input = |slot: &str| slot_value(&slots, slot);
-    let table = |slot: &str| slot_table(&slots, slot);
-    let evaluation = |slot: &str| slot_evaluation(&slots, slot);
-    let model = || slot_model(&slots);
     let kind = match &planned.runner {
         Runner::Plugin(plugin) => plugin.kind(),
         Runner::LoadModel(config) => return Ok((Work::LoadModel(config.clone()), inputs)),
         Runner::Register(config) => {
+            let mut slots = Slots(slots);
             let data = match step.inputs.get("data") {
                 Some(data_input) => {
                     let digest = inputs
@@ -953,7 +952,7 @@ fn build_work(
                         .map(|i| i.digest.clone())
                         .unwrap_or_default();
                     Some((
-                        table("data")?,
+                        slots.table("data")?,
                         digest,
                         source_datasets(plan, &data_input.source),
                     ))
@@ -964,12 +963,12 @@ fn build_work(
                 Some(InputSource::StepOutput { step, .. }) => step.clone(),
                 _ => String::new(),
             };
-            let decision = match input("decision") {
+            let decision = match slots.take("decision") {
                 Some(Value::Decision(decision)) => Some(decision),
                 None => None,
                 _ => return Err("input `decision` is not a decision".into()),
             };
-            let model = model()?;
+            let model = slots.model()?;
             let pipeline = match step.inputs.get("model") {
                 Some(input) => super::pipeline::served_pipeline(
                     plan,
@@ -989,7 +988,7 @@ fn build_work(
                 model,
                 trained_by,
                 data,
-                evaluation: evaluation("evaluation")?,
+                evaluation: slots.evaluation("evaluation")?,
                 decision,
                 upstream: upstream(plan, index),
                 aliases: config.aliases.clone(),
@@ -998,85 +997,99 @@ fn build_work(
             return Ok((Work::Register(Box::new(registration)), inputs));
         }
     };
-    let call = call_for(kind, &slots, config, step.target.clone())?;
-    Ok((Work::Call(call, slots), inputs))
-}
-
-fn slot_value(slots: &[(String, Value)], slot: &str) -> Option<Value> {
-    slots
+    // The call takes the values; a queue, if the run has one, needs only each slot's kind.
+    let kinds = slots
         .iter()
-        .find(|(s, _)| s == slot)
-        .map(|(_, value)| value.clone())
+        .map(|(slot, value)| (slot.clone(), ValueKind::of(value)))
+        .collect();
+    let call = call_for(kind, slots, config, step.target.clone())?;
+    Ok((Work::Call(call, kinds), inputs))
 }
 
-fn slot_table(slots: &[(String, Value)], slot: &str) -> Result<Table, String> {
-    match slot_value(slots, slot) {
-        Some(Value::Table(table)) => Ok(table),
-        _ => Err(format!("input `{slot}` is not a table")),
+/// A step's input values by slot, in the workflow's order, each taken out once as the work is
+/// built: a table is moved into the call, not copied.
+struct Slots(Vec<(String, Value)>);
+
+impl Slots {
+    fn take(&mut self, slot: &str) -> Option<Value> {
+        let position = self.0.iter().position(|(s, _)| s == slot)?;
+        Some(self.0.remove(position).1)
     }
-}
 
-fn slot_evaluation(slots: &[(String, Value)], slot: &str) -> Result<Option<Evaluation>, String> {
-    match slot_value(slots, slot) {
-        Some(Value::Evaluation(evaluation)) => Ok(Some(evaluation)),
-        None => Ok(None),
-        _ => Err(format!("input `{slot}` is not an evaluation")),
+    fn table(&mut self, slot: &str) -> Result<Table, String> {
+        match self.take(slot) {
+            Some(Value::Table(table)) => Ok(table),
+            _ => Err(format!("input `{slot}` is not a table")),
+        }
     }
-}
 
-fn slot_model(slots: &[(String, Value)]) -> Result<Model, String> {
-    match slot_value(slots, "model") {
-        Some(Value::Model(model)) => Ok(model),
-        _ => Err("input `model` is not a model".into()),
+    fn evaluation(&mut self, slot: &str) -> Result<Option<Evaluation>, String> {
+        match self.take(slot) {
+            Some(Value::Evaluation(evaluation)) => Ok(Some(evaluation)),
+            None => Ok(None),
+            _ => Err(format!("input `{slot}` is not an evaluation")),
+        }
+    }
+
+    fn model(&mut self) -> Result<Model, String> {
+        match self.take("model") {
+            Some(Value::Model(model)) => Ok(model),
+            _ => Err("input `model` is not a model".into()),
+        }
     }
 }
 
 /// The call a plugin of `kind` gets for these inputs (by slot, in the workflow's order).
 pub fn call_for(
     kind: StepKind,
-    slots: &[(String, Value)],
+    slots: Vec<(String, Value)>,
     config: String,
     target: Option<String>,
 ) -> Result<Call, String> {
-    let table = |slot: &str| slot_table(slots, slot);
-    let evaluation = |slot: &str| slot_evaluation(slots, slot);
+    let mut slots = Slots(slots);
     Ok(match kind {
         StepKind::Validator => Call::Validate {
-            data: table("data")?,
+            data: slots.table("data")?,
             config,
         },
         StepKind::Transformer => {
             let inputs = slots
-                .iter()
-                .map(|(slot, _)| Ok((slot.clone(), table(slot)?)))
+                .0
+                .into_iter()
+                .map(|(slot, value)| match value {
+                    Value::Table(table) => Ok((slot, table)),
+                    _ => Err(format!("input `{slot}` is not a table")),
+                })
                 .collect::<Result<Vec<_>, String>>()?;
             Call::Transform { inputs, config }
         }
         StepKind::Trainer => Call::Train {
-            data: table("data")?,
+            data: slots.table("data")?,
             target: target.ok_or("a trainer needs `target`")?,
             config,
         },
         StepKind::Evaluator => Call::Evaluate {
-            model: slot_model(slots)?,
-            data: table("data")?,
+            model: slots.model()?,
+            data: slots.table("data")?,
             config,
         },
         StepKind::Deployer => Call::Decide {
-            candidate: evaluation("candidate")?.ok_or("input `candidate` is missing")?,
-            champion: evaluation("champion")?,
+            candidate: slots
+                .evaluation("candidate")?
+                .ok_or("input `candidate` is missing")?,
+            champion: slots.evaluation("champion")?,
             policy: config,
         },
         StepKind::DriftCheck => Call::Check {
-            reference: table("reference")?,
-            current: table("current")?,
+            reference: slots.table("reference")?,
+            current: slots.table("current")?,
             config,
         },
     })
 }
 
-/// The queue a call goes to, with its inputs: (slot, digest, value).
-type RemoteInputs = (Arc<dyn StepQueue>, Vec<(String, String, Value)>);
+/// The queue a call goes to, with its inputs as the queue hands them over.
+type RemoteInputs = (Arc<dyn StepQueue>, Vec<QueuedInput>);
 
 /// Runs the plugin call, retrying with exponential backoff and jitter while the failure is
 /// retryable and attempts remain.

@@ -110,9 +110,11 @@ fn in_process(tokio: &tokio::runtime::Runtime) {
         on_workers: false,
         standby_poll: Duration::from_millis(500),
         listen: "127.0.0.1:0".parse().expect("address"),
-        admin_token: Some("bench".into()),
+        admin_token: Some("daemon-bench-token".into()),
+        feedback_token: None,
         open_reads: true,
         max_body: 1 << 20,
+        http: wflow::http::Limits::default(),
         policy: Policy::default(),
         limits: scheduler::Limits {
             max_runs: 1000,
@@ -236,7 +238,7 @@ fn idle_rss(dir: &Path) -> u64 {
         .args(["daemon", "--workflows", "wf", "--listen", "127.0.0.1:0"])
         .current_dir(dir)
         .env("WFLOW_CACHE_DIR", dir.join(".wflow-cache"))
-        .env("WFLOW_ADMIN_TOKEN", "bench")
+        .env("WFLOW_ADMIN_TOKEN", "daemon-bench-token")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

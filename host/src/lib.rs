@@ -12,12 +12,38 @@
 //! `cli` is the only module that prints for people.
 //! See ARCHITECTURE.md for the invariants.
 
+/// `println!` that keeps going when the reader has gone away (`wflow run ... | head`): what a
+/// command does must not die because its output is no longer read, so write errors are dropped.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `eprintln!`, dropping write errors like [`outln!`].
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `eprint!`, dropping write errors like [`outln!`].
+macro_rules! err {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod authoring;
 pub mod cli;
 pub mod cluster;
 pub mod daemon;
 pub mod engine;
 pub mod files;
+pub mod http;
 pub mod inference;
 pub mod oci;
 pub mod pipeline;

@@ -1,12 +1,9 @@
 //! The `wflow` binary: thin glue over the library's command line.
+//!
+//! SIGPIPE stays ignored (Rust's default): `wflow run ... | head` must finish its run when its
+//! reader goes away, not die mid-run and leave it interrupted. The CLI's output drops write
+//! errors instead (`outln!`), so `wflow runs list | head` still ends quietly.
 
 fn main() -> std::process::ExitCode {
-    // Rust ignores SIGPIPE, which turns `wflow runs list | head` into a "broken pipe" panic;
-    // a command-line tool should end quietly like any other when its reader goes away.
-    #[cfg(unix)]
-    // SAFETY: called first thing in main, before any other thread exists.
-    unsafe {
-        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
-    }
     wflow::cli::main()
 }

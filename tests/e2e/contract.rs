@@ -125,6 +125,45 @@ fn compiled_code_is_cached_and_a_corrupt_entry_is_a_miss() {
 }
 
 #[test]
+fn a_compiled_entry_is_not_run_under_another_components_name_or_when_others_may_write_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache_dir = dir.path().join("compiled");
+    let noop = support::wasm("noop");
+    let other = support::wasm("needs-read");
+    let runtime = Runtime::new(Some(CompiledCache::new(&cache_dir))).unwrap();
+    support::block_on(runtime.load(&noop)).unwrap();
+    let noop_entries: Vec<_> = std::fs::read_dir(&cache_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    support::block_on(runtime.load(&other)).unwrap();
+    drop(runtime);
+    let other_entry = std::fs::read_dir(&cache_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| !noop_entries.contains(p))
+        .unwrap();
+    // Another component's compiled code put under noop's name: not run, recompiled.
+    std::fs::copy(&other_entry, &noop_entries[0]).unwrap();
+    let runtime = Runtime::new(Some(CompiledCache::new(&cache_dir))).unwrap();
+    let plugin = support::block_on(runtime.load(&noop)).unwrap();
+    assert_eq!(plugin.cache, CacheOutcome::Compiled);
+    assert_eq!(plugin.info.name, "noop");
+    drop(runtime);
+    // An entry others may write is not run either.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&noop_entries[0], std::fs::Permissions::from_mode(0o666)).unwrap();
+        let runtime = Runtime::new(Some(CompiledCache::new(&cache_dir))).unwrap();
+        let plugin = support::block_on(runtime.load(&noop)).unwrap();
+        assert_eq!(plugin.cache, CacheOutcome::Compiled);
+        let mode = std::fs::metadata(&cache_dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "the cache directory is private");
+    }
+}
+
+#[test]
 fn requested_capabilities_must_be_granted() {
     let (runtime, dir) = support::runtime();
     let plugin = support::load(&runtime, "needs-read");

@@ -227,6 +227,8 @@ fn the_closed_loop_retrains_on_drift_canaries_and_promotes() {
     let traffic = Command::new(env!("CARGO_BIN_EXE_wflow-traffic"))
         .args(["--url", &format!("http://{}", daemon.address)])
         .args(["--model", "cancer-live", "--target", "malignant"])
+        .arg("--token-file")
+        .arg(project.path().join(".wflow/feedback.token"))
         .arg("--data")
         .arg(repo().join("workflows/data/breast_cancer.csv"))
         .args([
@@ -726,7 +728,10 @@ fn decayed_live_quality_rolls_the_champion_back_and_retrains() {
     )
     .unwrap();
     let since = last_event(&daemon.address);
-    // Feedback says the model is wrong every time.
+    // Feedback says the model is wrong every time. The application sends its requests and the
+    // truth with a credential: only then do they retrain the model.
+    let bearer = format!("Bearer {TOKEN}");
+    let authorized = [("authorization", bearer.as_str())];
     for row in 0..60 {
         let values: Vec<f64> = features
             .iter()
@@ -735,7 +740,7 @@ fn decayed_live_quality_rolls_the_champion_back_and_retrains() {
         let answer = post_json(
             &daemon.address,
             "/v2/models/bc/infer",
-            &[],
+            &authorized,
             &serde_json::json!({
                 "id": format!("r{row}"),
                 "inputs": [{ "name": "features", "shape": [1, values.len()], "datatype": "FP64", "data": values }],
@@ -748,12 +753,13 @@ fn decayed_live_quality_rolls_the_champion_back_and_retrains() {
             .unwrap()
             .to_string();
         let wrong = if label == "1" { "0" } else { "1" };
-        post_json(
+        let truth = post_json(
             &daemon.address,
             "/v2/models/bc/feedback",
-            &[],
+            &authorized,
             &serde_json::json!({ "id": format!("r{row}"), "truth": [wrong] }),
         );
+        assert_eq!(truth.status, 200, "{}", truth.text());
     }
     let rolled_back = wait_for(
         &daemon.address,

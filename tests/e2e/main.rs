@@ -6,6 +6,7 @@ mod browser;
 mod cli;
 mod cluster;
 mod contract;
+mod cron;
 mod daemon;
 mod hostile;
 mod large;

@@ -76,7 +76,14 @@ def infer(client, client_url, expected):
     assert [o["name"] for o in only.get_response()["outputs"]] == ["probabilities"]
     one = httpclient.InferInput(spec["name"], [1, rows.shape[1]], "FP64")
     one.set_data_from_numpy(rows[:1].astype(np.float64), binary_data=False)
-    single = client.infer(name, [one], model_version=expected["version"])
+    # A named version needs a credential: the caller would otherwise choose the side of a
+    # rollout. Triton's client sends it as a header.
+    bearer = {"Authorization": f"Bearer {expected['token']}"}
+    refused(
+        lambda: client.infer(name, [one], model_version=expected["version"]),
+        "needs a credential",
+    )
+    single = client.infer(name, [one], model_version=expected["version"], headers=bearer)
     assert np.allclose(single.as_numpy("probabilities"), want[:1], atol=1e-6)
 
     # Bad requests are refused with what is wrong, and the server stays up.
@@ -93,15 +100,20 @@ def infer(client, client_url, expected):
         "has no output `x`",
     )
     refused(lambda: client.get_model_metadata("unknown"), "no model `unknown`")
-    refused(lambda: client.infer(name, [tensor], model_version="99"), "version 99")
+    refused(
+        lambda: client.infer(name, [tensor], model_version="99", headers=bearer), "version 99"
+    )
     assert client.is_server_live()
 
     # Ground truth arrives later by request id; live quality follows it.
-    def post(path, body):
+    def post(path, body, token=expected["token"]):
+        headers = {"content-type": "application/json"}
+        if token:
+            headers["authorization"] = f"Bearer {token}"
         request = urllib.request.Request(
             f"http://{client_url}{path}",
             data=json.dumps(body).encode(),
-            headers={"content-type": "application/json"},
+            headers=headers,
         )
         try:
             with urllib.request.urlopen(request) as answer:
@@ -111,6 +123,9 @@ def infer(client, client_url, expected):
 
     truth = list(expected["labels"])
     truth[0] = "0" if truth[0] == "1" else "1"  # one wrong prediction out of five
+    # Truth moves live quality and retraining: without a credential it is refused.
+    status, body = post(f"/v2/models/{name}/feedback", {"id": "req-42", "truth": truth}, None)
+    assert status == 401 and "needs a credential" in body["error"], body
     status, body = post(f"/v2/models/{name}/feedback", {"id": "req-42", "truth": truth})
     assert (status, body["matched"], body["version"]) == (200, 5, expected["version"]), body
     status, body = post(f"/v2/models/{name}/feedback", {"id": "req-42", "truth": truth})

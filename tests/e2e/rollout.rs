@@ -224,8 +224,9 @@ fn wait_for(
 fn a_gated_canary_ramps_through_its_steps_and_is_promoted() {
     let project = Project::new();
     project.champion_and_challenger("{}", r#""canary", canary_percent = 20"#);
+    // No minimum duration here, so the ramp is decided by its requests alone.
     let served = project.serve(
-        "[rollout]\ncanary_steps = [20, 50]\nstep_requests = 40\n[rollback]\nmin_requests = 40\n",
+        "[rollout]\ncanary_steps = [20, 50]\nstep_requests = 40\nmin_duration = \"0s\"\n[rollback]\nmin_requests = 40\n",
     );
     let status = deployment(&served.address);
     assert_eq!(status["challenger"]["strategy"], "canary", "{status}");
@@ -382,6 +383,7 @@ fn a_shadow_is_compared_with_the_champion_and_rolled_back_when_feedback_shows_it
     // The challenger is regularised to uselessness: it predicts the majority class.
     project.champion_and_challenger("{ c = 0.000001 }", r#""shadow""#);
     let served = project.serve("[rollback]\nmin_feedback = 30\n");
+    let bearer = [("authorization", BEARER)];
     let rows = project.rows(60);
     for (i, row) in rows.iter().enumerate() {
         let answer = post_json(
@@ -399,7 +401,7 @@ fn a_shadow_is_compared_with_the_champion_and_rolled_back_when_feedback_shows_it
         let answer = post_json(
             &served.address,
             "/v2/models/bc/feedback",
-            &[],
+            &bearer,
             &serde_json::json!({ "id": format!("r{i}"), "truth": [label] }),
         );
         assert_eq!(answer.status, 200, "{}", answer.text());
@@ -468,26 +470,13 @@ fn a_canary_that_fails_requests_is_rolled_back_and_traffic_returns_to_the_champi
     );
     let served = project.serve("[rollback]\nmin_requests = 20\n");
     let row = &project.rows(1)[0];
-    let mut failed = 0;
-    let mut first_bad = None;
-    let mut back_on_champion = None;
-    for i in 0..100 {
+    // Every request the router gives the challenger fails on it; the champion answers those
+    // instead, so no caller sees the broken canary, and each failure counts against it.
+    for _ in 0..100 {
         let (status, version) = infer(&served.address, row, &[]);
-        if status != 200 {
-            assert_eq!(status, 400);
-            failed += 1;
-            first_bad.get_or_insert(i);
-        } else {
-            assert_eq!(version, "1");
-            if failed == 20 {
-                back_on_champion.get_or_insert(i);
-            }
-        }
+        assert_eq!((status, version.as_str()), (200, "1"));
     }
     // The guard judges after its 20 challenger requests and acts at once.
-    assert_eq!(failed, 20);
-    assert_eq!(first_bad, Some(1));
-    assert_eq!(back_on_champion, Some(40));
     let events = events(&served.address);
     let rolled_back = event_of(&events, "rolled-back").expect("a rollback");
     assert!(

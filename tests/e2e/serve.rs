@@ -172,6 +172,7 @@ fn a_registered_model_is_served_to_a_standard_client_and_hot_swapped() {
         &serde_json::json!({
             "model": "breast-cancer",
             "version": "1",
+            "token": TOKEN,
             "features": champion.features.len(),
             "rows": rows,
             "probabilities": probabilities,

@@ -442,6 +442,7 @@ fn issue_14_raw_rows_are_served_as_the_workflow_evaluated_them() {
         .args(["--url", &format!("http://{address}"), "--model", "penguins"])
         .args(["--data", "data/penguins.csv", "--target", "species"])
         .args(["--requests", "120", "--every", "120"])
+        .args(["--token", crate::serve::TOKEN])
         .current_dir(dir.path())
         .output()
         .unwrap();

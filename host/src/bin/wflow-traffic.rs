@@ -66,16 +66,25 @@ struct Args {
     /// A prefix for request ids, so several runs against one server do not collide.
     #[arg(long, default_value = "t")]
     id_prefix: String,
+    /// The server's feedback token (or its admin token), sent with every request: feedback
+    /// needs it, and only traffic that carries it counts toward rollouts and retraining.
+    #[arg(long, env = "WFLOW_FEEDBACK_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// A file holding the token (a daemon writes its own to `.wflow/feedback.token`).
+    #[arg(long, conflicts_with = "token")]
+    token_file: Option<PathBuf>,
 }
 
 /// One keep-alive HTTP/1.1 connection.
 struct Connection {
     reader: BufReader<TcpStream>,
     host: String,
+    /// The `authorization` header line, when a token is sent.
+    authorization: String,
 }
 
 impl Connection {
-    fn open(address: &str) -> Result<Connection, String> {
+    fn open(address: &str, token: Option<&str>) -> Result<Connection, String> {
         let stream = TcpStream::connect(address)
             .map_err(|err| format!("cannot connect to {address}: {err}"))?;
         stream.set_nodelay(true).map_err(|e| e.to_string())?;
@@ -85,13 +94,17 @@ impl Connection {
         Ok(Connection {
             reader: BufReader::new(stream),
             host: address.to_string(),
+            authorization: token
+                .map(|token| format!("authorization: Bearer {token}\r\n"))
+                .unwrap_or_default(),
         })
     }
 
     fn post(&mut self, path: &str, body: &str) -> Result<(u16, serde_json::Value), String> {
         let request = format!(
-            "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            "POST {path} HTTP/1.1\r\nhost: {}\r\n{}content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
             self.host,
+            self.authorization,
             body.len()
         );
         self.reader
@@ -249,7 +262,17 @@ fn run(args: &Args) -> Result<(), String> {
         .iter()
         .position(|c| *c == args.target)
         .ok_or_else(|| format!("{} has no column `{}`", args.data.display(), args.target))?;
-    let mut connection = Connection::open(&address)?;
+    let token = match (&args.token, &args.token_file) {
+        (Some(token), _) => Some(token.clone()),
+        (None, Some(file)) => Some(
+            std::fs::read_to_string(file)
+                .map_err(|err| format!("cannot read the token file {}: {err}", file.display()))?
+                .trim()
+                .to_string(),
+        ),
+        (None, None) => None,
+    };
+    let mut connection = Connection::open(&address, token.as_deref())?;
     let takes = inputs_of(&mut connection, &args.model)?;
     // The file's columns each request sends, in the order the model lists them: every column
     // but the target for a feature tensor, the raw columns by name otherwise.

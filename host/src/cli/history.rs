@@ -73,7 +73,7 @@ pub enum ArtifactsCommand {
 }
 
 fn print_json(value: &serde_json::Value) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(value).expect("JSON values always serialise")
     );
@@ -136,7 +136,7 @@ pub async fn runs(cli: &Cli, command: &RunsCommand) -> anyhow::Result<u8> {
                 return Ok(0);
             }
             if runs.is_empty() {
-                println!("no runs in {place}");
+                outln!("no runs in {place}");
                 return Ok(0);
             }
             let rows = runs
@@ -213,19 +213,19 @@ pub async fn runs(cli: &Cli, command: &RunsCommand) -> anyhow::Result<u8> {
                 .filter(|(s, _)| step.as_ref().is_none_or(|id| &s.id == id))
             {
                 match &record.reused {
-                    Some(reuse) => println!(
+                    Some(reuse) => outln!(
                         "== {} ({}, log of run {}) ==",
                         record.id,
                         record.status.label(),
                         reuse.run
                     ),
-                    None => println!("== {} ({}) ==", record.id, record.status.label()),
+                    None => outln!("== {} ({}) ==", record.id, record.status.label()),
                 }
                 for (i, line) in log.lines.iter().enumerate() {
                     if log.dropped > 0 && i == log.lines.len() / 2 {
-                        println!("  ... {} lines not kept ...", log.dropped);
+                        outln!("  ... {} lines not kept ...", log.dropped);
                     }
-                    println!(
+                    outln!(
                         "  [{:>6} ms {:?}] {}",
                         line.at_ms,
                         line.level,
@@ -242,7 +242,7 @@ pub async fn runs(cli: &Cli, command: &RunsCommand) -> anyhow::Result<u8> {
                 );
             };
             remote.post(&format!("/api/v1/runs/{id}/cancel"), &json!({}))?;
-            println!("run {id}: cancelling (resume it with `wflow runs resume {id}`)");
+            outln!("run {id}: cancelling (resume it with `wflow runs resume {id}`)");
             Ok(0)
         }
         RunsCommand::Resume {
@@ -254,7 +254,7 @@ pub async fn runs(cli: &Cli, command: &RunsCommand) -> anyhow::Result<u8> {
         } => match remote(cli) {
             Some(remote) => {
                 remote.post(&format!("/api/v1/runs/{id}/resume"), &json!({}))?;
-                println!(
+                outln!(
                     "run {id}: resuming in the daemon at {} (follow it with `wflow runs show {id}`)",
                     remote.address()
                 );
@@ -320,9 +320,9 @@ fn trigger_label(trigger: &crate::store::TriggerRecord) -> String {
 }
 
 fn show_run(run: &RunRecord, steps: &[StepRecord]) {
-    println!("run {}: {} ({})", run.id, run.workflow, run.status.label());
-    println!("  file      {} ({})", run.file, short(&run.workflow_digest));
-    println!(
+    outln!("run {}: {} ({})", run.id, run.workflow, run.status.label());
+    outln!("  file      {} ({})", run.file, short(&run.workflow_digest));
+    outln!(
         "  started   {}   time {}   pid {}{}",
         format_time(run.created),
         duration(run),
@@ -330,20 +330,20 @@ fn show_run(run: &RunRecord, steps: &[StepRecord]) {
         if run.no_cache { "   --no-cache" } else { "" }
     );
     if let Some(trigger) = &run.trigger {
-        println!(
+        outln!(
             "  trigger   {}: {}",
             trigger_label(trigger),
             clean(&trigger.reason)
         );
         for (key, value) in &trigger.params {
-            println!("            {key} = {}", clean(value));
+            outln!("            {key} = {}", clean(value));
         }
         for (name, path) in &trigger.datasets {
-            println!("            dataset {name} from {}", clean(path));
+            outln!("            dataset {name} from {}", clean(path));
         }
     }
     for transition in run.transitions.iter().skip(1) {
-        println!(
+        outln!(
             "  {:<9} {}{}",
             transition.status.label(),
             format_time(transition.at),
@@ -354,7 +354,7 @@ fn show_run(run: &RunRecord, steps: &[StepRecord]) {
         );
     }
     for dataset in &run.datasets {
-        println!(
+        outln!(
             "  dataset   {} = {} ({} rows, {})",
             dataset.name,
             dataset.path,
@@ -362,7 +362,7 @@ fn show_run(run: &RunRecord, steps: &[StepRecord]) {
             short(&dataset.digest)
         );
     }
-    println!();
+    outln!();
     for step in steps {
         let metrics: Vec<String> = step
             .metrics
@@ -371,7 +371,7 @@ fn show_run(run: &RunRecord, steps: &[StepRecord]) {
             .take(8)
             .map(|(name, value)| format!("{name}={}", format_value(*value)))
             .collect();
-        println!(
+        outln!(
             "{} [{}] {} {}  {} ms, {} attempt{}",
             step.id,
             step.status.label(),
@@ -382,13 +382,14 @@ fn show_run(run: &RunRecord, steps: &[StepRecord]) {
             if step.attempts == 1 { "" } else { "s" }
         );
         if let Some(reused) = &step.reused {
-            println!(
+            outln!(
                 "    reused from run {} (step `{}`)",
-                reused.run, reused.step
+                reused.run,
+                reused.step
             );
         }
         for input in &step.inputs {
-            println!(
+            outln!(
                 "    in  {} = {} ({})",
                 input.slot,
                 input.source,
@@ -401,7 +402,7 @@ fn show_run(run: &RunRecord, steps: &[StepRecord]) {
                 (_, Some(onnx)) => format!(", onnx {}", short(onnx)),
                 _ => String::new(),
             };
-            println!(
+            outln!(
                 "    out {} = {:?} ({}{extra})",
                 output.name,
                 output.value.kind,
@@ -409,10 +410,10 @@ fn show_run(run: &RunRecord, steps: &[StepRecord]) {
             );
         }
         if !metrics.is_empty() {
-            println!("    {}", metrics.join("  "));
+            outln!("    {}", metrics.join("  "));
         }
         if let Some(failure) = &step.failure {
-            println!(
+            outln!(
                 "    {}: {}",
                 step.failure_kind.as_deref().unwrap_or("failed"),
                 clean(failure)
@@ -431,7 +432,7 @@ pub fn artifacts(cli: &Cli, command: &ArtifactsCommand) -> anyhow::Result<u8> {
                 Some(path) => {
                     std::fs::write(path, &bytes)
                         .map_err(|err| anyhow::anyhow!("cannot write {}: {err}", path.display()))?;
-                    eprintln!(
+                    errln!(
                         "{digest}: {} bytes written to {}",
                         bytes.len(),
                         path.display()

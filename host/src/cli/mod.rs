@@ -93,6 +93,31 @@ enum Command {
     Ui(UiArgs),
 }
 
+/// How a server treats its connections.
+#[derive(Debug, Args)]
+struct HttpArgs {
+    /// Open connections at most; one more is answered 503 and closed.
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// Time a client has to send a request's head, and how long an idle connection stays open.
+    #[arg(long, default_value = "10s", value_name = "DURATION")]
+    header_timeout: String,
+    /// Time a client has to send a request's body, from its head.
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    body_timeout: String,
+}
+
+impl HttpArgs {
+    fn limits(&self) -> anyhow::Result<crate::http::Limits> {
+        Ok(crate::http::Limits {
+            max_connections: self.max_connections.max(1),
+            header_read_timeout: parse_duration("--header-timeout", &self.header_timeout)?,
+            body_read_timeout: parse_duration("--body-timeout", &self.body_timeout)?,
+            ..crate::http::Limits::default()
+        })
+    }
+}
+
 #[derive(Debug, Args)]
 struct UiArgs {
     /// Address to listen on (port 0: any free port).
@@ -104,6 +129,8 @@ struct UiArgs {
     /// Require the token for reads too.
     #[arg(long)]
     protect_reads: bool,
+    #[command(flatten)]
+    http: HttpArgs,
 }
 
 #[derive(Debug, Args)]
@@ -162,6 +189,12 @@ struct DaemonArgs {
     /// written to daemon.token in the data directory].
     #[arg(long, value_name = "FILE")]
     admin_token_file: Option<PathBuf>,
+    /// A file holding the feedback token [or WFLOW_FEEDBACK_TOKEN; without either, one is made
+    /// and written to feedback.token in the data directory]: for the services trusted with
+    /// ground truth; it may send feedback and address a version, and its traffic counts toward
+    /// rollouts and retraining.
+    #[arg(long, value_name = "FILE")]
+    feedback_token_file: Option<PathBuf>,
     /// Require the token for reads too (health stays open).
     #[arg(long)]
     protect_reads: bool,
@@ -171,6 +204,8 @@ struct DaemonArgs {
     /// With a shared store: how often a waiting daemon asks to become the leader.
     #[arg(long, default_value = "500ms", value_name = "DURATION")]
     standby_poll: String,
+    #[command(flatten)]
+    http: HttpArgs,
 }
 
 #[derive(Debug, Args)]
@@ -202,7 +237,12 @@ struct ServeArgs {
     /// A file holding the bearer token the admin endpoints require [or WFLOW_ADMIN_TOKEN].
     #[arg(long, value_name = "FILE")]
     admin_token_file: Option<PathBuf>,
-    /// Require the bearer token for inference, metadata and metrics too (health stays open).
+    /// A file holding the feedback token [or WFLOW_FEEDBACK_TOKEN]: for the services trusted
+    /// with ground truth; it may send feedback and address a version, and its traffic counts
+    /// toward rollouts. With any token, feedback and named versions need one.
+    #[arg(long, value_name = "FILE")]
+    feedback_token_file: Option<PathBuf>,
+    /// Require a token for inference, metadata and metrics too (health stays open).
     #[arg(long)]
     protect_reads: bool,
     /// The rollout policy (TOML): deployment strategies, rollback margins, monitoring windows.
@@ -211,6 +251,8 @@ struct ServeArgs {
     /// How often to look for alias moves made by other processes (`off`: only on reload).
     #[arg(long, default_value = "500ms", value_name = "DURATION")]
     watch: String,
+    #[command(flatten)]
+    http: HttpArgs,
 }
 
 #[derive(Debug, Args)]
@@ -251,7 +293,7 @@ pub fn main() -> ExitCode {
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            eprintln!("error: {err:#}");
+            errln!("error: {err:#}");
             ExitCode::from(EXIT_USAGE)
         }
     }
@@ -273,8 +315,43 @@ fn init_tracing(verbose: u8) {
     });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| OneLine(std::io::stderr()))
         .try_init();
+}
+
+/// The log's writer: each event is one line, whatever its fields hold. Values that come from
+/// outside (a URL, a plugin's message, a file name) may contain line breaks, which would let
+/// them forge entries of their own; inside an event they are written as `\n` and `\r`.
+/// (The formatter already escapes terminal control sequences.)
+struct OneLine<W>(W);
+
+impl<W: std::io::Write> std::io::Write for OneLine<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        // The formatter writes each event whole, ending with its one line break.
+        let (body, end) = match buf.strip_suffix(b"\n") {
+            Some(body) => (body, &b"\n"[..]),
+            None => (buf, &b""[..]),
+        };
+        if !body.iter().any(|b| matches!(b, b'\n' | b'\r')) {
+            self.0.write_all(buf)?;
+            return Ok(buf.len());
+        }
+        let mut line = Vec::with_capacity(buf.len() + 16);
+        for &byte in body {
+            match byte {
+                b'\n' => line.extend_from_slice(b"\\n"),
+                b'\r' => line.extend_from_slice(b"\\r"),
+                other => line.push(other),
+            }
+        }
+        line.extend_from_slice(end);
+        self.0.write_all(&line)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 fn runtime(cli: &Cli) -> anyhow::Result<Runtime> {
@@ -330,7 +407,8 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<u8> {
     if sources.is_empty() {
         anyhow::bail!("nothing to serve: give --registry NAME[@ALIAS] or --model NAME=PATH.onnx");
     }
-    let admin_token = read_token(&args.admin_token_file)?;
+    let admin_token = read_token(&args.admin_token_file, ADMIN_TOKEN)?;
+    let feedback_token = read_token(&args.feedback_token_file, FEEDBACK_TOKEN)?;
     let policy = match &args.policy {
         Some(path) => crate::serve::policy::Policy::read(path).map_err(anyhow::Error::msg)?,
         None => crate::serve::policy::Policy::default(),
@@ -354,30 +432,42 @@ async fn serve(cli: &Cli, args: &ServeArgs) -> anyhow::Result<u8> {
     let mut config = crate::serve::ServeConfig::new(sources, access);
     config.listen = args.listen;
     config.admin_token = admin_token;
+    config.feedback_token = feedback_token;
     config.open_reads = !args.protect_reads;
     config.max_body = args.max_body_mib.saturating_mul(1 << 20);
+    config.http = args.http.limits()?;
     config.policy = policy;
     config.watch = watch;
     config.runtime = Some(Arc::new(runtime(cli)?));
-    if !config.open_reads && config.admin_token.is_none() {
+    if !config.open_reads && config.admin_token.is_none() && config.feedback_token.is_none() {
         anyhow::bail!("--protect-reads needs a token: set WFLOW_ADMIN_TOKEN or --admin-token-file");
+    }
+    if config.admin_token.is_none() && config.feedback_token.is_none() {
+        errln!(
+            "warning: no token is set (WFLOW_ADMIN_TOKEN, WFLOW_FEEDBACK_TOKEN): anyone who can reach {} may send feedback and address versions",
+            config.listen
+        );
     }
     crate::serve::run(
         config,
         |address, server| {
             for deployment in server.deployments() {
-                eprintln!(
+                errln!(
                     "model {} version {} ({})",
-                    deployment.name, deployment.champion.version, deployment.champion.source
+                    deployment.name,
+                    deployment.champion.version,
+                    deployment.champion.source
                 );
                 if let Some(challenger) = &deployment.challenger {
-                    eprintln!(
+                    errln!(
                         "  challenger version {} as a {} ({})",
-                        challenger.model.version, challenger.strategy, challenger.why
+                        challenger.model.version,
+                        challenger.strategy,
+                        challenger.why
                     );
                 }
             }
-            eprintln!(
+            errln!(
                 "wflow serving {} model(s) on http://{address}",
                 server.deployments().len()
             );
@@ -422,17 +512,31 @@ fn parse_duration(what: &str, text: &str) -> anyhow::Result<std::time::Duration>
         .map_err(|err| anyhow::anyhow!("{what} `{text}` is not a duration like 30s: {err}"))
 }
 
-fn read_token(file: &Option<PathBuf>) -> anyhow::Result<Option<String>> {
-    Ok(match file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))?
-                .trim()
-                .to_string(),
+/// The admin token's environment variable.
+const ADMIN_TOKEN: &str = "WFLOW_ADMIN_TOKEN";
+/// The feedback token's environment variable.
+const FEEDBACK_TOKEN: &str = "WFLOW_FEEDBACK_TOKEN";
+
+/// A token from its file, else from its environment variable; one too short to resist guessing
+/// is refused.
+fn read_token(file: &Option<PathBuf>, variable: &str) -> anyhow::Result<Option<String>> {
+    let (token, from) = match file {
+        Some(path) => (
+            Some(
+                std::fs::read_to_string(path)
+                    .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))?
+                    .trim()
+                    .to_string(),
+            ),
+            path.display().to_string(),
         ),
-        None => std::env::var("WFLOW_ADMIN_TOKEN").ok(),
-    }
-    .filter(|token| !token.is_empty()))
+        None => (std::env::var(variable).ok(), variable.to_string()),
+    };
+    let Some(token) = token.filter(|token| !token.is_empty()) else {
+        return Ok(None);
+    };
+    crate::serve::token::check_strength(&token).map_err(|err| anyhow::anyhow!("{from}: {err}"))?;
+    Ok(Some(token))
 }
 
 async fn daemon(cli: &Cli, args: &DaemonArgs) -> anyhow::Result<u8> {
@@ -459,9 +563,11 @@ async fn daemon(cli: &Cli, args: &DaemonArgs) -> anyhow::Result<u8> {
         on_workers: args.execute == ExecuteOn::Workers,
         standby_poll: parse_duration("--standby-poll", &args.standby_poll)?,
         listen: args.listen,
-        admin_token: read_token(&args.admin_token_file)?,
+        admin_token: read_token(&args.admin_token_file, ADMIN_TOKEN)?,
+        feedback_token: read_token(&args.feedback_token_file, FEEDBACK_TOKEN)?,
         open_reads: !args.protect_reads,
         max_body: 64 << 20,
+        http: args.http.limits()?,
         policy,
         limits: crate::scheduler::Limits {
             max_runs: args.max_runs.max(1),
@@ -481,7 +587,7 @@ async fn daemon(cli: &Cli, args: &DaemonArgs) -> anyhow::Result<u8> {
         config,
         |daemon| {
             if let Some(pg) = daemon.scheduler.store().postgres() {
-                eprintln!(
+                errln!(
                     "wflow daemon {}: leading the cluster of {}",
                     pg.process().id,
                     daemon.scheduler.store().location()
@@ -495,7 +601,7 @@ async fn daemon(cli: &Cli, args: &DaemonArgs) -> anyhow::Result<u8> {
                     .iter()
                     .map(|t| format!("{} ({})", t.name, t.kind.name()))
                     .collect();
-                eprintln!(
+                errln!(
                     "workflow {name} ({}){}",
                     loaded.file.display(),
                     if triggers.is_empty() {
@@ -506,21 +612,22 @@ async fn daemon(cli: &Cli, args: &DaemonArgs) -> anyhow::Result<u8> {
                 );
             }
             for (file, _) in daemon.scheduler.problems() {
-                eprintln!(
+                errln!(
                     "workflow file {} does not load (see the events)",
                     file.display()
                 );
             }
             for deployment in daemon.server.deployments() {
-                eprintln!(
+                errln!(
                     "model {} version {} served",
-                    deployment.name, deployment.champion.version
+                    deployment.name,
+                    deployment.champion.version
                 );
             }
             if !daemon.resumed.is_empty() {
-                eprintln!("resuming interrupted runs {:?}", daemon.resumed);
+                errln!("resuming interrupted runs {:?}", daemon.resumed);
             }
-            eprintln!(
+            errln!(
                 "wflow daemon: {} workflow(s), API and models on http://{}",
                 workflows.len(),
                 daemon.address
@@ -568,13 +675,13 @@ fn trigger(cli: &Cli, args: &TriggerArgs) -> anyhow::Result<u8> {
     )?;
     match answer.get("status").and_then(|s| s.as_str()) {
         Some("skipped") => {
-            println!(
+            outln!(
                 "skipped: {}",
                 answer.get("reason").and_then(|r| r.as_str()).unwrap_or("")
             );
             return Ok(0);
         }
-        _ => println!(
+        _ => outln!(
             "{} run queued in the daemon at {}",
             args.workflow,
             remote.address()
@@ -598,13 +705,13 @@ fn trigger(cli: &Cli, args: &TriggerArgs) -> anyhow::Result<u8> {
             let id = event["run"].as_u64();
             if kind == "run-started" && run.is_none() {
                 run = id;
-                println!("{}", event["message"].as_str().unwrap_or_default());
+                outln!("{}", event["message"].as_str().unwrap_or_default());
             } else if run.is_some()
                 && id == run
                 && kind.starts_with("run-")
                 && kind != "run-started"
             {
-                println!("{}", event["message"].as_str().unwrap_or_default());
+                outln!("{}", event["message"].as_str().unwrap_or_default());
                 return Ok(if kind == "run-succeeded" {
                     0
                 } else {
@@ -634,7 +741,7 @@ fn open_store_as(cli: &Cli, kind: &str) -> anyhow::Result<Arc<Store>> {
 }
 
 async fn ui(cli: &Cli, args: &UiArgs) -> anyhow::Result<u8> {
-    let token = read_token(&args.admin_token_file)?;
+    let token = read_token(&args.admin_token_file, ADMIN_TOKEN)?;
     if args.protect_reads && token.is_none() {
         anyhow::bail!("--protect-reads needs a token: set WFLOW_ADMIN_TOKEN or --admin-token-file");
     }
@@ -658,10 +765,8 @@ async fn ui(cli: &Cli, args: &UiArgs) -> anyhow::Result<u8> {
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .map_err(|err| anyhow::anyhow!("cannot listen on {}: {err}", args.listen))?;
-    eprintln!("wflow ui on http://{}/ui", listener.local_addr()?);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    errln!("wflow ui on http://{}/ui", listener.local_addr()?);
+    crate::http::serve(listener, app, args.http.limits()?, shutdown_signal()).await?;
     Ok(0)
 }
 
@@ -684,14 +789,14 @@ async fn worker(cli: &Cli, args: &WorkerArgs) -> anyhow::Result<u8> {
     let worker =
         crate::cluster::Worker::new(store.clone(), Arc::new(runtime(cli)?), concurrency, lease)
             .map_err(anyhow::Error::msg)?;
-    eprintln!(
+    errln!(
         "wflow worker {}: {concurrency} step(s) at once from {}, lease {}",
         worker.id(),
         store.location(),
         humantime::format_duration(lease)
     );
     worker.run(shutdown_signal(), grace).await;
-    eprintln!(
+    errln!(
         "wflow worker {}: stopped after {} step(s)",
         worker.id(),
         worker.completed.load(std::sync::atomic::Ordering::Relaxed)
@@ -704,7 +809,7 @@ fn load_workflow(file: &Path) -> Result<workflow::Workflow, u8> {
     let source = match std::fs::read_to_string(file) {
         Ok(source) => source,
         Err(err) => {
-            eprintln!("error: cannot read workflow {}: {err}", file.display());
+            errln!("error: cannot read workflow {}: {err}", file.display());
             return Err(EXIT_USAGE);
         }
     };
@@ -714,8 +819,8 @@ fn load_workflow(file: &Path) -> Result<workflow::Workflow, u8> {
 /// Prints every diagnostic and a count; returns the usage exit code.
 fn report_problems(file: &Path, diagnostics: &workflow::Diagnostics) -> u8 {
     let count = diagnostics.items.len();
-    eprintln!("{diagnostics}");
-    eprintln!(
+    errln!("{diagnostics}");
+    errln!(
         "error: {count} problem{} in {}",
         if count == 1 { "" } else { "s" },
         file.display()
@@ -745,7 +850,7 @@ async fn run(cli: &Cli, args: &RunArgs) -> anyhow::Result<u8> {
     let source = match std::fs::read(&args.file) {
         Ok(source) => source,
         Err(err) => {
-            eprintln!("error: cannot read workflow {}: {err}", args.file.display());
+            errln!("error: cannot read workflow {}: {err}", args.file.display());
             return Ok(EXIT_USAGE);
         }
     };
@@ -844,4 +949,23 @@ async fn execute(
     store.set_run_status(id, status, None)?;
     output::print_report(&report, options.json, options.logs);
     Ok(if report.succeeded() { 0 } else { EXIT_FAILED })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn a_log_event_stays_one_line_whatever_its_fields_hold() {
+        let mut written = OneLine(Vec::new());
+        written
+            .write_all(b"WARN request failed error=GET /x\nERROR forged entry\r\n")
+            .unwrap();
+        written.write_all(b"INFO plain\n").unwrap();
+        assert_eq!(
+            String::from_utf8(written.0).unwrap(),
+            "WARN request failed error=GET /x\\nERROR forged entry\\r\nINFO plain\n"
+        );
+    }
 }

@@ -60,7 +60,7 @@ pub enum ModelsCommand {
 }
 
 fn print_json(value: &serde_json::Value) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(value).expect("JSON values always serialise")
     );
@@ -85,7 +85,7 @@ pub fn run(cli: &Cli, command: &ModelsCommand) -> anyhow::Result<u8> {
                 return Ok(0);
             }
             if models.is_empty() {
-                println!("no models registered in {}", store.dir().display());
+                outln!("no models registered in {}", store.dir().display());
                 return Ok(0);
             }
             print_models(&models);
@@ -118,7 +118,7 @@ pub fn run(cli: &Cli, command: &ModelsCommand) -> anyhow::Result<u8> {
                 },
                 false,
             )?;
-            println!("{}", event_line(&event));
+            outln!("{}", event_line(&event));
         }
         ModelsCommand::Rollback {
             name,
@@ -134,7 +134,7 @@ pub fn run(cli: &Cli, command: &ModelsCommand) -> anyhow::Result<u8> {
                     user: actor(),
                 },
             )?;
-            println!("{}", event_line(&event));
+            outln!("{}", event_line(&event));
         }
         ModelsCommand::Why { model, json } => why(&store, model, *json)?,
     }
@@ -149,7 +149,7 @@ fn run_remote(remote: &Remote, command: &ModelsCommand) -> anyhow::Result<u8> {
             if *json {
                 print_json(&serde_json::to_value(&models)?);
             } else if models.is_empty() {
-                println!("no models registered in the daemon at {}", remote.address());
+                outln!("no models registered in the daemon at {}", remote.address());
             } else {
                 print_models(&models);
             }
@@ -174,7 +174,7 @@ fn run_remote(remote: &Remote, command: &ModelsCommand) -> anyhow::Result<u8> {
                 &format!("/api/v1/models/{name}/promote"),
                 &json!({ "version": number, "alias": alias, "reason": reason, "user": actor() }),
             )?)?;
-            println!("{}", event_line(&event));
+            outln!("{}", event_line(&event));
         }
         ModelsCommand::Rollback {
             name,
@@ -185,7 +185,7 @@ fn run_remote(remote: &Remote, command: &ModelsCommand) -> anyhow::Result<u8> {
                 &format!("/api/v1/models/{name}/rollback"),
                 &json!({ "alias": alias, "reason": reason, "user": actor() }),
             )?)?;
-            println!("{}", event_line(&event));
+            outln!("{}", event_line(&event));
         }
         ModelsCommand::Why { model, json } => {
             let report: Why =
@@ -286,7 +286,7 @@ fn show(version: &ModelVersion, aliases: &std::collections::BTreeMap<String, u32
         .filter(|(_, v)| **v == version.version)
         .map(|(a, _)| a.as_str())
         .collect();
-    println!(
+    outln!(
         "{} v{}{}",
         version.name,
         version.version,
@@ -296,14 +296,14 @@ fn show(version: &ModelVersion, aliases: &std::collections::BTreeMap<String, u32
             format!(" ({})", here.join(", "))
         }
     );
-    println!(
+    outln!(
         "  registered  {} by run {} (step `{}`)",
         format_time(version.created),
         version.run,
         version.step
     );
-    println!("  onnx        {}", version.onnx);
-    println!(
+    outln!("  onnx        {}", version.onnx);
+    outln!(
         "  predicts    {} ({}{})",
         version.target,
         version.task,
@@ -313,7 +313,7 @@ fn show(version: &ModelVersion, aliases: &std::collections::BTreeMap<String, u32
             format!(", classes {}", version.class_labels.join(", "))
         }
     );
-    println!(
+    outln!(
         "  features    {} ({})",
         version.features.len(),
         version.features.join(", ")
@@ -324,10 +324,10 @@ fn show(version: &ModelVersion, aliases: &std::collections::BTreeMap<String, u32
             .iter()
             .map(|i| format!("{} {}{}", i.name, i.kind, if i.nullable { "?" } else { "" }))
             .collect();
-        println!("  serves      raw rows: {}", inputs.join(", "));
+        outln!("  serves      raw rows: {}", inputs.join(", "));
         for step in &pipeline.steps {
             let stages: Vec<&str> = step.stages.iter().map(|s| s.name()).collect();
-            println!(
+            outln!(
                 "    then      `{}` {} ({})",
                 step.step,
                 step.plugin,
@@ -339,8 +339,8 @@ fn show(version: &ModelVersion, aliases: &std::collections::BTreeMap<String, u32
             );
         }
     }
-    println!("  metrics     {}", metrics_line(&version.metrics, 12));
-    println!("  parameters  {}", parameters_line(version, 20));
+    outln!("  metrics     {}", metrics_line(&version.metrics, 12));
+    outln!("  parameters  {}", parameters_line(version, 20));
 }
 
 /// `models why`: everything about the version an alias points at, on one screen.
@@ -364,7 +364,7 @@ pub fn print_why(report: &Why, as_json: bool) {
         run_steps: steps,
         ..
     } = report;
-    println!(
+    outln!(
         "{}{} is v{}, registered {} by run {} (step `{}`)",
         version.name,
         alias.as_ref().map_or(String::new(), |a| format!("@{a}")),
@@ -373,7 +373,7 @@ pub fn print_why(report: &Why, as_json: bool) {
         version.run,
         version.step
     );
-    println!(
+    outln!(
         "model     {} ONNX, {} of `{}` from {} features{}",
         short(&version.onnx),
         version.task,
@@ -391,7 +391,7 @@ pub fn print_why(report: &Why, as_json: bool) {
             .iter()
             .map(|s| format!("{} ({}, {} rows)", s.path, short(&s.digest), s.rows))
             .collect();
-        println!(
+        outln!(
             "data      {} rows x {} columns ({}) from {}",
             data.rows,
             data.schema.len(),
@@ -407,13 +407,13 @@ pub fn print_why(report: &Why, as_json: bool) {
             .values()
             .filter(|s| matches!(s, FeatureStats::Numeric { .. }))
             .count();
-        println!(
+        outln!(
             "          reference statistics kept for {} features ({drifty} numeric)",
             version.reference.len()
         );
     }
     if let Some(pipeline) = &version.pipeline {
-        println!("serves    raw rows: {}", pipeline.summary());
+        outln!("serves    raw rows: {}", pipeline.summary());
     }
     let trainer = version
         .lineage
@@ -421,15 +421,15 @@ pub fn print_why(report: &Why, as_json: bool) {
         .find(|l| l.step == version.trained_by);
     let parameters = parameters_line(version, 8);
     match trainer {
-        Some(t) => println!(
+        Some(t) => outln!(
             "trained   by `{}` {} ({}) with {parameters}",
             t.step,
             t.plugin,
             short(&t.digest),
         ),
-        None => println!("trained   by `{}` with {parameters}", version.trained_by),
+        None => outln!("trained   by `{}` with {parameters}", version.trained_by),
     }
-    println!("checks");
+    outln!("checks");
     for lineage in &version.lineage {
         let Some(step) = steps.iter().find(|s| s.id == lineage.step) else {
             continue;
@@ -459,7 +459,7 @@ pub fn print_why(report: &Why, as_json: bool) {
         if !figures.is_empty() {
             summary.push(figures);
         }
-        println!(
+        outln!(
             "  {:<18} {} [{}] {}",
             step.id,
             step.plugin,
@@ -467,7 +467,7 @@ pub fn print_why(report: &Why, as_json: bool) {
             summary.join("  ")
         );
         for failed in step.findings.iter().filter(gating).filter(|f| !f.passed) {
-            println!(
+            outln!(
                 "             - {}: {}",
                 failed.check,
                 clean(&failed.message)
@@ -476,7 +476,7 @@ pub fn print_why(report: &Why, as_json: bool) {
     }
     if let Some(decision) = &version.decision {
         for finding in &decision.report.findings {
-            println!(
+            outln!(
                 "gate      {} {}: {}",
                 if finding.passed { "+" } else { "-" },
                 finding.check,
@@ -486,7 +486,7 @@ pub fn print_why(report: &Why, as_json: bool) {
     }
     match replaced {
         Some(old) => {
-            println!(
+            outln!(
                 "replaced  v{} (registered {}):",
                 old.version,
                 format_time(old.created)
@@ -496,7 +496,7 @@ pub fn print_why(report: &Why, as_json: bool) {
                     .iter()
                     .find(|(n, _)| *n == name)
                 {
-                    println!(
+                    outln!(
                         "          {name:<16} {} -> {} ({:+.4})",
                         format_value(*before),
                         format_value(value),
@@ -505,13 +505,13 @@ pub fn print_why(report: &Why, as_json: bool) {
                 }
             }
         }
-        None if alias.is_some() => println!("replaced  nothing: it is the alias's first version"),
+        None if alias.is_some() => outln!("replaced  nothing: it is the alias's first version"),
         None => {}
     }
     if !history.is_empty() {
-        println!("history");
+        outln!("history");
         for event in history {
-            println!("  {}", event_line(event));
+            outln!("  {}", event_line(event));
         }
     }
 }

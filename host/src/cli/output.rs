@@ -189,9 +189,9 @@ impl Progress {
         match event {
             Event::StepStarted { step, attempt } => {
                 if *attempt == 1 {
-                    eprintln!("{running} {step}");
+                    errln!("{running} {step}");
                 } else {
-                    eprintln!("{running} {step} (attempt {attempt})");
+                    errln!("{running} {step} (attempt {attempt})");
                 }
             }
             Event::StepProgress {
@@ -212,7 +212,7 @@ impl Progress {
                     } else {
                         String::new()
                     };
-                    eprintln!("  {step}: {done}/{total}{percent} {}", clean(message));
+                    errln!("  {step}: {done}/{total}{percent} {}", clean(message));
                 }
             }
             Event::StepRetrying {
@@ -221,14 +221,14 @@ impl Progress {
                 failure,
                 delay,
             } => {
-                eprintln!(
+                errln!(
                     "{failed} {step}: attempt {attempt} failed: {}; retrying in {}",
                     clean(failure),
                     millis(*delay)
                 );
             }
             Event::StepFinished { report } => match &report.status {
-                StepStatus::Succeeded if report.reused.is_some() => eprintln!(
+                StepStatus::Succeeded if report.reused.is_some() => errln!(
                     "{ok} {} ({}{})  {}",
                     report.id,
                     report.status_label(),
@@ -238,26 +238,26 @@ impl Progress {
                         .map_or(String::new(), |r| format!(" from run {}", r.run)),
                     details(report)
                 ),
-                StepStatus::Succeeded => eprintln!(
+                StepStatus::Succeeded => errln!(
                     "{ok} {} ({})  {}",
                     report.id,
                     millis(report.duration),
                     details(report)
                 ),
-                StepStatus::Failed(reason) => eprintln!(
+                StepStatus::Failed(reason) => errln!(
                     "{failed} {} ({}): {}",
                     report.id,
                     millis(report.duration),
                     clean(reason)
                 ),
                 StepStatus::Skipped(reason) => {
-                    eprintln!("{skipped} {}: skipped, {}", report.id, clean(reason))
+                    errln!("{skipped} {}: skipped, {}", report.id, clean(reason))
                 }
                 StepStatus::NotApplicable(reason) => {
-                    eprintln!("{skipped} {}: nothing to do, {}", report.id, clean(reason))
+                    errln!("{skipped} {}: nothing to do, {}", report.id, clean(reason))
                 }
                 StepStatus::Cancelled(reason) => {
-                    eprintln!("{skipped} {}: {}", report.id, clean(reason))
+                    errln!("{skipped} {}: {}", report.id, clean(reason))
                 }
             },
         }
@@ -286,7 +286,7 @@ pub fn pad_table(headers: &[&str], rows: Vec<Vec<String>>) {
                 text.push_str(&pad(cell, widths[i]));
             }
         }
-        println!("{}", text.trim_end());
+        outln!("{}", text.trim_end());
     };
     line(headers.to_vec());
     for row in &rows {
@@ -312,7 +312,7 @@ fn pad(text: &str, width: usize) -> String {
 
 pub fn print_report(report: &RunReport, as_json: bool, logs: bool) {
     if as_json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&report_json(report))
                 .expect("JSON values always serialise")
@@ -327,8 +327,8 @@ pub fn print_report(report: &RunReport, as_json: bool, logs: bool) {
             .count()
     };
     let reused = report.steps.iter().filter(|s| s.reused.is_some()).count();
-    println!();
-    println!(
+    outln!();
+    outln!(
         "{}workflow {}: {} ({} steps: {} ok{}{}, {} failed, {} skipped) in {}",
         report
             .run
@@ -382,8 +382,8 @@ pub fn print_report(report: &RunReport, as_json: bool, logs: bool) {
                 + 2
         })
         .collect();
-    println!();
-    println!(
+    outln!();
+    outln!(
         "{}{}{}{}{}",
         pad(headers[0], widths[0]),
         pad(headers[1], widths[1]),
@@ -392,7 +392,7 @@ pub fn print_report(report: &RunReport, as_json: bool, logs: bool) {
         headers[4]
     );
     for (row, step) in rows.iter().zip(&report.steps) {
-        println!(
+        outln!(
             "{}{}{}{}{}",
             pad(&row[0], widths[0]),
             pad(&row[1], widths[1]),
@@ -402,7 +402,7 @@ pub fn print_report(report: &RunReport, as_json: bool, logs: bool) {
         );
         match &step.status {
             StepStatus::Failed(reason) => {
-                println!(
+                outln!(
                     "    {}: {}",
                     step.failure_kind.unwrap_or("failed"),
                     clean(reason)
@@ -411,13 +411,13 @@ pub fn print_report(report: &RunReport, as_json: bool, logs: bool) {
             StepStatus::Skipped(reason) | StepStatus::NotApplicable(reason)
                 if !reason.is_empty() =>
             {
-                println!("    {}", clean(reason))
+                outln!("    {}", clean(reason))
             }
             _ => {}
         }
         if let Some(gate) = &step.decision {
             for finding in &gate.report.findings {
-                println!(
+                outln!(
                     "    {} {}: {}",
                     if finding.passed { "+" } else { "-" },
                     clean(&finding.check),
@@ -431,10 +431,10 @@ pub fn print_report(report: &RunReport, as_json: bool, logs: bool) {
             if step.log.is_empty() {
                 continue;
             }
-            println!();
-            println!("log of {}:", step.id);
+            outln!();
+            outln!("log of {}:", step.id);
             for line in &step.log {
-                println!(
+                outln!(
                     "  [{:>6} ms {:?}] {}",
                     line.at_ms,
                     line.level,
@@ -500,16 +500,16 @@ pub fn print_validated(plan: &Plan, as_json: bool) {
                 "needs": s.step.needs,
             })).collect::<Vec<_>>(),
         });
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&value).expect("JSON values always serialise")
         );
         return;
     }
-    println!("{}: valid", plan.workflow.file.display());
+    outln!("{}: valid", plan.workflow.file.display());
     for dataset in &plan.workflow.datasets {
         if let Some(table) = plan.datasets.get(&dataset.name) {
-            println!(
+            outln!(
                 "  dataset {}: {} rows x {} columns",
                 dataset.name,
                 table.row_count(),
@@ -523,7 +523,7 @@ pub fn print_validated(plan: &Plan, as_json: bool) {
         } else {
             format!(" (after {})", step.step.needs.join(", "))
         };
-        println!(
+        outln!(
             "  step {}: {} {}{needs}",
             step.step.id,
             step.kind_label(),
@@ -571,44 +571,44 @@ pub fn print_plugin(plugin: &Plugin, as_json: bool, signature: &str) {
         value["signature"] = json!(signature);
         value["imports"] = json!(plugin.imports);
         value["exports"] = json!(plugin.exports);
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&value).expect("JSON values always serialise")
         );
         return;
     }
-    println!("name:         {}", plugin.info.name);
-    println!("version:      {}", plugin.info.version);
-    println!("kind:         {}", kind_name(plugin.kind()));
-    println!("description:  {}", plugin.info.description);
-    println!("contract:     wflow:plugin@{}", plugin.contract);
-    println!("digest:       sha256:{}", plugin.digest);
+    outln!("name:         {}", plugin.info.name);
+    outln!("version:      {}", plugin.info.version);
+    outln!("kind:         {}", kind_name(plugin.kind()));
+    outln!("description:  {}", plugin.info.description);
+    outln!("contract:     wflow:plugin@{}", plugin.contract);
+    outln!("digest:       sha256:{}", plugin.digest);
     if plugin.info.capabilities.is_empty() {
-        println!("capabilities: none (fully sandboxed)");
+        outln!("capabilities: none (fully sandboxed)");
     } else {
-        println!("capabilities:");
+        outln!("capabilities:");
         for capability in &plugin.info.capabilities {
-            println!(
+            outln!(
                 "  - {}   (a step grants it with {})",
                 capability_text(capability),
                 grant_text(capability)
             );
         }
     }
-    println!("signature:    {signature}");
-    println!("imports:      {}", plugin.imports.join(", "));
-    println!("configuration schema:");
+    outln!("signature:    {signature}");
+    outln!("imports:      {}", plugin.imports.join(", "));
+    outln!("configuration schema:");
     let schema =
         serde_json::to_string_pretty(&plugin.config_schema).expect("JSON values always serialise");
     for line in schema.lines() {
-        println!("  {line}");
+        outln!("  {line}");
     }
 }
 
 pub fn print_plugin_list(plugins: &[std::sync::Arc<Plugin>], as_json: bool) {
     if as_json {
         let list: Vec<_> = plugins.iter().map(|p| plugin_json(p)).collect();
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&list).expect("JSON values always serialise")
         );
@@ -616,7 +616,7 @@ pub fn print_plugin_list(plugins: &[std::sync::Arc<Plugin>], as_json: bool) {
     }
     let width = plugins.iter().map(|p| p.info.name.len()).max().unwrap_or(0) + 2;
     for plugin in plugins {
-        println!(
+        outln!(
             "{}{:<13}{}",
             pad(&plugin.info.name, width),
             kind_name(plugin.kind()),

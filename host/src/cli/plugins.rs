@@ -149,16 +149,16 @@ pub async fn dispatch(cli: &Cli, command: &PluginCommand) -> anyhow::Result<u8> 
             let dir = dir.clone().unwrap_or_else(|| PathBuf::from(name));
             let files =
                 authoring::new_project(&dir, name, kind, language).map_err(anyhow::Error::msg)?;
-            println!(
+            outln!(
                 "created {} ({} plugin in {}):",
                 dir.display(),
                 crate::plugin::kind_name(kind),
                 language.name()
             );
             for file in files {
-                println!("  {}", file.display());
+                outln!("  {}", file.display());
             }
-            println!(
+            outln!(
                 "next: wflow plugin build {0} && wflow run {0}/workflow.toml",
                 dir.display()
             );
@@ -167,7 +167,7 @@ pub async fn dispatch(cli: &Cli, command: &PluginCommand) -> anyhow::Result<u8> 
         PluginCommand::Build { dir, output } => {
             let dir = dir.clone().unwrap_or_else(|| PathBuf::from("."));
             let built =
-                authoring::build_project(&dir, output.as_deref(), &mut |line| eprintln!("{line}"))
+                authoring::build_project(&dir, output.as_deref(), &mut |line| errln!("{line}"))
                     .map_err(anyhow::Error::msg)?;
             // A component that does not load is not built: check it as a workflow would.
             let runtime = runtime(cli)?;
@@ -179,7 +179,7 @@ pub async fn dispatch(cli: &Cli, command: &PluginCommand) -> anyhow::Result<u8> 
                     built.path.display()
                 )
             })?;
-            println!(
+            outln!(
                 "built {} ({} {} {}, {} KiB) in {:.1} s",
                 built.path.display(),
                 crate::plugin::kind_name(plugin.kind()),
@@ -269,9 +269,9 @@ pub async fn dispatch(cli: &Cli, command: &PluginCommand) -> anyhow::Result<u8> 
             })
             .await?
             .map_err(anyhow::Error::msg)?;
-            println!("pushed {}", reference.pinned(&digest));
+            outln!("pushed {}", reference.pinned(&digest));
             if let Some(signature) = signature {
-                println!("  with the signature of {}", signature.publisher);
+                outln!("  with the signature of {}", signature.publisher);
             }
             Ok(0)
         }
@@ -288,7 +288,7 @@ pub async fn dispatch(cli: &Cli, command: &PluginCommand) -> anyhow::Result<u8> 
                 .load(&resolved.wasm)
                 .await
                 .map_err(|err| anyhow::anyhow!("{}: {err}", resolved.reference))?;
-            println!(
+            outln!(
                 "pulled {} ({} {} {})",
                 resolved.reference,
                 crate::plugin::kind_name(plugin.kind()),
@@ -303,11 +303,11 @@ pub async fn dispatch(cli: &Cli, command: &PluginCommand) -> anyhow::Result<u8> 
                     std::fs::write(&path, signature.to_json())
                         .with_context(|| format!("writing {}", path.display()))?;
                 }
-                println!("  written to {}", output.display());
+                outln!("  written to {}", output.display());
             }
             match &resolved.signature {
-                Some(signature) => println!("  signed by {}", signature.publisher),
-                None => println!("  unsigned"),
+                Some(signature) => outln!("  signed by {}", signature.publisher),
+                None => outln!("  unsigned"),
             }
             Ok(0)
         }
@@ -315,8 +315,8 @@ pub async fn dispatch(cli: &Cli, command: &PluginCommand) -> anyhow::Result<u8> 
             let dir = dir.clone().unwrap_or_else(default_key_dir);
             let pair = KeyPair::generate(name).map_err(anyhow::Error::msg)?;
             let (secret, public) = pair.write(&dir).map_err(anyhow::Error::msg)?;
-            println!("secret key: {} (keep it private)", secret.display());
-            println!(
+            outln!("secret key: {} (keep it private)", secret.display());
+            outln!(
                 "public key: {} (give it to those who run your plugins: wflow plugin trust)",
                 public.display()
             );
@@ -332,7 +332,7 @@ pub async fn dispatch(cli: &Cli, command: &PluginCommand) -> anyhow::Result<u8> 
                 .unwrap_or_else(|| engine::plan::signature_file(file));
             std::fs::write(&path, signature.to_json())
                 .with_context(|| format!("writing {}", path.display()))?;
-            println!(
+            outln!(
                 "signed {} ({}) as {}: {}",
                 file.display(),
                 signature.digest,
@@ -349,21 +349,21 @@ pub async fn dispatch(cli: &Cli, command: &PluginCommand) -> anyhow::Result<u8> 
                 None => found,
             };
             let Some(signature) = signature else {
-                eprintln!("{plugin}: not signed");
+                errln!("{plugin}: not signed");
                 return Ok(super::EXIT_FAILED);
             };
             let store =
                 TrustStore::load(&runtime.sources().trust_dir).map_err(anyhow::Error::msg)?;
             match store.verify(&bytes, &signature) {
                 Ok(publisher) => {
-                    println!(
+                    outln!(
                         "{plugin}: signed by {publisher} (key {}), trusted",
                         signature.key_id
                     );
                     Ok(0)
                 }
                 Err(err) => {
-                    eprintln!("{plugin}: {err}");
+                    errln!("{plugin}: {err}");
                     Ok(super::EXIT_FAILED)
                 }
             }
@@ -371,7 +371,7 @@ pub async fn dispatch(cli: &Cli, command: &PluginCommand) -> anyhow::Result<u8> 
         PluginCommand::Trust { public_key } => {
             let dir = TrustStore::default_dir();
             let (name, key_id) = TrustStore::add(&dir, public_key).map_err(anyhow::Error::msg)?;
-            println!("trusting {name} (key {key_id}) in {}", dir.display());
+            outln!("trusting {name} (key {key_id}) in {}", dir.display());
             Ok(0)
         }
     }

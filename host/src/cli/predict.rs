@@ -72,7 +72,7 @@ pub fn run(cli: &Cli, args: &PredictArgs) -> anyhow::Result<u8> {
         if terminal && shown.elapsed() >= Duration::from_millis(200) {
             shown = Instant::now();
             let percent = (bytes * 100).checked_div(size).unwrap_or(100);
-            eprint!(
+            err!(
                 "\rscoring {}: {rows} rows ({percent}%)",
                 args.data.display()
             );
@@ -81,10 +81,10 @@ pub fn run(cli: &Cli, args: &PredictArgs) -> anyhow::Result<u8> {
     let scored = score_csv(&model, &args.data, input, output, &args.keep, progress)?;
     let took = started.elapsed();
     if terminal {
-        eprint!("\r\x1b[2K");
+        err!("\r\x1b[2K");
     }
     let rate = scored.rows as f64 / took.as_secs_f64().max(1e-9);
-    eprintln!(
+    errln!(
         "scored {} rows of {} with {} v{}{} in {} ({:.0} rows/s){}",
         scored.rows,
         args.data.display(),

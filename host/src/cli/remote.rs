@@ -22,7 +22,14 @@ impl Remote {
     /// The daemon running for `data_dir`, if one is: its address, and the admin token from
     /// `WFLOW_ADMIN_TOKEN` or the token file it wrote.
     pub fn discover(data_dir: &Path) -> Option<Remote> {
-        let running = daemon::running(data_dir)?;
+        let running = match daemon::discover(data_dir) {
+            Ok(running) => running?,
+            Err(why) => {
+                // The token is never sent to an address a planted file names.
+                errln!("warning: ignoring the daemon file: {why}");
+                return None;
+            }
+        };
         let token = std::env::var("WFLOW_ADMIN_TOKEN")
             .ok()
             .filter(|t| !t.is_empty())

@@ -22,6 +22,8 @@ use crate::store::{Actor, RunFilter, RunStatus, StoreError};
 struct Api {
     scheduler: Arc<Scheduler>,
     token: String,
+    /// Whether reads are answered without the token.
+    open_reads: bool,
 }
 
 /// An error answer.
@@ -35,18 +37,21 @@ impl IntoResponse for ApiError {
 
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> ApiError {
-        let status = match &err {
-            StoreError::NotFound(_) => StatusCode::NOT_FOUND,
-            StoreError::Invalid(_) => StatusCode::BAD_REQUEST,
-            _ => {
+        match err.caller_fault() {
+            Some(crate::store::CallerFault::NotFound(what)) => {
+                ApiError(StatusCode::NOT_FOUND, what)
+            }
+            Some(crate::store::CallerFault::Invalid(what)) => {
+                ApiError(StatusCode::BAD_REQUEST, what)
+            }
+            None => {
                 tracing::error!(error = %err, "store error in the API");
-                return ApiError(
+                ApiError(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "the store failed (the daemon's log has the details)".into(),
-                );
+                )
             }
-        };
-        ApiError(status, err.to_string())
+        }
     }
 }
 
@@ -141,12 +146,30 @@ fn workflow_json(api: &Api, name: &str) -> Option<Value> {
                 .trigger_state(name, &t.name)
                 .ok()
                 .flatten();
-            json!({
+            let mut trigger = json!({
                 "name": t.name,
                 "kind": t.kind.name(),
                 "cooldown_ms": t.cooldown.as_millis() as u64,
                 "state": state,
-            })
+            });
+            // A cron trigger's schedule as crontab reads it, and its next slot from now.
+            if let crate::workflow::TriggerKind::Cron {
+                expression,
+                schedule,
+                timezone,
+                ..
+            } = &t.kind
+            {
+                trigger["cron"] = json!(expression);
+                trigger["timezone"] = json!(timezone);
+                trigger["next"] = json!(
+                    crate::scheduler::cron::CronSchedule::new(schedule, timezone)
+                        .ok()
+                        .and_then(|cron| cron.next_after(crate::store::records::now()))
+                        .map(crate::store::format_time)
+                );
+            }
+            trigger
         })
         .collect();
     Some(json!({
@@ -606,9 +629,30 @@ async fn openapi_document() -> Json<Value> {
     Json(openapi())
 }
 
-/// The API's routes, for a scheduler and the admin token.
-pub fn router(scheduler: Arc<Scheduler>, token: String) -> axum::Router {
-    let api = Arc::new(Api { scheduler, token });
+/// Refuses every read but the OpenAPI document without the token, when reads are protected
+/// (`--protect-reads`): runs, logs, lineage and events say a lot about a company's data.
+async fn guard_reads(
+    State(api): State<Arc<Api>>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !api.open_reads
+        && request.uri().path() != "/api/v1/openapi.json"
+        && let Err(err) = api.admin(request.headers())
+    {
+        return err.into_response();
+    }
+    next.run(request).await
+}
+
+/// The API's routes, for a scheduler and the admin token; with `open_reads` false, reads need
+/// the token too.
+pub fn router(scheduler: Arc<Scheduler>, token: String, open_reads: bool) -> axum::Router {
+    let api = Arc::new(Api {
+        scheduler,
+        token,
+        open_reads,
+    });
     axum::Router::new()
         .route("/api/v1", get(root))
         .route("/api/v1/openapi.json", get(openapi_document))
@@ -626,6 +670,10 @@ pub fn router(scheduler: Arc<Scheduler>, token: String) -> axum::Router {
         .route("/api/v1/models/{name}/promote", post(promote))
         .route("/api/v1/models/{name}/rollback", post(rollback))
         .route("/api/v1/events", get(events))
+        .layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            guard_reads,
+        ))
         .with_state(api)
 }
 

@@ -29,6 +29,8 @@ use crate::store::{Location, Store};
 pub const DAEMON_FILE: &str = "daemon.json";
 /// The file holding the token a daemon made for itself.
 pub const TOKEN_FILE: &str = "daemon.token";
+/// The file holding the feedback token a daemon made, for the services trusted with truth.
+pub const FEEDBACK_TOKEN_FILE: &str = "feedback.token";
 
 /// What the daemon runs with.
 pub struct DaemonConfig {
@@ -42,8 +44,12 @@ pub struct DaemonConfig {
     pub listen: SocketAddr,
     /// The admin token; made and written to `daemon.token` when none is given.
     pub admin_token: Option<String>,
+    /// The feedback token; made and written to `feedback.token` when none is given.
+    pub feedback_token: Option<String>,
     pub open_reads: bool,
     pub max_body: usize,
+    /// Deadlines and caps of the HTTP connections (its `max_body` is set from the one above).
+    pub http: crate::http::Limits,
     pub policy: serve::policy::Policy,
     pub limits: scheduler::Limits,
     /// How long running runs may take to finish once the daemon is asked to stop.
@@ -60,19 +66,148 @@ pub struct DaemonFile {
     pub pid: u32,
 }
 
-/// The running daemon of a data directory, if there is one (its `daemon.json` names a live
-/// process).
+/// The running daemon of a data directory, if there is one that can be believed (see
+/// [`discover`]).
 pub fn running(data_dir: &Path) -> Option<DaemonFile> {
-    let text = std::fs::read_to_string(data_dir.join(DAEMON_FILE)).ok()?;
-    let file: DaemonFile = serde_json::from_str(&text).ok()?;
-    alive(file.pid).then_some(file)
+    discover(data_dir).ok().flatten()
+}
+
+/// The running daemon of a data directory. A `daemon.json` is believed only when this user's
+/// daemon wrote it: the file is this user's and private to them (a daemon writes it with mode
+/// 600; a cloned folder's files are readable by others), the address is one of this machine's,
+/// and the live process it names is this user's and holds the socket listening there (on
+/// Linux). The CLI sends the admin token to that address, so a planted file must not be able to
+/// name another. `Err` says why a file that is there is not believed.
+pub fn discover(data_dir: &Path) -> Result<Option<DaemonFile>, String> {
+    let path = data_dir.join(DAEMON_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(err) => return Err(format!("{}: {err}", path.display())),
+    };
+    let file: DaemonFile = serde_json::from_str(&text)
+        .map_err(|err| format!("{}: not a daemon file: {err}", path.display()))?;
+    if !alive(file.pid) {
+        return Ok(None);
+    }
+    check_private(&path)?;
+    check_local(file.address).map_err(|why| format!("{}: {why}", path.display()))?;
+    check_listener(file.pid, file.address).map_err(|why| format!("{}: {why}", path.display()))?;
+    Ok(Some(file))
+}
+
+/// The file is this user's, and nobody else may read or write it.
+#[cfg(unix)]
+fn check_private(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(path).map_err(|err| format!("{}: {err}", path.display()))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if metadata.uid() != me || metadata.mode() & 0o077 != 0 {
+        return Err(format!(
+            "{} is not this user's private file (owner {}, mode {:o}): a daemon writes it with mode 600",
+            path.display(),
+            metadata.uid(),
+            metadata.mode() & 0o777
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn check_private(_path: &Path) -> Result<(), String> {
+    Ok(())
+}
+
+/// The address is this machine's: loopback, any address (reached through loopback), or one
+/// bound to a local interface.
+fn check_local(address: SocketAddr) -> Result<(), String> {
+    let ip = address.ip();
+    if ip.is_loopback() || ip.is_unspecified() {
+        return Ok(());
+    }
+    // Binding succeeds only for an address of one of this machine's interfaces.
+    std::net::UdpSocket::bind((ip, 0))
+        .map(|_| ())
+        .map_err(|_| format!("{address} is not an address of this machine"))
+}
+
+/// The process is this user's and listens on the address itself.
+#[cfg(target_os = "linux")]
+fn check_listener(pid: u32, address: SocketAddr) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let process = PathBuf::from(format!("/proc/{pid}"));
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    match std::fs::metadata(&process) {
+        Ok(metadata) if metadata.uid() == me => {}
+        _ => return Err(format!("process {pid} is not this user's")),
+    }
+    let listening = listening_inodes(address.port());
+    let holds = std::fs::read_dir(process.join("fd"))
+        .map_err(|err| format!("process {pid}: {err}"))?
+        .filter_map(Result::ok)
+        .filter_map(|entry| std::fs::read_link(entry.path()).ok())
+        .filter_map(|link| {
+            let link = link.to_string_lossy().into_owned();
+            link.strip_prefix("socket:[")?
+                .strip_suffix(']')?
+                .parse::<u64>()
+                .ok()
+        })
+        .any(|inode| listening.contains(&inode));
+    if !holds {
+        return Err(format!("process {pid} does not listen on {address}"));
+    }
+    Ok(())
+}
+
+#[cfg(not(target_os = "linux"))]
+fn check_listener(_pid: u32, _address: SocketAddr) -> Result<(), String> {
+    Ok(())
+}
+
+/// The inodes of the TCP sockets listening on `port`, from the kernel's tables.
+#[cfg(target_os = "linux")]
+fn listening_inodes(port: u16) -> std::collections::HashSet<u64> {
+    const LISTEN: &str = "0A";
+    let mut inodes = std::collections::HashSet::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // sl, local_address, rem_address, st, tx_queue:rx_queue, tr:when, retrnsmt, uid,
+            // timeout, inode
+            let (Some(local), Some(state), Some(inode)) =
+                (fields.get(1), fields.get(3), fields.get(9))
+            else {
+                continue;
+            };
+            let local_port = local
+                .rsplit_once(':')
+                .and_then(|(_, hex)| u16::from_str_radix(hex, 16).ok());
+            if *state == LISTEN
+                && local_port == Some(port)
+                && let Ok(inode) = inode.parse()
+            {
+                inodes.insert(inode);
+            }
+        }
+    }
+    inodes
 }
 
 #[cfg(unix)]
 fn alive(pid: u32) -> bool {
-    // Signal 0 checks that the process exists without touching it.
+    // Signal 0 checks that the process exists without touching it; EPERM means it exists but
+    // is another user's.
     let pid = libc::pid_t::try_from(pid).unwrap_or(0);
-    pid > 0 && unsafe { libc::kill(pid, 0) } == 0
+    // SAFETY: kill with signal 0 sends nothing; any pid value is allowed.
+    pid > 0
+        && (unsafe { libc::kill(pid, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
 }
 
 #[cfg(not(unix))]
@@ -141,7 +276,7 @@ pub async fn run(
     let shutdown = futures_util::FutureExt::shared(Box::pin(shutdown));
     if store.postgres().is_some() {
         tracing::info!("standby: waiting to lead the cluster");
-        eprintln!(
+        errln!(
             "wflow daemon {}: standby, waiting to lead the cluster of {}",
             store.process_id(),
             store.location()
@@ -165,11 +300,21 @@ pub async fn run(
             token
         }
     };
+    let feedback_token = match config.feedback_token.clone() {
+        Some(token) => token,
+        None => {
+            let token = new_token()?;
+            write_private(&store.dir().join(FEEDBACK_TOKEN_FILE), &token)?;
+            token
+        }
+    };
     let mut serve_config = serve::ServeConfig::new(Vec::new(), StoreAccess::Shared(store.clone()));
     serve_config.listen = config.listen;
     serve_config.admin_token = Some(token.clone());
+    serve_config.feedback_token = Some(feedback_token);
     serve_config.open_reads = config.open_reads;
     serve_config.max_body = config.max_body;
+    serve_config.http = config.http.clone();
     serve_config.policy = config.policy.clone();
     serve_config.runtime = Some(config.runtime.clone());
     let server = {
@@ -241,13 +386,16 @@ pub async fn run(
         sessions: Default::default(),
     });
     let app = serve::router(server.clone(), config.max_body)
-        .merge(api::router(scheduler.clone(), token))
+        .merge(api::router(scheduler.clone(), token, config.open_reads))
         .merge(ui);
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = http_stop.await;
-        })
-        .await;
+    let limits = crate::http::Limits {
+        max_body: config.max_body as u64,
+        ..config.http.clone()
+    };
+    let served = crate::http::serve(listener, app, limits, async move {
+        let _ = http_stop.await;
+    })
+    .await;
     stopper.abort();
     for task in tasks.drain(..) {
         task.abort();
@@ -268,7 +416,7 @@ async fn leader_watch(scheduler: Arc<Scheduler>) {
         let store = scheduler.store().clone();
         if store.postgres().is_some_and(|pg| !pg.session_alive()) {
             tracing::error!("the connection holding the leader lock is gone; stopping at once");
-            eprintln!("error: lost the cluster's leader lock (the connection to the store closed)");
+            errln!("error: lost the cluster's leader lock (the connection to the store closed)");
             std::process::exit(1);
         }
         match tokio::task::spawn_blocking(move || store.reap_interrupted()).await {
@@ -400,4 +548,71 @@ fn watch(
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, file: &DaemonFile, mode: u32) {
+        let path = dir.join(DAEMON_FILE);
+        write_private(&path, &serde_json::to_string(file).unwrap()).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+    }
+
+    #[test]
+    fn only_a_daemon_file_this_users_listening_process_wrote_is_believed() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(discover(dir.path()).unwrap().map(|f| f.pid), None);
+        // This test process stands for the daemon: it is this user's and listens.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let ours = DaemonFile {
+            address: listener.local_addr().unwrap(),
+            pid: std::process::id(),
+        };
+        write(dir.path(), &ours, 0o600);
+        assert_eq!(
+            discover(dir.path()).unwrap().map(|f| f.address),
+            Some(ours.address)
+        );
+        // A file others may read is a cloned folder's, not a daemon's.
+        write(dir.path(), &ours, 0o644);
+        let err = discover(dir.path()).unwrap_err();
+        assert!(err.contains("not this user's private file"), "{err}");
+        // An address elsewhere is never believed, whatever names it.
+        let elsewhere = DaemonFile {
+            address: "203.0.113.7:80".parse().unwrap(),
+            ..ours.clone()
+        };
+        write(dir.path(), &elsewhere, 0o600);
+        let err = discover(dir.path()).unwrap_err();
+        assert!(err.contains("not an address of this machine"), "{err}");
+        #[cfg(target_os = "linux")]
+        {
+            // A live process that does not listen there (another port) is not the daemon.
+            let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = closed.local_addr().unwrap();
+            drop(closed);
+            write(
+                dir.path(),
+                &DaemonFile {
+                    address: port,
+                    ..ours.clone()
+                },
+                0o600,
+            );
+            let err = discover(dir.path()).unwrap_err();
+            assert!(err.contains("does not listen"), "{err}");
+            // Nor is another user's process (pid 1 is root's init).
+            if unsafe { libc::geteuid() } != 0 {
+                write(dir.path(), &DaemonFile { pid: 1, ..ours }, 0o600);
+                let err = discover(dir.path()).unwrap_err();
+                assert!(err.contains("not this user's"), "{err}");
+            }
+        }
+    }
 }

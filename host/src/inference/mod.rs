@@ -6,6 +6,8 @@
 //! label outputs are unreliable for some ONNX-ML ops, and ZipMap is not supported). This module
 //! knows nothing about wasm, workflows or HTTP.
 
+pub mod budget;
+
 use std::sync::Arc;
 
 use tract_onnx::pb::ModelProto;
@@ -20,6 +22,8 @@ pub enum Error {
     Decode(String),
     #[error("the model uses the ONNX operator `{0}`, which tract cannot run")]
     UnsupportedOperator(String),
+    #[error("the model is too large to load: {0}")]
+    TooLarge(String),
     #[error("cannot prepare the model: {0}")]
     Prepare(String),
     #[error("{0}")]
@@ -66,7 +70,13 @@ struct Loaded {
     info: ModelInfo,
     /// Which of the model's outputs carries the scores (probabilities or predictions).
     score_output: usize,
+    /// Rows one run of the plan takes at most, so its tensors stay within [`RUN_BYTES`].
+    rows_per_run: usize,
+    footprint: budget::Footprint,
 }
+
+/// The bytes of tensors one run of a model may make; larger batches run in parts.
+pub const RUN_BYTES: u64 = 64 << 20;
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -109,6 +119,9 @@ pub fn read_metadata(proto: &ModelProto) -> EmbeddedMetadata {
 }
 
 fn describe_tract_error(err: &anyhow::Error) -> Error {
+    if let Some(exceeded) = budget::exceeded(err) {
+        return Error::TooLarge(exceeded.to_string());
+    }
     let text = format!("{err:?}");
     if let Some(start) = text.find("Unimplemented(") {
         let rest = &text[start + "Unimplemented(".len()..];
@@ -119,13 +132,20 @@ fn describe_tract_error(err: &anyhow::Error) -> Error {
 }
 
 impl Session {
-    /// Loads ONNX bytes. `info` overrides what the model's own metadata says; at least one of
-    /// the two must give the feature names.
+    /// Loads ONNX bytes within the default [`budget::Limits`]. `info` overrides what the
+    /// model's own metadata says; at least one of the two must give the feature names.
     pub fn load(onnx: &[u8], info: Option<ModelInfo>) -> Result<Session, Error> {
-        let onnx_framework = tract_onnx::onnx();
-        let proto = onnx_framework
-            .proto_model_for_read(&mut &onnx[..])
-            .map_err(|err| Error::Decode(format!("{err:#}")))?;
+        Session::load_within(onnx, info, budget::Limits::default())
+    }
+
+    /// [`Session::load`] within `limits`: a model whose constants or tensors would exceed them
+    /// is refused before tract allocates them, naming the node.
+    pub fn load_within(
+        onnx: &[u8],
+        info: Option<ModelInfo>,
+        limits: budget::Limits,
+    ) -> Result<Session, Error> {
+        let (onnx_framework, proto) = parse(onnx, &limits)?;
         let info = match info {
             Some(info) if !info.features.is_empty() => info,
             given => {
@@ -160,6 +180,7 @@ impl Session {
         let mut model = onnx_framework
             .model_for_proto_model(&proto)
             .map_err(|err| describe_tract_error(&err))?;
+        budget::guard(&mut model, limits);
         let batch = model.sym("N");
         model = model
             .with_input_fact(
@@ -167,9 +188,8 @@ impl Session {
                 f32::fact(tract_onnx::tract_core::dims!(batch, info.features.len())).into(),
             )
             .map_err(|err| describe_tract_error(&err))?;
-        let typed = model
-            .into_optimized()
-            .map_err(|err| describe_tract_error(&err))?;
+        let (typed, footprint) =
+            budget::optimize(model, limits, &batch).map_err(|err| describe_tract_error(&err))?;
         let score_output = pick_score_output(&typed, info.task);
         let plan = typed
             .into_runnable()
@@ -184,12 +204,19 @@ impl Session {
                 plan,
                 info,
                 score_output,
+                rows_per_run: footprint.rows_per_run(RUN_BYTES),
+                footprint,
             }),
         })
     }
 
     pub fn info(&self) -> &ModelInfo {
         &self.inner.info
+    }
+
+    /// What the loaded model holds and costs per row.
+    pub fn footprint(&self) -> budget::Footprint {
+        self.inner.footprint
     }
 
     /// Predicts from a row-major `rows x features` matrix. Returns, per row, the class
@@ -205,6 +232,24 @@ impl Session {
         }
         if rows == 0 {
             return Ok(Vec::new());
+        }
+        // A large batch runs in parts, so the tensors of one run stay within RUN_BYTES.
+        let per_run = self.inner.rows_per_run;
+        if rows > per_run {
+            let mut scores = Vec::with_capacity(rows);
+            for (part, chunk) in data.chunks(per_run * features).enumerate() {
+                let part_rows = chunk.len() / features.max(1);
+                scores.extend(
+                    self.predict_matrix(part_rows, chunk.to_vec())
+                        .map_err(|err| match err {
+                            Error::Run(message) => {
+                                Error::Run(format!("rows from {}: {message}", part * per_run))
+                            }
+                            other => other,
+                        })?,
+                );
+            }
+            return Ok(scores);
         }
         let input = tract_ndarray::Array2::from_shape_vec((rows, features), data)
             .map_err(|err| Error::Input(err.to_string()))?;
@@ -304,6 +349,21 @@ impl Session {
         };
         Table::new(columns).map_err(|err| Error::Run(err.to_string()))
     }
+}
+
+/// The ONNX protobuf of `onnx`, read by a framework that ignores the file's declared
+/// intermediate shapes (tract derives them, so a file cannot make a tensor look smaller than it
+/// is), with what the protobuf alone shows beyond `limits` refused.
+pub fn parse(
+    onnx: &[u8],
+    limits: &budget::Limits,
+) -> Result<(tract_onnx::Onnx, ModelProto), Error> {
+    let framework = tract_onnx::onnx().with_ignore_value_info(true);
+    let proto = framework
+        .proto_model_for_read(&mut &onnx[..])
+        .map_err(|err| Error::Decode(format!("{err:#}")))?;
+    budget::prepass(&proto, limits).map_err(|err| Error::TooLarge(err.to_string()))?;
+    Ok((framework, proto))
 }
 
 /// The index of the largest score; the first one on ties, as numpy's argmax.

@@ -2,6 +2,12 @@
 //! with the anonymous (or `WFLOW_REGISTRY_USERNAME`/`WFLOW_REGISTRY_PASSWORD`) bearer-token
 //! flow public registries use.
 //!
+//! Credentials belong to the registries named in `WFLOW_REGISTRY_HOST` (comma-separated
+//! `host[:port]`): they are sent only to those, only over HTTPS (or to loopback), and to a
+//! token service only when it is one of those hosts too and is reached over HTTPS. A registry
+//! elsewhere that asks for them is told they were not sent, and why. A bearer token a registry
+//! gave is sent back only to that registry's own origin, never to a location on another host.
+//!
 //! Loopback registries (`localhost`, `127.*`, `[::1]`) and those listed in
 //! `WFLOW_INSECURE_REGISTRIES` (comma-separated `host:port`) are spoken to over plain HTTP, as
 //! other OCI tooling does; every other registry over HTTPS. Blocking: callers in async code run
@@ -45,7 +51,84 @@ pub struct Client {
     agent: ureq::Agent,
     /// Bearer tokens by (registry, scope).
     tokens: Mutex<HashMap<(String, String), String>>,
-    credentials: Option<(String, String)>,
+    credentials: Option<Credentials>,
+}
+
+/// A user name and password, and the registries they belong to.
+#[derive(Clone)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+    /// `host[:port]` of each registry (or token service) they may be sent to.
+    pub hosts: Vec<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("hosts", &self.hosts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Credentials {
+    /// From `WFLOW_REGISTRY_USERNAME`, `WFLOW_REGISTRY_PASSWORD` and `WFLOW_REGISTRY_HOST`.
+    pub fn from_env() -> Option<Credentials> {
+        let user = std::env::var("WFLOW_REGISTRY_USERNAME").ok()?;
+        let password = std::env::var("WFLOW_REGISTRY_PASSWORD").ok()?;
+        let hosts = std::env::var("WFLOW_REGISTRY_HOST")
+            .unwrap_or_default()
+            .split(',')
+            .map(|h| h.trim().to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect();
+        Some(Credentials {
+            user,
+            password,
+            hosts,
+        })
+    }
+
+    /// Whether they may go to `authority` (`host[:port]`) by `scheme`.
+    fn may_go_to(&self, scheme: &str, authority: &str) -> bool {
+        let authority = authority.to_ascii_lowercase();
+        self.hosts.contains(&authority) && (scheme == "https" || is_loopback(&authority))
+    }
+
+    fn basic(&self) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{}", self.user, self.password))
+        )
+    }
+}
+
+/// Whether `host[:port]` names this machine.
+fn is_loopback(authority: &str) -> bool {
+    let host = authority
+        .rsplit_once(':')
+        .map_or(authority, |(host, port)| {
+            if port.chars().all(|c| c.is_ascii_digit()) {
+                host
+            } else {
+                authority
+            }
+        });
+    host.eq_ignore_ascii_case("localhost")
+        || host == "[::1]"
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The scheme and `host[:port]` of a URL.
+fn origin_of(url: &str) -> Option<(&str, &str)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    // Userinfo would make the authority ambiguous: a URL with it is no registry's.
+    (!authority.contains('@')).then_some((scheme, authority))
 }
 
 impl Default for Client {
@@ -63,29 +146,23 @@ impl Client {
             .user_agent(concat!("wflow/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
-        let credentials = match (
-            std::env::var("WFLOW_REGISTRY_USERNAME"),
-            std::env::var("WFLOW_REGISTRY_PASSWORD"),
-        ) {
-            (Ok(user), Ok(password)) => Some((user, password)),
-            _ => None,
-        };
         Client {
             agent,
             tokens: Mutex::new(HashMap::new()),
+            credentials: Credentials::from_env(),
+        }
+    }
+
+    /// A client with these credentials (instead of the environment's).
+    pub fn with_credentials(credentials: Option<Credentials>) -> Client {
+        Client {
             credentials,
+            ..Client::new()
         }
     }
 
     fn base(registry: &str) -> String {
-        let host = registry.rsplit_once(':').map_or(registry, |(host, port)| {
-            if port.chars().all(|c| c.is_ascii_digit()) {
-                host
-            } else {
-                registry
-            }
-        });
-        let loopback = host == "localhost" || host.starts_with("127.") || host == "[::1]";
+        let loopback = is_loopback(registry);
         let insecure = std::env::var("WFLOW_INSECURE_REGISTRIES")
             .is_ok_and(|list| list.split(',').any(|entry| entry.trim() == registry));
         let scheme = if loopback || insecure {
@@ -123,7 +200,11 @@ impl Client {
             for (name, value) in headers {
                 builder = builder.header(*name, *value);
             }
-            if let Some(authorization) = &authorization {
+            // A token is the registry's: never sent to a location on another origin (an
+            // upload's Location may point anywhere).
+            if let Some(authorization) = &authorization
+                && origin_of(url) == origin_of(&Client::base(&reference.registry))
+            {
                 builder = builder.header("Authorization", authorization);
             }
             let unreachable = |message: String| RegistryError::Unreachable {
@@ -183,21 +264,32 @@ impl Client {
         challenge: &str,
         scope: &str,
     ) -> Result<String, RegistryError> {
-        let basic = || {
-            self.credentials.as_ref().map(|(user, password)| {
-                format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
-                )
+        let registry_url = Client::base(&reference.registry);
+        let (registry_scheme, registry_host) =
+            origin_of(&registry_url).expect("the registry's base URL has an origin");
+        let not_sent = |to: &str| {
+            RegistryError::Invalid(match &self.credentials {
+                None => format!(
+                    "{to} wants a user name and password: set WFLOW_REGISTRY_USERNAME and WFLOW_REGISTRY_PASSWORD, and WFLOW_REGISTRY_HOST={}",
+                    reference.registry
+                ),
+                Some(credentials) => format!(
+                    "{to} wants a user name and password, which were not sent: they go only to the hosts in WFLOW_REGISTRY_HOST ({}), over HTTPS or to loopback",
+                    if credentials.hosts.is_empty() {
+                        "none".to_string()
+                    } else {
+                        credentials.hosts.join(", ")
+                    }
+                ),
             })
         };
         if challenge.to_ascii_lowercase().starts_with("basic") {
-            return basic().ok_or_else(|| {
-                RegistryError::Invalid(format!(
-                    "the registry {} wants a user name and password: set WFLOW_REGISTRY_USERNAME and WFLOW_REGISTRY_PASSWORD",
-                    reference.registry
-                ))
-            });
+            return match &self.credentials {
+                Some(credentials) if credentials.may_go_to(registry_scheme, registry_host) => {
+                    Ok(credentials.basic())
+                }
+                _ => Err(not_sent(&format!("the registry {}", reference.registry))),
+            };
         }
         let params = parse_challenge(challenge);
         let realm = params.get("realm").ok_or_else(|| {
@@ -206,13 +298,34 @@ impl Client {
                 reference.registry
             ))
         })?;
+        let Some((realm_scheme, realm_host)) = origin_of(realm) else {
+            return Err(RegistryError::Invalid(format!(
+                "the registry {} names a token service that is not a URL: {realm:?}",
+                reference.registry
+            )));
+        };
+        if !matches!(realm_scheme, "https" | "http") {
+            return Err(RegistryError::Invalid(format!(
+                "the registry {} names a token service that is not HTTP(S): {realm:?}",
+                reference.registry
+            )));
+        }
         let mut url = format!("{realm}?scope={}", encode(scope));
         if let Some(service) = params.get("service") {
             url.push_str(&format!("&service={}", encode(service)));
         }
         let mut request = self.agent.get(&url);
-        if let Some(basic) = basic() {
-            request = request.header("Authorization", &basic);
+        // Anonymous tokens need no credentials; the credentials go to the token service only
+        // when it is one of their hosts (or the registry itself).
+        let mut sent_credentials = false;
+        if let Some(credentials) = &self.credentials
+            && credentials.may_go_to(registry_scheme, registry_host)
+            && (realm_host.eq_ignore_ascii_case(registry_host)
+                || credentials.hosts.contains(&realm_host.to_ascii_lowercase()))
+            && (realm_scheme == "https" || is_loopback(realm_host))
+        {
+            request = request.header("Authorization", &credentials.basic());
+            sent_credentials = true;
         }
         let mut response = request.call().map_err(|e| RegistryError::Unreachable {
             registry: reference.registry.clone(),
@@ -225,6 +338,9 @@ impl Client {
             .limit(1 << 20)
             .read_to_vec()
             .unwrap_or_default();
+        if status == 401 && !sent_credentials {
+            return Err(not_sent(&format!("the token service {realm}")));
+        }
         if status != 200 {
             return Err(RegistryError::Status {
                 what: format!("token for {scope} from {realm}"),
@@ -444,6 +560,111 @@ mod tests {
         assert_eq!(params["realm"], "https://auth.example/token");
         assert_eq!(params["service"], "registry.example");
         assert_eq!(params["scope"], "repository:a/b:pull");
+    }
+
+    /// A server on `host` that records the `Authorization` header of every request and answers
+    /// each with `answer(path)` (a status line and headers, without the blank line).
+    fn recording_server(
+        host: &str,
+        answer: impl Fn(&str) -> String + Send + 'static,
+    ) -> (String, std::sync::Arc<Mutex<Vec<String>>>) {
+        use std::io::{BufRead, Write};
+        let listener = std::net::TcpListener::bind((host, 0)).unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let seen = std::sync::Arc::new(Mutex::new(Vec::new()));
+        let recorded = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                let _ = reader.read_line(&mut line);
+                let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+                loop {
+                    line.clear();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    if let Some(value) = line.to_ascii_lowercase().strip_prefix("authorization:") {
+                        recorded.lock().unwrap().push(value.trim().to_string());
+                    }
+                }
+                let _ = write!(
+                    stream,
+                    "{}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                    answer(&path)
+                );
+            }
+        });
+        (address, seen)
+    }
+
+    fn credentials(hosts: &[&str]) -> Option<Credentials> {
+        Some(Credentials {
+            user: "user".into(),
+            password: "password".into(),
+            hosts: hosts.iter().map(|h| h.to_string()).collect(),
+        })
+    }
+
+    fn reference(registry: &str) -> Reference {
+        Reference::parse(&format!("oci://{registry}/team/plugin:1")).unwrap()
+    }
+
+    #[test]
+    fn credentials_go_only_to_their_own_registry() {
+        // A registry that is not theirs asks for a password: it does not get it.
+        let (registry, seen) = recording_server("127.0.0.1", |_| {
+            "HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Basic realm=\"r\"".into()
+        });
+        let client = Client::with_credentials(credentials(&["registry.example"]));
+        let err = client.manifest(&reference(&registry)).unwrap_err();
+        assert!(err.to_string().contains("which were not sent"), "{err}");
+        assert!(
+            seen.lock().unwrap().is_empty(),
+            "{:?}",
+            seen.lock().unwrap()
+        );
+        // Their own registry does.
+        let client = Client::with_credentials(credentials(&[&registry]));
+        let _ = client.manifest(&reference(&registry));
+        assert_eq!(
+            seen.lock().unwrap().as_slice(),
+            ["basic dxnlcjpwyxnzd29yza=="],
+            "user:password, once"
+        );
+    }
+
+    #[test]
+    fn a_token_service_on_another_host_gets_no_credentials() {
+        let (realm_host, realm_seen) =
+            recording_server("127.0.0.2", |_| "HTTP/1.1 401 Unauthorized".into());
+        let realm = format!("http://{realm_host}/token");
+        let (registry, _) = recording_server("127.0.0.1", move |_| {
+            format!(
+                "HTTP/1.1 401 Unauthorized\r\nwww-authenticate: Bearer realm=\"{realm}\",service=\"x\""
+            )
+        });
+        let client = Client::with_credentials(credentials(&[&registry]));
+        let err = client.manifest(&reference(&registry)).unwrap_err();
+        assert!(err.to_string().contains("token service"), "{err}");
+        assert!(realm_seen.lock().unwrap().is_empty());
+        // Listed too, it gets them.
+        let client = Client::with_credentials(credentials(&[&registry, &realm_host]));
+        let _ = client.manifest(&reference(&registry));
+        assert_eq!(realm_seen.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn origins_are_read_without_userinfo_tricks() {
+        assert_eq!(
+            origin_of("https://reg.example:443/v2/x?y"),
+            Some(("https", "reg.example:443"))
+        );
+        assert_eq!(origin_of("https://reg.example@evil.example/v2"), None);
+        assert_eq!(origin_of("not a url"), None);
+        assert!(is_loopback("127.0.0.1:5000") && is_loopback("localhost"));
+        assert!(!is_loopback("127.example.com"));
     }
 
     #[test]

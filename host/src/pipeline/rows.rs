@@ -183,12 +183,18 @@ pub fn from_records(inputs: &[RawInput], records: &[Value]) -> Result<Table, Row
             })?;
             column.push(row, value)?;
         }
-        if let Some(extra) = record.keys().find(|k| !built.iter().any(|c| &c.name == *k)) {
-            return Err(RowError::new(
-                extra,
-                Some(row),
-                "is in this record but not in the first one",
-            ));
+        // Every column of the first record was found in this one, so it has another exactly
+        // when it has more keys; only then is it looked for (in a set, not a scan per key).
+        if record.len() > built.len() {
+            let known: std::collections::HashSet<&str> =
+                built.iter().map(|c| c.name.as_str()).collect();
+            if let Some(extra) = record.keys().find(|k| !known.contains(k.as_str())) {
+                return Err(RowError::new(
+                    extra,
+                    Some(row),
+                    "is in this record but not in the first one",
+                ));
+            }
         }
     }
     table(built)

@@ -8,6 +8,11 @@
 //! rewritten. Writes are atomic (temporary file, then rename), so a crash mid-write leaves no
 //! torn entry. The cache never makes a load fail: if the directory is unusable, plugins are
 //! simply compiled every time.
+//!
+//! A compiled entry is native code that runs in the process, so the file's name is not taken
+//! on trust: an entry is used only when this user owns it and nobody else may write it (the
+//! directory is made private to the user), and when its header names the component it was
+//! compiled from, so an entry renamed or copied under another component's name is a miss.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::io::Write;
@@ -15,6 +20,50 @@ use std::path::{Path, PathBuf};
 
 use wasmtime::Engine;
 use wasmtime::component::Component;
+
+/// What every entry starts with, before the digest of its component.
+const MAGIC: &str = "wflow compiled component v1 ";
+
+/// Creates the directory (and its parents) so that only this user may use it.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
+}
+
+/// Whether an entry may be run: this user's, and writable by nobody else.
+fn trusted(entry: &Path) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let metadata = std::fs::symlink_metadata(entry).map_err(|e| e.to_string())?;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if !metadata.is_file() {
+            return Err("not a plain file".into());
+        }
+        if metadata.uid() != me {
+            return Err(format!("owned by user {}, not this one", metadata.uid()));
+        }
+        if metadata.mode() & 0o022 != 0 {
+            return Err(format!(
+                "writable by others (mode {:o})",
+                metadata.mode() & 0o777
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = entry;
+    Ok(())
+}
 
 /// How a component was obtained.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,6 +95,11 @@ impl CompiledCache {
         &self.dir
     }
 
+    /// The header an entry of `digest` starts with.
+    fn header(digest: &str) -> Vec<u8> {
+        format!("{MAGIC}{digest}\n").into_bytes()
+    }
+
     fn entry(&self, engine: &Engine, digest: &str) -> PathBuf {
         let mut hasher = DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
@@ -63,11 +117,22 @@ impl CompiledCache {
         let entry = self.entry(engine, digest);
         // The entry is read into memory rather than mapped: a mapped file that someone
         // truncates or rewrites in place would crash the process with SIGBUS.
-        if let Ok(bytes) = std::fs::read(&entry) {
-            // SAFETY: the bytes come from our own cache directory, written by `store` below from
-            // `Component::serialize`; wasmtime checks their header, version and engine
+        let header = CompiledCache::header(digest);
+        let read = trusted(&entry).and_then(|()| std::fs::read(&entry).map_err(|e| e.to_string()));
+        match &read {
+            Err(why) if std::fs::metadata(&entry).is_ok() => {
+                tracing::warn!(entry = %entry.display(), why, "compiled-cache entry not used")
+            }
+            _ => {}
+        }
+        if let Ok(bytes) = read
+            && let Some(compiled) = bytes.strip_prefix(header.as_slice())
+        {
+            // SAFETY: the bytes come from a file of this user that nobody else may write, in
+            // the cache directory, written by `store` below from `Component::serialize` for this
+            // very component (its header says so); wasmtime checks their version and engine
             // configuration before using them, and any error is treated as a miss.
-            match unsafe { Component::deserialize(engine, &bytes) } {
+            match unsafe { Component::deserialize(engine, compiled) } {
                 Ok(component) => return Ok((component, CacheOutcome::Hit)),
                 Err(err) => {
                     tracing::debug!(entry = %entry.display(), error = %err, "unusable compiled-cache entry, recompiling")
@@ -75,18 +140,19 @@ impl CompiledCache {
             }
         }
         let component = Component::new(engine, wasm)?;
-        if let Err(err) = self.store(&entry, &component) {
+        if let Err(err) = self.store(&entry, digest, &component) {
             tracing::debug!(dir = %self.dir.display(), error = %err, "cannot write the compiled-code cache");
         }
         Ok((component, CacheOutcome::Compiled))
     }
 
-    fn store(&self, entry: &Path, component: &Component) -> anyhow::Result<()> {
+    fn store(&self, entry: &Path, digest: &str, component: &Component) -> anyhow::Result<()> {
         let bytes = component
             .serialize()
             .map_err(|err| anyhow::anyhow!("{err:#}"))?;
-        std::fs::create_dir_all(&self.dir)?;
+        private_dir(&self.dir)?;
         let mut file = tempfile::NamedTempFile::new_in(&self.dir)?;
+        file.write_all(&CompiledCache::header(digest))?;
         file.write_all(&bytes)?;
         file.as_file().sync_all()?;
         file.persist(entry)?;

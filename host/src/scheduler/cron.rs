@@ -1,29 +1,31 @@
 //! Cron slots: when a schedule fires next, and which slots were missed while the daemon was
 //! down, under a catch-up policy. Times are milliseconds since the Unix epoch; the schedule is
-//! read in its time zone (so `0 2 * * *` in Europe/Paris follows daylight saving time). Pure
-//! functions of their arguments: the clock is the caller's.
+//! read as crontab reads it, in its time zone (see `workflow::cron` for the grammar and for
+//! daylight saving time). Pure functions of their arguments: the clock is the caller's.
 
-use std::str::FromStr;
-
-use chrono::{TimeZone, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::workflow::CatchUp;
+use crate::workflow::cron::Cron;
+
+/// The version of the cron reading a trigger's stored state was written under. States without
+/// it were written when weekdays were numbered from 1 = Sunday: their slots are recomputed.
+pub const STATE_VERSION: u64 = 2;
 
 /// A parsed schedule in its time zone.
 #[derive(Clone, Debug)]
 pub struct CronSchedule {
-    schedule: cron::Schedule,
+    cron: Cron,
     zone: Tz,
 }
 
 impl CronSchedule {
-    /// `schedule` in the 6-7 field form (seconds first) and an IANA zone; both were checked
-    /// when the workflow was parsed, so an error here names what is wrong anyway.
-    pub fn new(schedule: &str, zone: &str) -> Result<CronSchedule, String> {
+    /// `cron` in the IANA zone `zone` (checked when the workflow was parsed; an error here
+    /// names it anyway).
+    pub fn new(cron: &Cron, zone: &str) -> Result<CronSchedule, String> {
         Ok(CronSchedule {
-            schedule: cron::Schedule::from_str(schedule)
-                .map_err(|err| format!("cron `{schedule}`: {err}"))?,
+            cron: cron.clone(),
             zone: zone
                 .parse()
                 .map_err(|_| format!("unknown time zone `{zone}`"))?,
@@ -32,15 +34,39 @@ impl CronSchedule {
 
     /// The first slot strictly after `after_ms`.
     pub fn next_after(&self, after_ms: u64) -> Option<u64> {
-        let after = self.zone.from_utc_datetime(
-            &Utc.timestamp_millis_opt(after_ms as i64)
-                .single()?
-                .naive_utc(),
-        );
-        self.schedule
-            .after(&after)
-            .next()
-            .map(|slot| slot.timestamp_millis() as u64)
+        let after = DateTime::<Utc>::from_timestamp_millis(i64::try_from(after_ms).ok()?)?;
+        self.cron
+            .next_after(after, self.zone)
+            .and_then(|slot| u64::try_from(slot.timestamp_millis()).ok())
+    }
+
+    /// The latest slot at or before `at_ms`, within a year: what a trigger whose schedule was
+    /// reread counts as taken. Looked for in windows that grow from two seconds to a year, so
+    /// a dense schedule is not walked slot by slot over the year.
+    pub fn latest_at_or_before(&self, at_ms: u64) -> Option<u64> {
+        const SECOND: u64 = 1000;
+        for window in [
+            2 * SECOND,
+            120 * SECOND,
+            2 * 3600 * SECOND,
+            2 * 86_400 * SECOND,
+            64 * 86_400 * SECOND,
+            367 * 86_400 * SECOND,
+        ] {
+            let mut latest = None;
+            let mut from = at_ms.saturating_sub(window);
+            while let Some(slot) = self.next_after(from) {
+                if slot > at_ms {
+                    break;
+                }
+                latest = Some(slot);
+                from = slot;
+            }
+            if latest.is_some() {
+                return latest;
+            }
+        }
+        None
     }
 
     /// The slots in `(after_ms, until_ms]`, oldest first, at most `limit` (the latest ones).
@@ -84,6 +110,10 @@ pub fn catch_up(
 mod tests {
     use super::*;
 
+    fn schedule(expression: &str, zone: &str) -> CronSchedule {
+        CronSchedule::new(&crate::workflow::cron::parse(expression).unwrap(), zone).unwrap()
+    }
+
     fn ms(text: &str) -> u64 {
         chrono::DateTime::parse_from_rfc3339(text)
             .unwrap()
@@ -92,7 +122,7 @@ mod tests {
 
     #[test]
     fn slots_follow_the_time_zone_and_its_daylight_saving_time() {
-        let nightly = CronSchedule::new("0 0 2 * * *", "Europe/Paris").unwrap();
+        let nightly = schedule("0 2 * * *", "Europe/Paris");
         // 02:00 in Paris is 00:00 UTC in summer and 01:00 UTC in winter.
         assert_eq!(
             nightly.next_after(ms("2026-07-01T12:00:00Z")),
@@ -102,18 +132,41 @@ mod tests {
             nightly.next_after(ms("2026-12-01T12:00:00Z")),
             Some(ms("2026-12-02T01:00:00Z"))
         );
-        let utc = CronSchedule::new("0 */15 * * * *", "UTC").unwrap();
+        let utc = schedule("*/15 * * * *", "UTC");
         assert_eq!(
             utc.next_after(ms("2026-12-02T10:15:00Z")),
             Some(ms("2026-12-02T10:30:00Z")),
             "strictly after"
         );
-        assert!(CronSchedule::new("0 0 2 * * *", "Nowhere/City").is_err());
+        assert!(
+            CronSchedule::new(
+                &crate::workflow::cron::parse("0 2 * * *").unwrap(),
+                "Nowhere/City"
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn the_latest_slot_is_found_for_dense_and_sparse_schedules() {
+        let now = ms("2026-12-08T10:17:30Z");
+        assert_eq!(
+            schedule("* * * * * *", "UTC").latest_at_or_before(now),
+            Some(now)
+        );
+        assert_eq!(
+            schedule("0 9 * * 1", "UTC").latest_at_or_before(now),
+            Some(ms("2026-12-07T09:00:00Z"))
+        );
+        assert_eq!(
+            schedule("@yearly", "UTC").latest_at_or_before(now),
+            Some(ms("2026-01-01T00:00:00Z"))
+        );
     }
 
     #[test]
     fn missed_slots_are_caught_up_by_policy_and_bounded() {
-        let hourly = CronSchedule::new("0 0 * * * *", "UTC").unwrap();
+        let hourly = schedule("0 * * * *", "UTC");
         let last = ms("2026-12-02T00:00:00Z");
         let now = ms("2026-12-02T05:30:00Z");
         let (none, moved) = catch_up(&hourly, last, now, CatchUp::None, 100);

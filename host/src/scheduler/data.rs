@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
+use crate::serve::feedback::LabelledRow;
+
 /// What a files trigger consumed: file path -> `size:modified` fingerprint.
 pub type Seen = BTreeMap<String, String>;
 
@@ -123,7 +125,7 @@ pub fn write_labelled(
     append: bool,
     features: &[String],
     target: &str,
-    rows: &[(Vec<String>, serde_json::Value)],
+    rows: &[LabelledRow],
     into: &Path,
 ) -> Result<PathBuf, String> {
     let original = std::fs::read_to_string(dataset)
@@ -158,7 +160,12 @@ pub fn write_labelled(
         .map(|column| features.iter().position(|f| f == column))
         .collect();
     let mut writer = csv::Writer::from_writer(out);
-    for (values, truth) in rows {
+    for LabelledRow {
+        cells: values,
+        truth,
+        ..
+    } in rows
+    {
         let record: Vec<String> = header
             .iter()
             .zip(&position)
@@ -220,10 +227,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let dataset = dir.path().join("data.csv");
         std::fs::write(&dataset, "id,b,a,label\n7,1.5,2.5,yes\n").unwrap();
-        let rows = vec![(
-            vec!["10".to_string(), "20".to_string()],
-            serde_json::json!("no"),
-        )];
+        let rows = vec![LabelledRow {
+            cells: vec!["10".to_string(), "20".to_string()],
+            truth: serde_json::json!("no"),
+            trusted: true,
+        }];
         let features = vec!["a".to_string(), "b".to_string()];
         let replaced = write_labelled(
             &dataset,

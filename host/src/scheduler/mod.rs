@@ -179,6 +179,9 @@ struct State {
     fired: HashMap<(String, String), Millis>,
     /// Drift reports and champion versions already acted on, per (workflow, trigger).
     handled: HashMap<(String, String), String>,
+    /// Drift reports and champion versions whose wait for rows sent with a credential was
+    /// reported, per (workflow, trigger), so it is reported once.
+    waiting: HashMap<(String, String), String>,
 }
 
 /// The daemon's workflows, triggers and runs.
@@ -1152,14 +1155,39 @@ impl Scheduler {
                     let Ok(parsed) = cron::CronSchedule::new(schedule, timezone) else {
                         continue;
                     };
-                    let key = (name.clone(), trigger.name.clone(), schedule.clone());
+                    let key = (name.clone(), trigger.name.clone(), schedule.to_string());
                     let cursor = match cursors.get(&key) {
                         Some(&cursor) => cursor,
                         None => {
                             // First sight in this process: catch up from the recorded slot.
                             let state = self.trigger_state(&name, &trigger.name);
-                            let cursor = match state.get("slot").and_then(|s| s.as_u64()) {
+                            let slot = state.get("slot").and_then(|s| s.as_u64());
+                            let reread = state.get("cron").and_then(|v| v.as_u64())
+                                != Some(cron::STATE_VERSION);
+                            let cursor = match slot {
                                 None => now_ms,
+                                // Taken when weekdays were numbered from 1 = Sunday: the
+                                // slots between then and now were another schedule's, so none
+                                // is caught up; the schedule goes on from now as crontab reads
+                                // it.
+                                Some(last) if reread && schedule.weekdays_restricted() => {
+                                    let latest = parsed.latest_at_or_before(now_ms).unwrap_or(last);
+                                    let mut state = state.clone();
+                                    state["slot"] = serde_json::json!(latest.max(last));
+                                    state["cron"] = serde_json::json!(cron::STATE_VERSION);
+                                    let _ =
+                                        self.store.set_trigger_state(&name, &trigger.name, &state);
+                                    self.event(
+                                        &name,
+                                        None,
+                                        "trigger-reread",
+                                        format!(
+                                            "cron trigger `{}`: `{}` is now read as crontab reads it (weekdays 0-7, 0 and 7 Sunday); it goes on from now without catching up",
+                                            trigger.name, schedule
+                                        ),
+                                    );
+                                    latest.max(last)
+                                }
                                 Some(last) => {
                                     let (missed, latest) = cron::catch_up(
                                         &parsed,
@@ -1177,6 +1205,7 @@ impl Scheduler {
                                         // Skipped by the policy: recorded as handled.
                                         let mut state = state.clone();
                                         state["slot"] = serde_json::json!(latest);
+                                        state["cron"] = serde_json::json!(cron::STATE_VERSION);
                                         let _ = self.store.set_trigger_state(
                                             &name,
                                             &trigger.name,
@@ -1222,6 +1251,7 @@ impl Scheduler {
     ) {
         let mut state = self.trigger_state(workflow, &trigger.name);
         state["slot"] = serde_json::json!(slot);
+        state["cron"] = serde_json::json!(cron::STATE_VERSION);
         let time = chrono::DateTime::<chrono::Utc>::from_timestamp_millis(slot as i64)
             .map(|t| t.to_rfc3339())
             .unwrap_or_default();
@@ -1428,10 +1458,40 @@ impl Scheduler {
         if !self.cooled_down(name, trigger, now()) {
             return;
         }
-        let Some((features, labelled)) = self.server.labelled(model) else {
+        let Some((features, mut labelled)) = self.server.labelled(model) else {
             return;
         };
+        // A retrain whose training data and holdout would both be traffic learns only from
+        // rows sent with a credential: anonymous callers can shift what the model sees (and so
+        // set off a drift check) but cannot choose what it is retrained and judged on. Appended
+        // rows are judged beside the dataset's own.
+        let sent = labelled.rows.len();
+        if !data.append {
+            labelled.rows.retain(|row| row.trusted);
+        }
         if labelled.rows.len() < data.min_rows {
+            // Said once per drift report (or decayed version), not at every look.
+            if lock(&self.state).waiting.insert(key.clone(), mark.clone()) != Some(mark.clone()) {
+                let held = if sent > labelled.rows.len() {
+                    format!(
+                        "only {} of the {sent} labelled rows were sent with a credential, and `data = \"replace\"` retrains on those alone",
+                        labelled.rows.len()
+                    )
+                } else {
+                    format!("only {sent} labelled rows are there")
+                };
+                self.event(
+                    name,
+                    None,
+                    "trigger-waiting",
+                    format!(
+                        "{} trigger `{}`: {what}, but {held} (it needs {})",
+                        trigger.kind.name(),
+                        trigger.name,
+                        data.min_rows
+                    ),
+                );
+            }
             return;
         }
         let Some(dataset) = workflow.dataset(&data.dataset) else {

@@ -25,18 +25,19 @@ pub fn split<'a>(body: &'a [u8], header_length: &str) -> Result<(&'a [u8], &'a [
     Ok(body.split_at(length))
 }
 
-/// Reads one input's tensor from `bytes` (exactly its binary part).
+/// Reads one input's tensor from `bytes` (exactly its binary part). Nothing is allocated for
+/// more elements than `bytes` can hold, whatever the shape declares.
 pub fn decode_input(input: &RequestInput, bytes: &[u8]) -> Result<NamedTensor, String> {
     let name = &input.name;
-    let shape = input_shape(input)?;
-    let count: usize = shape.iter().product();
+    let (shape, count) = input_shape(input)?;
     let sized = |width: usize| -> Result<std::slice::ChunksExact<'_, u8>, String> {
-        if bytes.len() != count * width {
+        let needed = count.checked_mul(width);
+        if needed != Some(bytes.len()) {
             return Err(format!(
                 "input `{name}`: shape {:?} of {} needs {} bytes of binary data, got {}",
                 input.shape,
                 input.datatype,
-                count * width,
+                needed.map_or_else(|| "more".to_string(), |n| n.to_string()),
                 bytes.len()
             ));
         }
@@ -94,6 +95,15 @@ pub fn decode_input(input: &RequestInput, bytes: &[u8]) -> Result<NamedTensor, S
 }
 
 fn read_strings(name: &str, mut bytes: &[u8], count: usize) -> Result<Vec<String>, String> {
+    // Each element takes at least its 4-byte length: a count the bytes cannot hold is refused
+    // before anything is reserved for it.
+    if count > bytes.len() / 4 {
+        return Err(format!(
+            "input `{name}`: {count} BYTES elements need at least {} bytes of binary data, got {}",
+            count.saturating_mul(4),
+            bytes.len()
+        ));
+    }
     let mut out = Vec::with_capacity(count);
     for element in 0..count {
         let truncated = || format!("input `{name}`: BYTES element {element} is cut short");
@@ -192,6 +202,15 @@ mod tests {
         assert!(err.contains("cut short"), "{err}");
         let err = decode_input(&input("FP16", vec![1]), &[0, 0]).unwrap_err();
         assert!(err.contains("unsupported datatype `FP16`"), "{err}");
+        // A 128-byte request declaring 10^16 strings is refused before any reservation.
+        let err = decode_input(&input("BYTES", vec![10_000_000_000_000_000]), &[0; 8]).unwrap_err();
+        assert!(
+            err.contains("need at least 40000000000000000 bytes"),
+            "{err}"
+        );
+        // A product that wraps around (2^62 x 4 bytes = 0 mod 2^64) does not pass as 0 bytes.
+        let err = decode_input(&input("FP32", vec![1 << 62]), &[]).unwrap_err();
+        assert!(err.contains("needs more bytes"), "{err}");
         assert!(split(b"{}", "3").unwrap_err().contains("body has 2 bytes"));
         assert!(split(b"{}", "x").is_err());
         let (json, rest) = split(b"{}abc", "2").unwrap();

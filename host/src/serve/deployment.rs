@@ -238,6 +238,11 @@ pub struct Challenger {
     share: AtomicU32,
     /// When the current step began, and the challenger's requests then.
     step_began: Mutex<(Instant, u64)>,
+    /// When it was deployed: a canary is promoted only once the policy's minimum duration has
+    /// passed since, however fast its requests came.
+    deployed: Instant,
+    /// Set once a hold of its progress has been reported, so the event is emitted once.
+    hold_reported: AtomicBool,
     pub stats: ArmStats,
     shadow: Mutex<ShadowComparison>,
     dropped: AtomicU64,
@@ -247,6 +252,10 @@ pub struct Challenger {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Verdict {
     Hold,
+    /// The canary would move on but may not, for this reason (reported once).
+    Held {
+        reason: String,
+    },
     /// Move the canary to its next step.
     Step {
         percent: u8,
@@ -343,6 +352,8 @@ impl Deployment {
             steps,
             step: AtomicUsize::new(0),
             step_began: Mutex::new((Instant::now(), 0)),
+            deployed: Instant::now(),
+            hold_reported: AtomicBool::new(false),
             stats: ArmStats::default(),
             shadow: Mutex::new(ShadowComparison::default()),
             dropped: AtomicU64::new(0),
@@ -472,6 +483,11 @@ impl Deployment {
         {
             return Verdict::Rollback { reason };
         }
+        // Live inputs unlike the challenger's own training data: more traffic on it would be
+        // a guess, whatever its error rate says.
+        if let Some(reason) = drifted(&challenger.model) {
+            return Verdict::Held { reason };
+        }
         let percent = challenger.steps[step];
         match challenger.steps.get(step + 1) {
             Some(&next) => Verdict::Step {
@@ -485,6 +501,11 @@ impl Deployment {
                     show(theirs.p50),
                 ),
             },
+            None if rollout.auto_promote
+                && now.duration_since(challenger.deployed) < rollout.min_duration =>
+            {
+                Verdict::Hold
+            }
             None if rollout.auto_promote => Verdict::Promote {
                 reason: format!(
                     "canary healthy through {} over {} requests (error rate {:.2}% vs the champion's {:.2}%, median latency {} vs {})",
@@ -517,6 +538,13 @@ impl Deployment {
             Some(reason) => Verdict::Rollback { reason },
             None => Verdict::Hold,
         }
+    }
+
+    /// Claims the report of a hold: true for the first caller of a challenger's deployment.
+    pub fn report_hold(&self) -> bool {
+        self.challenger
+            .as_ref()
+            .is_some_and(|c| !c.hold_reported.swap(true, Ordering::AcqRel))
     }
 
     /// Moves the canary to its next step (when it still is at `from`'s step).
@@ -659,6 +687,23 @@ impl Deployment {
     }
 }
 
+/// Why a version's latest drift check holds its rollout, if it does.
+fn drifted(model: &ServedModel) -> Option<String> {
+    let report = model.monitor.last()?;
+    match &report.result {
+        super::monitor::DriftResult::Checked {
+            drifted: true,
+            drift_share,
+            ..
+        } => Some(format!(
+            "v{}'s live inputs drifted from its training data ({:.0}% of features at the latest check)",
+            model.version,
+            drift_share * 100.0
+        )),
+        _ => None,
+    }
+}
+
 /// A duration for people: `640us`, `3.2ms`, `1.5s`.
 fn show(d: Duration) -> String {
     let micros = d.as_secs_f64() * 1e6;
@@ -744,31 +789,68 @@ mod tests {
     #[test]
     fn a_healthy_canary_ramps_through_its_steps_then_is_promoted() {
         let deployment = canary(
-            "[rollout]\ncanary_steps = [10, 25, 50]\nstep_requests = 20\n[rollback]\nmin_requests = 20",
+            "[rollout]\ncanary_steps = [10, 25, 50]\nstep_requests = 20\nmin_duration = \"10m\"\n[rollback]\nmin_requests = 20",
             Some(5),
         );
         let none = || None;
         let mut seen = Vec::new();
+        // However fast its requests come, the canary is not promoted before its minimum
+        // duration: with the clock at the start, the last step holds.
+        let start = Instant::now();
         for _ in 0..200 {
             deployment.record(Arm::Champion, true, Duration::from_micros(100));
             deployment.record(Arm::Challenger, true, Duration::from_micros(110));
-            match deployment.review(Instant::now(), &none) {
+            match deployment.review(start, &none) {
                 Verdict::Hold => {}
                 Verdict::Step { percent, .. } => {
                     assert!(deployment.advance(percent));
                     seen.push(percent);
                 }
-                Verdict::Promote { reason } => {
-                    assert!(reason.contains("5%, 10%, 25%, 50%"), "{reason}");
-                    assert!(deployment.conclude());
-                    assert!(!deployment.conclude(), "a promotion is applied once");
-                    break;
-                }
-                Verdict::Rollback { reason } => panic!("{reason}"),
+                other => panic!("{other:?}"),
             }
         }
         assert_eq!(seen, vec![10, 25, 50]);
+        // Ten minutes later it is.
+        match deployment.review(start + Duration::from_secs(601), &none) {
+            Verdict::Promote { reason } => {
+                assert!(reason.contains("5%, 10%, 25%, 50%"), "{reason}");
+                assert!(deployment.conclude());
+                assert!(!deployment.conclude(), "a promotion is applied once");
+            }
+            other => panic!("{other:?}"),
+        }
         assert_eq!(deployment.route(None), Route::To(Arm::Champion));
+    }
+
+    #[test]
+    fn drift_on_the_challengers_inputs_holds_its_rollout() {
+        let deployment = canary(
+            "[rollout]\ncanary_steps = [10, 50]\nstep_requests = 5\nmin_duration = \"0s\"\n[rollback]\nmin_requests = 5",
+            None,
+        );
+        let challenger = deployment.challenger.as_ref().unwrap();
+        challenger
+            .model
+            .monitor
+            .finish_check(crate::serve::monitor::DriftReport {
+                at: 0,
+                rows: 100,
+                result: crate::serve::monitor::DriftResult::Checked {
+                    drifted: true,
+                    drift_share: 0.5,
+                    features: Vec::new(),
+                },
+            });
+        for _ in 0..10 {
+            deployment.record(Arm::Champion, true, Duration::from_micros(100));
+            deployment.record(Arm::Challenger, true, Duration::from_micros(100));
+        }
+        match deployment.review(Instant::now(), &|| None) {
+            Verdict::Held { reason } => assert!(reason.contains("drifted"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(deployment.report_hold());
+        assert!(!deployment.report_hold(), "reported once");
     }
 
     #[test]

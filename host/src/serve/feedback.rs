@@ -1,26 +1,49 @@
 //! Ground truth that arrives after the prediction: requests that carry an `id` have their
-//! predictions remembered (a bounded number of requests, oldest forgotten first); feedback names
-//! the request and gives the true labels or values, and live quality per model version is
-//! computed over a sliding window of the latest matched rows.
+//! predictions (and rows) remembered; feedback names the request and gives the true labels or
+//! values, and live quality per model version is computed over a sliding window of the latest
+//! matched rows.
+//!
+//! Everything kept here came from callers, so it is bounded in bytes, not in entries: the
+//! remembered requests of a model take at most [`REMEMBERED_BYTES`] (the oldest forgotten
+//! first) and its labelled rows at most [`LABELLED_BYTES`]. Rows are kept as one text buffer
+//! per request, not a string per cell. An id already waiting for its feedback keeps its first
+//! request: a later request cannot replace the rows that truth will be matched with. Each
+//! labelled row remembers whether its rows came from a caller with a credential, so a retrain
+//! can refuse to learn only from anonymous traffic.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 
 use super::model::{Data, NamedTensor};
 
-/// Requests whose predictions are remembered, per model.
-pub const REMEMBERED_REQUESTS: usize = 100_000;
+/// Bytes of remembered requests (their predictions and rows) kept per model.
+pub const REMEMBERED_BYTES: usize = 64 << 20;
 /// Matched rows the live quality of a version is computed over.
 pub const QUALITY_WINDOW: usize = 1_000;
 /// Labelled rows (a request's features with the truth that came back) kept per model, the
-/// recent data a retraining can be given.
+/// recent data a retraining can be given, at most.
 pub const LABELLED_ROWS: usize = 20_000;
+/// Bytes of labelled rows kept per model.
+pub const LABELLED_BYTES: usize = 64 << 20;
+/// The longest class label accepted as truth.
+pub const MAX_LABEL_BYTES: usize = 256;
 
 /// What a model predicted for one row.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Prediction {
     Label(String),
     Value(f64),
+}
+
+impl Prediction {
+    /// What it costs to keep, roughly.
+    fn bytes(&self) -> usize {
+        std::mem::size_of::<Prediction>()
+            + match self {
+                Prediction::Label(label) => label.len(),
+                Prediction::Value(_) => 0,
+            }
+    }
 }
 
 /// The predictions a model answered, read from its outputs: the `label` output of a
@@ -43,6 +66,50 @@ pub fn predictions(outputs: &[NamedTensor]) -> Option<Vec<Prediction>> {
     })
 }
 
+/// Rows of cells (CSV text, empty for a null), `width` cells a row, in one buffer.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Cells {
+    width: usize,
+    text: String,
+    /// Where each cell ends in `text`.
+    ends: Vec<usize>,
+}
+
+impl Cells {
+    /// An empty set of rows of `width` cells.
+    pub fn new(width: usize) -> Cells {
+        Cells {
+            width,
+            ..Cells::default()
+        }
+    }
+
+    /// Appends one cell; rows fill up `width` cells at a time.
+    pub fn push(&mut self, cell: &str) {
+        self.text.push_str(cell);
+        self.ends.push(self.text.len());
+    }
+
+    /// The number of complete rows.
+    pub fn rows(&self) -> usize {
+        self.ends.len().checked_div(self.width).unwrap_or(0)
+    }
+
+    /// Row `row`'s cells.
+    pub fn row(&self, row: usize) -> impl Iterator<Item = &str> {
+        let first = row * self.width;
+        (first..first + self.width).map(move |cell| {
+            let start = if cell == 0 { 0 } else { self.ends[cell - 1] };
+            &self.text[start..self.ends[cell]]
+        })
+    }
+
+    /// What they cost to keep, roughly.
+    pub fn bytes(&self) -> usize {
+        self.text.capacity() + self.ends.capacity() * std::mem::size_of::<usize>()
+    }
+}
+
 /// Live quality of one version.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct Quality {
@@ -60,43 +127,102 @@ pub struct Quality {
     pub mae: Option<f64>,
 }
 
+/// A request waiting for its truth.
+struct Remembered {
+    /// The versions that answered it (the first answered the caller; a shadow may have
+    /// answered a copy) with their predictions.
+    answers: Vec<(String, Vec<Prediction>)>,
+    /// Its rows: the features of a model that takes a feature row, the raw columns of one
+    /// served with its pipeline.
+    rows: Option<Cells>,
+    /// Whether the caller carried a credential.
+    trusted: bool,
+    bytes: usize,
+}
+
+/// One row of labelled traffic.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LabelledRow {
+    /// Its cells, as CSV text (empty for a null).
+    pub cells: Vec<String>,
+    pub truth: serde_json::Value,
+    /// Whether the request that sent the row carried a credential (the truth always does
+    /// when the server has one).
+    pub trusted: bool,
+}
+
+impl LabelledRow {
+    fn bytes(&self) -> usize {
+        std::mem::size_of::<LabelledRow>()
+            + self
+                .cells
+                .iter()
+                .map(|c| c.len() + std::mem::size_of::<String>())
+                .sum::<usize>()
+            + match &self.truth {
+                serde_json::Value::String(s) => s.len(),
+                _ => 0,
+            }
+    }
+}
+
 #[derive(Default)]
 struct ModelFeedback {
-    /// Request id -> the versions that answered it (the first answered the caller; a shadow
-    /// may have answered a copy) with their predictions, and the ids in arrival order.
-    pending: HashMap<String, Vec<(String, Vec<Prediction>)>>,
+    /// Request id -> what is remembered of it, and the ids in arrival order (an id whose
+    /// feedback came stays in `order` until its turn to be forgotten: removing it there would
+    /// cost a scan).
+    pending: HashMap<String, Remembered>,
     order: VecDeque<String>,
+    pending_bytes: usize,
     /// Per version: the latest (prediction, truth) pairs, and how many were ever matched.
     windows: BTreeMap<String, (VecDeque<(Prediction, Prediction)>, u64)>,
-    /// Request id -> its rows' cells (row after row, as CSV text, empty for a null): the
-    /// features of a model that takes a feature row, the raw columns of one served with its
-    /// pipeline.
-    inputs: HashMap<String, (usize, Vec<String>)>,
     /// The latest rows with their truth, and how many were ever labelled.
-    labelled: VecDeque<(Vec<String>, serde_json::Value)>,
+    labelled: VecDeque<LabelledRow>,
+    labelled_bytes: usize,
     labelled_total: u64,
+}
+
+impl ModelFeedback {
+    /// Forgets the oldest requests until what is kept fits `budget`.
+    fn forget_until(&mut self, budget: usize) {
+        while self.pending_bytes > budget {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(gone) = self.pending.remove(&old) {
+                self.pending_bytes -= gone.bytes;
+            }
+        }
+    }
 }
 
 /// Recent labelled traffic of a model.
 #[derive(Clone, Debug, Default)]
 pub struct Labelled {
-    /// Rows ever labelled (the kept ones are the latest [`LABELLED_ROWS`]).
+    /// Rows ever labelled (the kept ones are the latest, within [`LABELLED_ROWS`] and
+    /// [`LABELLED_BYTES`]).
     pub total: u64,
-    /// Each row's cells (CSV text, empty for a null) and its truth.
-    pub rows: Vec<(Vec<String>, serde_json::Value)>,
+    pub rows: Vec<LabelledRow>,
 }
 
 /// Remembered predictions and the quality windows of every served model.
-#[derive(Default)]
 pub struct Feedback {
     models: Mutex<HashMap<String, ModelFeedback>>,
+    /// Bytes of remembered requests kept per model.
+    remembered_bytes: usize,
+}
+
+impl Default for Feedback {
+    fn default() -> Feedback {
+        Feedback::with_budget(REMEMBERED_BYTES)
+    }
 }
 
 /// Why feedback was refused.
 #[derive(Debug, PartialEq, thiserror::Error)]
 pub enum FeedbackError {
     #[error(
-        "no remembered request `{0}` (only requests with an `id` are remembered, and only the latest {REMEMBERED_REQUESTS})"
+        "no remembered request `{0}` (only requests with an `id` are remembered, and only the latest ones)"
     )]
     UnknownRequest(String),
     #[error("request `{id}` predicted {predicted} rows but the feedback gives {given}")]
@@ -109,41 +235,101 @@ pub enum FeedbackError {
     BadTruth { row: usize, message: String },
 }
 
+/// What a request leaves to be matched with its truth.
+pub struct Answered {
+    pub version: String,
+    pub predictions: Vec<Prediction>,
+    /// Its rows, when the model's inputs make rows.
+    pub rows: Option<Cells>,
+    /// Whether the caller carried a credential.
+    pub trusted: bool,
+}
+
 impl Feedback {
-    /// Remembers what request `id` was answered by `version` of `model` (a second version
-    /// answering a copy of the same request is remembered beside the first).
-    pub fn remember(&self, model: &str, version: &str, id: &str, predictions: Vec<Prediction>) {
-        let mut models = self.models.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = models.entry(model.to_string()).or_default();
-        match entry.pending.get_mut(id) {
-            Some(answers) => {
-                answers.retain(|(v, _)| v != version);
-                answers.push((version.to_string(), predictions));
-            }
-            None => {
-                entry
-                    .pending
-                    .insert(id.to_string(), vec![(version.to_string(), predictions)]);
-                entry.order.push_back(id.to_string());
-            }
-        }
-        while entry.order.len() > REMEMBERED_REQUESTS {
-            if let Some(old) = entry.order.pop_front() {
-                entry.pending.remove(&old);
-                entry.inputs.remove(&old);
-            }
+    /// Remembered requests take at most `bytes` per model.
+    pub fn with_budget(bytes: usize) -> Feedback {
+        Feedback {
+            models: Mutex::new(HashMap::new()),
+            remembered_bytes: bytes,
         }
     }
 
-    /// Remembers the features of request `id`'s rows (`width` values each), so its feedback
-    /// makes labelled rows. Call after [`Feedback::remember`].
-    pub fn remember_inputs(&self, model: &str, id: &str, width: usize, values: Vec<String>) {
+    /// Remembers what request `id` of `model` was answered. The first request with an id is
+    /// kept until its feedback comes or it is forgotten: a later request with the same id is
+    /// not remembered, so it cannot replace the rows the truth will be matched with. A request
+    /// too large to keep within the budget is not remembered.
+    pub fn remember(&self, model: &str, id: &str, answered: Answered) {
         let mut models = self.models.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(entry) = models.get_mut(model)
-            && entry.pending.contains_key(id)
-        {
-            entry.inputs.insert(id.to_string(), (width, values));
+        let entry = models.entry(model.to_string()).or_default();
+        if entry.pending.contains_key(id) {
+            return;
         }
+        let answer_bytes = answered
+            .predictions
+            .iter()
+            .map(Prediction::bytes)
+            .sum::<usize>()
+            + answered.version.len();
+        let bytes = answer_bytes
+            + id.len()
+            + std::mem::size_of::<Remembered>()
+            + answered.rows.as_ref().map_or(0, Cells::bytes);
+        if bytes > self.remembered_bytes / 4 {
+            tracing::debug!(model, bytes, "a request too large to remember for feedback");
+            return;
+        }
+        entry.pending.insert(
+            id.to_string(),
+            Remembered {
+                answers: vec![(answered.version, answered.predictions)],
+                rows: answered.rows,
+                trusted: answered.trusted,
+                bytes,
+            },
+        );
+        entry.order.push_back(id.to_string());
+        entry.pending_bytes += bytes;
+        entry.forget_until(self.remembered_bytes);
+        // Ids whose feedback came are still in `order`: it is trimmed when it outgrows the
+        // requests still waiting, so it stays proportional to them.
+        if entry.order.len() > 2 * entry.pending.len() + 1024 {
+            let pending = &entry.pending;
+            entry.order.retain(|id| pending.contains_key(id));
+        }
+    }
+
+    /// Remembers the answer another version (a shadow) gave to a copy of request `id`, beside
+    /// the caller's answer, while the request waits for its feedback.
+    pub fn remember_copy(
+        &self,
+        model: &str,
+        id: &str,
+        version: &str,
+        predictions: Vec<Prediction>,
+    ) {
+        let mut models = self.models.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(entry) = models.get_mut(model) else {
+            return;
+        };
+        let Some(remembered) = entry.pending.get_mut(id) else {
+            return;
+        };
+        if remembered.answers.iter().any(|(v, _)| v == version) {
+            return;
+        }
+        let bytes = predictions.iter().map(Prediction::bytes).sum::<usize>() + version.len();
+        remembered.answers.push((version.to_string(), predictions));
+        remembered.bytes += bytes;
+        entry.pending_bytes += bytes;
+        entry.forget_until(self.remembered_bytes);
+    }
+
+    /// Whether a request `id` of `model` is waiting for its feedback.
+    pub fn is_pending(&self, model: &str, id: &str) -> bool {
+        let models = self.models.lock().unwrap_or_else(|e| e.into_inner());
+        models
+            .get(model)
+            .is_some_and(|entry| entry.pending.contains_key(id))
     }
 
     /// The latest labelled rows of a model.
@@ -170,27 +356,36 @@ impl Feedback {
         let entry = models
             .get_mut(model)
             .ok_or_else(|| FeedbackError::UnknownRequest(id.to_string()))?;
-        let answers = entry
+        let remembered = entry
             .pending
             .get(id)
             .ok_or_else(|| FeedbackError::UnknownRequest(id.to_string()))?;
         // Every answer is checked before any is counted, so a refusal changes nothing.
-        let mut matched = Vec::with_capacity(answers.len());
-        for (version, predictions) in answers {
+        let mut matched = Vec::with_capacity(remembered.answers.len());
+        for (version, predictions) in &remembered.answers {
             matched.push((version.clone(), pair(id, predictions, truth)?));
         }
-        // Its id stays in `order` until evicted; removing it there would cost a scan.
-        entry.pending.remove(id);
+        let remembered = entry.pending.remove(id).expect("found above");
+        entry.pending_bytes -= remembered.bytes;
         let caller = matched[0].0.clone();
         let rows = truth.len();
-        if let Some((width, values)) = entry.inputs.remove(id)
-            && width > 0
-            && values.len() == width * rows
+        if let Some(cells) = remembered.rows
+            && cells.rows() == rows
         {
-            for (row, truth) in values.chunks(width).zip(truth) {
-                entry.labelled.push_back((row.to_vec(), truth.clone()));
-                if entry.labelled.len() > LABELLED_ROWS {
-                    entry.labelled.pop_front();
+            for (row, truth) in truth.iter().enumerate() {
+                let labelled = LabelledRow {
+                    cells: cells.row(row).map(str::to_string).collect(),
+                    truth: truth.clone(),
+                    trusted: remembered.trusted,
+                };
+                entry.labelled_bytes += labelled.bytes();
+                entry.labelled.push_back(labelled);
+                while entry.labelled.len() > LABELLED_ROWS || entry.labelled_bytes > LABELLED_BYTES
+                {
+                    match entry.labelled.pop_front() {
+                        Some(old) => entry.labelled_bytes -= old.bytes(),
+                        None => break,
+                    }
                 }
             }
             entry.labelled_total += rows as u64;
@@ -229,6 +424,12 @@ impl Feedback {
         }
         out
     }
+
+    /// Bytes of remembered requests of a model, for tests and the attack suite.
+    pub fn remembered_bytes(&self, model: &str) -> usize {
+        let models = self.models.lock().unwrap_or_else(|e| e.into_inner());
+        models.get(model).map_or(0, |entry| entry.pending_bytes)
+    }
 }
 
 /// Pairs each row's prediction with its truth, read as the prediction's kind.
@@ -247,7 +448,18 @@ fn pair(
     let mut pairs = Vec::with_capacity(truth.len());
     for (row, (predicted, true_value)) in predictions.iter().zip(truth).enumerate() {
         let truth = match (predicted, true_value) {
-            (Prediction::Label(_), serde_json::Value::String(s)) => Prediction::Label(s.clone()),
+            (Prediction::Label(_), serde_json::Value::String(s)) => {
+                if s.len() > MAX_LABEL_BYTES {
+                    return Err(FeedbackError::BadTruth {
+                        row,
+                        message: format!(
+                            "a class label of {} bytes (at most {MAX_LABEL_BYTES})",
+                            s.len()
+                        ),
+                    });
+                }
+                Prediction::Label(s.clone())
+            }
             (Prediction::Label(_), serde_json::Value::Number(n)) => {
                 Prediction::Label(n.to_string())
             }
@@ -259,9 +471,10 @@ fn pair(
                 })?)
             }
             (_, value) => {
+                let shown: String = value.to_string().chars().take(40).collect();
                 return Err(FeedbackError::BadTruth {
                     row,
-                    message: format!("a class label must be a string or a number, got {value}"),
+                    message: format!("a class label must be a string or a number, got {shown}"),
                 });
             }
         };
@@ -336,11 +549,28 @@ mod tests {
             .collect()
     }
 
+    fn answered(version: &str, predictions: Vec<Prediction>) -> Answered {
+        Answered {
+            version: version.into(),
+            predictions,
+            rows: None,
+            trusted: false,
+        }
+    }
+
+    fn cells(width: usize, values: &[&str]) -> Cells {
+        let mut cells = Cells::new(width);
+        for value in values {
+            cells.push(value);
+        }
+        cells
+    }
+
     #[test]
     fn feedback_is_matched_by_request_and_scored_per_version() {
         let feedback = Feedback::default();
-        feedback.remember("m", "1", "a", labels(&["x", "y"]));
-        feedback.remember("m", "2", "b", labels(&["x"]));
+        feedback.remember("m", "a", answered("1", labels(&["x", "y"])));
+        feedback.remember("m", "b", answered("2", labels(&["x"])));
         assert_eq!(
             feedback
                 .record("m", "a", &[json!("x"), json!("x")])
@@ -369,9 +599,8 @@ mod tests {
         let feedback = Feedback::default();
         feedback.remember(
             "r",
-            "1",
             "a",
-            vec![Prediction::Value(1.0), Prediction::Value(3.0)],
+            answered("1", vec![Prediction::Value(1.0), Prediction::Value(3.0)]),
         );
         let err = feedback.record("r", "a", &[json!(1.0)]).unwrap_err();
         assert!(matches!(
@@ -397,32 +626,111 @@ mod tests {
     #[test]
     fn feedback_on_remembered_inputs_makes_labelled_rows() {
         let feedback = Feedback::default();
-        feedback.remember("m", "1", "a", labels(&["x", "y"]));
-        let cells = |v: &[&str]| -> Vec<String> { v.iter().map(|s| s.to_string()).collect() };
-        feedback.remember_inputs("m", "a", 2, cells(&["1", "2", "3", "", "x"][..4]));
+        feedback.remember(
+            "m",
+            "a",
+            Answered {
+                rows: Some(cells(2, &["1", "2", "3", ""])),
+                trusted: true,
+                ..answered("1", labels(&["x", "y"]))
+            },
+        );
         // A shadow's answer to the same request adds no second copy of the rows.
-        feedback.remember("m", "2", "a", labels(&["x", "x"]));
+        feedback.remember_copy("m", "a", "2", labels(&["x", "x"]));
         feedback
             .record("m", "a", &[json!("x"), json!("y")])
             .unwrap();
         let labelled = feedback.labelled("m");
         assert_eq!(labelled.total, 2);
+        let strings = |v: &[&str]| -> Vec<String> { v.iter().map(|s| s.to_string()).collect() };
         assert_eq!(
             labelled.rows,
             vec![
-                (cells(&["1", "2"]), json!("x")),
-                (cells(&["3", ""]), json!("y"))
+                LabelledRow {
+                    cells: strings(&["1", "2"]),
+                    truth: json!("x"),
+                    trusted: true
+                },
+                LabelledRow {
+                    cells: strings(&["3", ""]),
+                    truth: json!("y"),
+                    trusted: true
+                },
             ]
         );
     }
 
     #[test]
-    fn only_the_latest_requests_are_remembered() {
+    fn a_later_request_with_a_waiting_id_cannot_replace_its_rows() {
         let feedback = Feedback::default();
-        for i in 0..REMEMBERED_REQUESTS + 5 {
-            feedback.remember("m", "1", &i.to_string(), labels(&["x"]));
+        feedback.remember(
+            "m",
+            "7",
+            Answered {
+                rows: Some(cells(1, &["real"])),
+                ..answered("1", labels(&["x"]))
+            },
+        );
+        feedback.remember(
+            "m",
+            "7",
+            Answered {
+                rows: Some(cells(1, &["forged"])),
+                ..answered("1", labels(&["y"]))
+            },
+        );
+        feedback.record("m", "7", &[json!("x")]).unwrap();
+        assert_eq!(feedback.labelled("m").rows[0].cells, vec!["real"]);
+        let quality = feedback.quality_of("m", "1").unwrap();
+        assert_eq!(
+            quality.accuracy,
+            Some(1.0),
+            "the first request's prediction"
+        );
+    }
+
+    #[test]
+    fn remembered_requests_are_bounded_in_bytes_oldest_forgotten_first() {
+        let feedback = Feedback::with_budget(64 << 10);
+        for i in 0..10_000 {
+            feedback.remember(
+                "m",
+                &i.to_string(),
+                Answered {
+                    rows: Some(cells(4, &["1.5", "2.5", "3.5", "4.5"])),
+                    ..answered("1", labels(&["x"]))
+                },
+            );
+            assert!(feedback.remembered_bytes("m") <= 64 << 10);
         }
         assert!(feedback.record("m", "0", &[json!("x")]).is_err());
-        assert!(feedback.record("m", "5", &[json!("x")]).is_ok());
+        assert!(feedback.record("m", "9999", &[json!("x")]).is_ok());
+        // One request larger than a quarter of the budget is not remembered at all.
+        let mut wide = Cells::new(1);
+        for _ in 0..20_000 {
+            wide.push("a long cell of text");
+        }
+        feedback.remember(
+            "m",
+            "wide",
+            Answered {
+                rows: Some(wide),
+                ..answered("1", labels(&["x"]))
+            },
+        );
+        assert!(!feedback.is_pending("m", "wide"));
+    }
+
+    #[test]
+    fn long_labels_are_refused_as_truth() {
+        let feedback = Feedback::default();
+        feedback.remember("m", "a", answered("1", labels(&["x"])));
+        let err = feedback
+            .record("m", "a", &[json!("x".repeat(MAX_LABEL_BYTES + 1))])
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("a class label of 257 bytes"),
+            "{err}"
+        );
     }
 }

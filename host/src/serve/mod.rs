@@ -21,6 +21,7 @@
 //! rules that change it.
 
 pub mod access;
+mod answer;
 pub mod batch;
 pub mod binary;
 pub mod deployment;
@@ -28,6 +29,7 @@ pub mod feedback;
 pub mod metrics;
 pub mod model;
 pub mod monitor;
+pub mod origin;
 pub mod policy;
 pub mod protocol;
 mod routes;
@@ -111,10 +113,16 @@ pub struct ServeConfig {
     pub store: StoreAccess,
     /// Required by the admin endpoints; without one they are refused.
     pub admin_token: Option<String>,
+    /// Held by the services trusted with ground truth (labelling services, the team's own
+    /// applications): it may send feedback and address a version, and its traffic counts
+    /// toward rollouts and retraining. The admin token may do all of that too.
+    pub feedback_token: Option<String>,
     /// Whether inference, metadata and metrics are open without the token (health always is).
     pub open_reads: bool,
     /// The largest request body accepted, in bytes.
     pub max_body: usize,
+    /// Deadlines and caps of the HTTP connections (its `max_body` is set from the one above).
+    pub http: crate::http::Limits,
     pub policy: Policy,
     /// How often the alias stamp is read to notice promotions by other processes (none: only
     /// the admin endpoints change what is served).
@@ -132,8 +140,10 @@ impl ServeConfig {
             sources,
             store,
             admin_token: None,
+            feedback_token: None,
             open_reads: true,
             max_body: 64 << 20,
+            http: crate::http::Limits::default(),
             policy: Policy::default(),
             watch: Some(Duration::from_millis(500)),
             runtime: None,
@@ -156,6 +166,24 @@ pub struct ServeEvent {
     pub run: Option<u64>,
     pub kind: String,
     pub message: String,
+}
+
+/// Who sent a request, by the bearer token it carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// No token, or one the server does not know.
+    Anonymous,
+    /// The feedback token: truth, versions by name, traffic that counts.
+    Feedback,
+    /// The admin token: everything.
+    Admin,
+}
+
+impl Caller {
+    /// Whether the caller carries a credential.
+    pub fn trusted(self) -> bool {
+        self != Caller::Anonymous
+    }
 }
 
 /// Events kept for `GET /v2/events`.
@@ -204,6 +232,7 @@ pub struct Server {
     store: StoreAccess,
     policy: Policy,
     admin_token: Option<String>,
+    feedback_token: Option<String>,
     open_reads: bool,
     metrics: metrics::Metrics,
     feedback: feedback::Feedback,
@@ -324,6 +353,7 @@ impl Server {
             store: config.store.clone(),
             policy: config.policy.clone(),
             admin_token: config.admin_token.clone(),
+            feedback_token: config.feedback_token.clone(),
             open_reads: config.open_reads,
             metrics: metrics::Metrics::default(),
             feedback: feedback::Feedback::default(),
@@ -749,6 +779,11 @@ impl Server {
         let name = deployment.name.clone();
         match verdict {
             Verdict::Hold => {}
+            Verdict::Held { reason } => {
+                if deployment.report_hold() {
+                    self.emit(&name, "rollout-held", format!("rollout held: {reason}"));
+                }
+            }
             Verdict::Step { percent, reason } => {
                 if deployment.advance(percent) {
                     self.emit(
@@ -1437,10 +1472,10 @@ impl Server {
                     deployment.record(Arm::Challenger, true, took);
                     deployment.record_shadow(&compare(&champion_outputs, &outputs));
                     if let (Some(id), Some(predictions)) = (&id, predictions) {
-                        server.feedback.remember(
+                        server.feedback.remember_copy(
                             &deployment.name,
-                            &challenger.version,
                             id,
+                            &challenger.version,
                             predictions,
                         );
                     }
@@ -1586,9 +1621,12 @@ pub async fn run(
         .map_err(|err| anyhow::anyhow!("cannot listen on {}: {err}", config.listen))?;
     on_listening(listener.local_addr()?, &server);
     let background = spawn_background(&server, config.watch);
-    let served = axum::serve(listener, router(server, config.max_body))
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let limits = crate::http::Limits {
+        max_body: config.max_body as u64,
+        ..config.http.clone()
+    };
+    let served =
+        crate::http::serve(listener, router(server, config.max_body), limits, shutdown).await;
     background.abort();
     served?;
     Ok(())

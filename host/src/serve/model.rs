@@ -159,6 +159,9 @@ pub struct ServedModel {
     /// Class labels from our metadata, when the model has no label output of its own.
     derived_labels: Option<(usize, Vec<String>)>,
     plan: Arc<TypedRunnableModel>,
+    /// Rows one run of the plan takes at most, so its tensors stay within
+    /// [`crate::inference::RUN_BYTES`]; larger batches run in parts.
+    rows_per_run: usize,
 }
 
 impl std::fmt::Debug for ServedModel {
@@ -170,7 +173,10 @@ impl std::fmt::Debug for ServedModel {
     }
 }
 
-fn load_error(err: impl std::fmt::Display) -> ModelError {
+fn load_error(err: anyhow::Error) -> ModelError {
+    if let Some(exceeded) = crate::inference::budget::exceeded(&err) {
+        return ModelError::Load(format!("the model is too large to load: {exceeded}"));
+    }
     let text = format!("{err:#}");
     match text.find("Unimplemented(") {
         Some(start) => {
@@ -195,10 +201,14 @@ impl ServedModel {
         source: String,
         onnx: &[u8],
     ) -> Result<ServedModel, ModelError> {
-        let framework = tract_onnx::onnx();
-        let proto = framework
-            .proto_model_for_read(&mut &onnx[..])
-            .map_err(|err| ModelError::Load(format!("not a valid ONNX model: {err:#}")))?;
+        let limits = crate::inference::budget::Limits::default();
+        let (framework, proto) =
+            crate::inference::parse(onnx, &limits).map_err(|err| match err {
+                crate::inference::Error::Decode(message) => {
+                    ModelError::Load(format!("not a valid ONNX model: {message}"))
+                }
+                other => ModelError::Load(other.to_string()),
+            })?;
         let metadata = |key: &str| {
             proto
                 .metadata_props
@@ -209,6 +219,7 @@ impl ServedModel {
         let mut model = framework
             .model_for_proto_model(&proto)
             .map_err(load_error)?;
+        crate::inference::budget::guard(&mut model, limits);
         let batch = model.sym("N");
         let mut input_types = Vec::new();
         for index in 0..model.input_outlets().map_err(load_error)?.len() {
@@ -234,7 +245,8 @@ impl ServedModel {
                 .map_err(load_error)?;
             input_types.push(datum);
         }
-        let typed = model.into_optimized().map_err(load_error)?;
+        let (typed, footprint) =
+            crate::inference::budget::optimize(model, limits, &batch).map_err(load_error)?;
         let spec = |fact: &TypedFact, name: String| -> Result<TensorSpec, ModelError> {
             let datatype = datatype_name(fact.datum_type).ok_or_else(|| {
                 ModelError::Load(format!(
@@ -324,6 +336,7 @@ impl ServedModel {
             input_types,
             derived_labels,
             plan,
+            rows_per_run: footprint.rows_per_run(crate::inference::RUN_BYTES),
         })
     }
 
@@ -495,20 +508,27 @@ impl ServedModel {
         Ok((outputs, predictions))
     }
 
-    /// The cells of a request's rows (row after row, as CSV text, empty for a null) in the
-    /// order of the window's columns (its features, or the raw columns of a served pipeline), to
-    /// keep with their truth when it comes back. `None` for inputs of another layout.
-    pub fn row_cells(&self, inputs: &Inputs) -> Option<Vec<String>> {
+    /// The cells of a request's rows (as CSV text, empty for a null) in the order of the
+    /// window's columns (its features, or the raw columns of a served pipeline), to keep with
+    /// their truth when it comes back. `None` for inputs of another layout.
+    pub fn row_cells(&self, inputs: &Inputs) -> Option<feedback::Cells> {
         let width = self.features.len();
         if width == 0 {
             return None;
         }
+        let mut cells = feedback::Cells::new(width);
         let table = match inputs {
             Inputs::Rows(table) => std::borrow::Cow::Borrowed(table),
             Inputs::Tensors(tensors) => match tensors.as_slice() {
                 [input] if !self.takes_raw && input.shape.len() == 2 && input.shape[1] == width => {
-                    let values = input.data.as_f32()?;
-                    return Some(values.iter().map(f32::to_string).collect());
+                    let mut text = String::new();
+                    for value in input.data.as_f32()? {
+                        use std::fmt::Write;
+                        text.clear();
+                        let _ = write!(text, "{value}");
+                        cells.push(&text);
+                    }
+                    return Some(cells);
                 }
                 tensors => std::borrow::Cow::Owned(columns_table(tensors).ok()?),
             },
@@ -518,9 +538,10 @@ impl ServedModel {
             .iter()
             .map(|name| table.column(name))
             .collect::<Option<_>>()?;
-        let mut cells = Vec::with_capacity(table.row_count() * width);
         for row in 0..table.row_count() {
-            cells.extend(columns.iter().map(|c| c.text_at(row).unwrap_or_default()));
+            for column in &columns {
+                cells.push(&column.text_at(row).unwrap_or_default());
+            }
         }
         Some(cells)
     }
@@ -607,12 +628,13 @@ impl ServedModel {
                     batch.unwrap_or_default()
                 ));
             }
-            let expected: usize = given.shape.iter().product();
-            if given.data.len() != expected {
+            let expected = super::protocol::element_count(&given.shape);
+            if expected != Some(given.data.len()) {
                 return bad(format!(
-                    "input `{}` has shape {:?} ({expected} values) but {} values",
+                    "input `{}` has shape {:?} ({} values) but {} values",
                     spec.name,
                     given.shape,
+                    expected.map_or_else(|| "too many".to_string(), |n| n.to_string()),
                     given.data.len()
                 ));
             }
@@ -621,10 +643,7 @@ impl ServedModel {
         if batch == Some(0) {
             return bad("the batch is empty".into());
         }
-        let outputs = self
-            .plan
-            .run(tensors)
-            .map_err(|err| ModelError::Run(format!("{err:#}")))?;
+        let outputs = self.run(tensors, batch.unwrap_or(0))?;
         let mut answered = Vec::new();
         for (spec, value) in self.outputs.iter().zip(outputs.iter()) {
             if wanted.is_empty() || wanted.contains(&spec.name) {
@@ -658,6 +677,47 @@ impl ServedModel {
             });
         }
         Ok(answered)
+    }
+}
+
+impl ServedModel {
+    /// Runs the plan on a batch of `rows`, in parts of at most `rows_per_run` rows (each
+    /// input split along its first axis, the outputs joined along theirs).
+    fn run(&self, inputs: TVec<TValue>, rows: usize) -> Result<TVec<TValue>, ModelError> {
+        let failed = |err: anyhow::Error| ModelError::Run(format!("{err:#}"));
+        if rows <= self.rows_per_run {
+            return self.plan.run(inputs).map_err(failed);
+        }
+        let mut parts: Vec<TVec<TValue>> = Vec::new();
+        for start in (0..rows).step_by(self.rows_per_run) {
+            let end = (start + self.rows_per_run).min(rows);
+            let part = inputs
+                .iter()
+                .map(|input| input.slice(0, start, end).map(TValue::from))
+                .collect::<TractResult<TVec<TValue>>>()
+                .map_err(failed)?;
+            let outputs = self.plan.run(part).map_err(failed)?;
+            if outputs
+                .iter()
+                .any(|o| o.shape().first() != Some(&(end - start)))
+            {
+                return Err(ModelError::BadRequest(format!(
+                    "model `{}` answers a batch as a whole, and {rows} rows are more than it may take at once ({})",
+                    self.name, self.rows_per_run
+                )));
+            }
+            parts.push(outputs);
+        }
+        (0..parts[0].len())
+            .map(|index| {
+                let pieces: Vec<Tensor> = parts
+                    .iter()
+                    .map(|outputs| outputs[index].clone().into_tensor())
+                    .collect();
+                Tensor::stack_tensors(0, &pieces).map(TValue::from)
+            })
+            .collect::<TractResult<TVec<TValue>>>()
+            .map_err(failed)
     }
 }
 
@@ -937,9 +997,9 @@ mod tests {
             "{err}"
         );
         // The rows kept for labelled traffic are the raw cells, a null as an empty one.
-        assert_eq!(
-            model.row_cells(&inputs).unwrap(),
-            vec!["0.5", "red", "0.5", ""]
-        );
+        let cells = model.row_cells(&inputs).unwrap();
+        assert_eq!(cells.rows(), 2);
+        assert_eq!(cells.row(0).collect::<Vec<_>>(), vec!["0.5", "red"]);
+        assert_eq!(cells.row(1).collect::<Vec<_>>(), vec!["0.5", ""]);
     }
 }

@@ -8,7 +8,8 @@
 //! strategy = "gate"              # follow the deployment gate's decision; or shadow, canary, ab, off
 //! canary_steps = [10, 25, 50]    # percent of traffic per canary step
 //! step_requests = 200            # challenger requests each step needs before the next
-//! auto_promote = true            # promote after the last healthy step
+//! auto_promote = true            # promote after the last healthy step ...
+//! min_duration = "10m"           # ... and no sooner than this after the canary began
 //!
 //! [rollback]
 //! min_requests = 100             # challenger requests before errors and latency are judged
@@ -59,6 +60,10 @@ pub struct Rollout {
     pub step_duration: Duration,
     /// Promote the challenger after the last step, when it stayed healthy.
     pub auto_promote: bool,
+    /// Time a canary runs at least before it is promoted automatically, however fast its
+    /// requests come: a burst of traffic cannot decide a rollout on its own.
+    #[serde(with = "duration_text")]
+    pub min_duration: Duration,
     /// Percent of traffic to the challenger in an A/B split (and to a canary the gate did not
     /// give a percent).
     pub ab_percent: u8,
@@ -72,6 +77,7 @@ impl Default for Rollout {
             step_requests: 200,
             step_duration: Duration::ZERO,
             auto_promote: true,
+            min_duration: Duration::from_secs(600),
             ab_percent: 50,
         }
     }

@@ -7,25 +7,25 @@
 //! the details go to the log).
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{DefaultBodyLimit, Path as UrlPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::json;
 
-use super::deployment::{Arm, Deployment, Route, Strategy};
+use super::answer::{infer_latest, infer_version, invocations_of, invocations_only};
+use super::deployment::{Arm, Deployment, Strategy};
 use super::feedback;
 use super::metrics::{Family, render_quality};
-use super::model::{Inputs, ModelError, NamedTensor, ServedModel};
-use super::protocol::{self, InferRequest, InferResponse};
-use super::{ActionError, Server, binary, served_versions};
+use super::model::ServedModel;
+use super::{ActionError, Caller, Server, origin, served_versions};
 use crate::store::Actor;
 
 /// An error answer: `{"error": message}` with a status.
+#[derive(Debug)]
 pub struct ApiError(pub StatusCode, pub String);
 
 impl IntoResponse for ApiError {
@@ -44,11 +44,11 @@ impl From<ActionError> for ApiError {
     }
 }
 
-fn bad(message: String) -> ApiError {
+pub(super) fn bad(message: String) -> ApiError {
     ApiError(StatusCode::BAD_REQUEST, message)
 }
 
-fn internal(err: impl std::fmt::Display) -> ApiError {
+pub(super) fn internal(err: impl std::fmt::Display) -> ApiError {
     tracing::error!(error = %err, "request failed");
     ApiError(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -57,6 +57,7 @@ fn internal(err: impl std::fmt::Display) -> ApiError {
 }
 
 impl Server {
+    /// Refuses a request without the admin token.
     fn check_token(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let Some(token) = &self.admin_token else {
             return Err(ApiError(
@@ -74,7 +75,41 @@ impl Server {
         }
     }
 
-    fn model_or_404(&self, name: &str) -> Result<Arc<Deployment>, ApiError> {
+    /// Who sent a request, by the bearer token it carries.
+    pub(super) fn caller(&self, headers: &HeaderMap) -> Caller {
+        let Some(given) = super::token::bearer(headers) else {
+            return Caller::Anonymous;
+        };
+        let matches = |token: &Option<String>| {
+            token
+                .as_deref()
+                .is_some_and(|token| super::token::same(given, token))
+        };
+        if matches(&self.admin_token) {
+            Caller::Admin
+        } else if matches(&self.feedback_token) {
+            Caller::Feedback
+        } else {
+            Caller::Anonymous
+        }
+    }
+
+    /// Refuses a caller without a credential, when the server has one (a server started
+    /// without any token is open to everyone, and says so when it starts).
+    pub(super) fn require_credential(&self, caller: Caller, what: &str) -> Result<(), ApiError> {
+        let has_credentials = self.admin_token.is_some() || self.feedback_token.is_some();
+        if caller.trusted() || !has_credentials {
+            return Ok(());
+        }
+        Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            format!(
+                "{what} needs a credential: the feedback token (WFLOW_FEEDBACK_TOKEN) or the admin token, as `Authorization: Bearer ...`"
+            ),
+        ))
+    }
+
+    pub(super) fn model_or_404(&self, name: &str) -> Result<Arc<Deployment>, ApiError> {
         self.deployment(name).ok_or_else(|| {
             ApiError(
                 StatusCode::NOT_FOUND,
@@ -116,13 +151,18 @@ fn admin(command: String) -> Actor {
     }
 }
 
-/// Refuses everything but health without the token, when reads are not open.
+/// Refuses everything but health without a credential (the admin or the feedback token), when
+/// reads are not open.
 async fn guard_reads(State(server): State<Arc<Server>>, request: Request, next: Next) -> Response {
     if !server.open_reads
         && !request.uri().path().starts_with("/v2/health/")
-        && let Err(err) = server.check_token(request.headers())
+        && !server.caller(request.headers()).trusted()
     {
-        return err.into_response();
+        return ApiError(
+            StatusCode::UNAUTHORIZED,
+            "a valid bearer token is required".into(),
+        )
+        .into_response();
     }
     next.run(request).await
 }
@@ -196,400 +236,6 @@ async fn version_ready(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     server.version_or_404(&name, &version)?;
     Ok(Json(json!({ "name": name, "ready": true })))
-}
-
-/// Decodes an inference body: JSON, or a JSON header followed by binary tensors.
-fn parse_infer(
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(InferRequest, Vec<NamedTensor>), String> {
-    if let Some(encoding) = headers.get(header::CONTENT_ENCODING)
-        && encoding != "identity"
-    {
-        return Err(format!(
-            "Content-Encoding {encoding:?} is not supported: send the body uncompressed"
-        ));
-    }
-    let (json, mut rest) = match headers.get(binary::HEADER_LENGTH) {
-        Some(length) => binary::split(
-            body,
-            length
-                .to_str()
-                .map_err(|_| "Inference-Header-Content-Length is not text".to_string())?,
-        )?,
-        None => (body, &[][..]),
-    };
-    let request: InferRequest = serde_json::from_slice(json)
-        .map_err(|err| format!("the request is not a valid inference request: {err}"))?;
-    let mut inputs = Vec::with_capacity(request.inputs.len());
-    for input in &request.inputs {
-        inputs.push(match input.binary_size()? {
-            Some(size) => {
-                if size > rest.len() {
-                    return Err(format!(
-                        "input `{}`: binary_data_size {size} but only {} bytes of binary data are left",
-                        input.name,
-                        rest.len()
-                    ));
-                }
-                let (bytes, after) = rest.split_at(size);
-                rest = after;
-                binary::decode_input(input, bytes)?
-            }
-            None => protocol::decode_input(input)?,
-        });
-    }
-    if !rest.is_empty() {
-        return Err(format!(
-            "{} bytes of binary data follow the inputs that no input claims",
-            rest.len()
-        ));
-    }
-    Ok((request, inputs))
-}
-
-/// The answer to an inference request: JSON, or a JSON header and binary outputs when any
-/// output was asked for as binary data.
-fn respond(request: &InferRequest, model: &ServedModel, outputs: Vec<NamedTensor>) -> Response {
-    let mut tail = Vec::new();
-    let outputs = outputs
-        .into_iter()
-        .map(|tensor| {
-            if request.binary_output(&tensor.name) {
-                let (output, bytes) = binary::encode_output(tensor);
-                tail.extend(bytes);
-                output
-            } else {
-                protocol::encode_output(tensor)
-            }
-        })
-        .collect();
-    let body = InferResponse {
-        model_name: model.name.clone(),
-        model_version: model.version.clone(),
-        id: request.id.clone(),
-        outputs,
-    };
-    if tail.is_empty() {
-        return Json(body).into_response();
-    }
-    let mut bytes = serde_json::to_vec(&body).expect("plain data serialises");
-    let header_length = bytes.len();
-    bytes.extend(tail);
-    let mut response = bytes.into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    headers.insert(binary::HEADER_LENGTH, HeaderValue::from(header_length));
-    response
-}
-
-/// What a request asks besides its rows.
-struct Asked {
-    /// The request's id, for feedback.
-    id: Option<String>,
-    /// The outputs it wants (all when empty).
-    wanted: Vec<String>,
-    /// The key that keeps a caller on one side of a traffic split.
-    routing_key: Option<String>,
-}
-
-/// Answers an inference request: routes it to a version, reads its rows for that version
-/// (`inputs`), runs the model, records everything (metrics, the deployment's counts, feedback,
-/// shadow copies). The error is the response.
-async fn answer(
-    server: &Arc<Server>,
-    deployment: &Arc<Deployment>,
-    version: Option<&str>,
-    inputs: impl FnOnce(&ServedModel) -> Result<Inputs, String>,
-    asked: &Asked,
-    started: Instant,
-) -> Result<(Arc<ServedModel>, Vec<NamedTensor>), Response> {
-    let name = deployment.name.clone();
-    let (arm, model, mirrored) = match version {
-        Some(version) => match deployment.arm_of(version) {
-            Some((arm, model)) => (arm, model.clone(), false),
-            None => {
-                return Err(ApiError(
-                    StatusCode::NOT_FOUND,
-                    format!(
-                        "model `{name}` version {version} is not served (serving version {})",
-                        served_versions(deployment)
-                    ),
-                )
-                .into_response());
-            }
-        },
-        None => match deployment.route(asked.routing_key.as_deref()) {
-            Route::To(arm) => (arm, deployment.model(arm).clone(), false),
-            Route::Mirrored => (Arm::Champion, deployment.champion.clone(), true),
-        },
-    };
-    let inputs = match inputs(&model) {
-        Ok(inputs) => inputs,
-        Err(message) => {
-            server.metrics.record(
-                &name,
-                &model.version,
-                arm.label(),
-                Err(400),
-                started.elapsed(),
-            );
-            return Err(bad(message).into_response());
-        }
-    };
-    let rows = inputs.rows();
-    // Feedback and shadow comparisons need every output, whatever the caller asked for.
-    let every_output = asked.id.is_some() || mirrored;
-    let wanted_now = if every_output {
-        Vec::new()
-    } else {
-        asked.wanted.clone()
-    };
-    let inputs = Arc::new(inputs);
-    let (run_model, run_inputs) = (model.clone(), inputs.clone());
-    let run = move || {
-        let model_started = Instant::now();
-        let outputs = run_model.answer(&run_inputs, &wanted_now);
-        let model_time = model_started.elapsed();
-        run_model.note_cost(rows, model_time);
-        (outputs, model_time)
-    };
-    // A model known to answer this batch within a few tens of microseconds runs here: handing
-    // it to another thread and back would cost more than the inference. Anything longer runs
-    // on a blocking thread, off the threads that serve connections. The model's own time is
-    // measured where it runs, without the wait for a thread.
-    let answered = if model.runs_inline(rows) {
-        Ok(run())
-    } else {
-        tokio::task::spawn_blocking(run).await
-    };
-    let (answered, model_time) = match answered {
-        Ok((outputs, model_time)) => (Ok(outputs), model_time),
-        Err(err) => (Err(err), started.elapsed()),
-    };
-    let failed = |status: StatusCode| {
-        deployment.record(arm, false, model_time);
-        server.metrics.record(
-            &name,
-            &model.version,
-            arm.label(),
-            Err(status.as_u16()),
-            started.elapsed(),
-        );
-        if arm == Arm::Challenger {
-            server.review(deployment);
-        }
-    };
-    let (mut outputs, predictions) = match answered {
-        Ok(Ok(answer)) => answer,
-        Ok(Err(err @ (ModelError::BadRequest(_) | ModelError::BadRow(_)))) => {
-            failed(StatusCode::BAD_REQUEST);
-            return Err(bad(err.to_string()).into_response());
-        }
-        Ok(Err(err)) => {
-            failed(StatusCode::INTERNAL_SERVER_ERROR);
-            return Err(
-                internal(format!("model `{name}` v{}: {err}", model.version)).into_response(),
-            );
-        }
-        Err(err) => {
-            failed(StatusCode::INTERNAL_SERVER_ERROR);
-            return Err(internal(err).into_response());
-        }
-    };
-    deployment.record(arm, true, model_time);
-    if let (Some(id), Some(predictions)) = (&asked.id, predictions) {
-        server
-            .feedback
-            .remember(&name, &model.version, id, predictions);
-        // The rows themselves too, so the truth that comes back makes labelled recent data.
-        if let Some(cells) = model.row_cells(&inputs) {
-            server
-                .feedback
-                .remember_inputs(&name, id, model.features.len(), cells);
-        }
-    }
-    if mirrored {
-        server.mirror(
-            deployment.clone(),
-            inputs,
-            outputs.clone(),
-            asked.id.clone(),
-        );
-    }
-    if every_output && !asked.wanted.is_empty() {
-        outputs.retain(|o| asked.wanted.contains(&o.name));
-    }
-    server.metrics.record(
-        &name,
-        &model.version,
-        arm.label(),
-        Ok(rows),
-        started.elapsed(),
-    );
-    if arm == Arm::Challenger {
-        server.review(deployment);
-    }
-    Ok((model, outputs))
-}
-
-/// Answers an Open Inference Protocol request.
-async fn infer(
-    server: Arc<Server>,
-    name: String,
-    version: Option<String>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    let started = Instant::now();
-    // Requests for models that are not served are not series of their own: any name could
-    // be asked for, and each would be a new time series.
-    let deployment = match server.model_or_404(&name) {
-        Ok(deployment) => deployment,
-        Err(err) => return err.into_response(),
-    };
-    let (request, inputs) = match parse_infer(&headers, &body) {
-        Ok(parsed) => parsed,
-        Err(message) => {
-            let version = version.as_deref().unwrap_or(&deployment.champion.version);
-            server
-                .metrics
-                .record(&name, version, "champion", Err(400), started.elapsed());
-            return bad(message).into_response();
-        }
-    };
-    let asked = Asked {
-        id: request.id.clone(),
-        wanted: request.outputs.iter().map(|o| o.name.clone()).collect(),
-        routing_key: headers
-            .get("x-routing-key")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-            .or_else(|| request.routing_key()),
-    };
-    match answer(
-        &server,
-        &deployment,
-        version.as_deref(),
-        |_| Ok(Inputs::Tensors(inputs)),
-        &asked,
-        started,
-    )
-    .await
-    {
-        Ok((model, outputs)) => respond(&request, &model, outputs),
-        Err(response) => response,
-    }
-}
-
-/// Answers an MLflow scoring request (`POST /invocations`): raw rows as `dataframe_split`,
-/// `dataframe_records`, `inputs` (columns or records) or `instances`, or a CSV body; the answer
-/// is `{"predictions": [...]}`, labels or values (and with `"params": {"probabilities": true}`,
-/// one object per row with the label and each class's probability).
-async fn invocations(
-    server: Arc<Server>,
-    deployment: Arc<Deployment>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    let started = Instant::now();
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json")
-        .to_string();
-    let mut probabilities = false;
-    // The body is read for the version the request is routed to, as that version's raw inputs.
-    let read = |model: &ServedModel| -> Result<Inputs, String> {
-        let Some(columns) = &model.columns else {
-            return Err(format!(
-                "model `{}` takes tensors ({}), not named columns: use /v2/models/{}/infer",
-                model.name,
-                crate::pipeline::quoted(model.inputs.iter().map(|i| i.name.as_str())),
-                model.name
-            ));
-        };
-        let (table, asked_probabilities) = if content_type.starts_with("text/csv") {
-            super::scoring::from_csv(&columns.inputs, &body)?
-        } else {
-            super::scoring::from_json(&columns.inputs, &body)?
-        };
-        probabilities = asked_probabilities;
-        Ok(Inputs::Rows(table))
-    };
-    let asked = Asked {
-        id: None,
-        wanted: Vec::new(),
-        routing_key: headers
-            .get("x-routing-key")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string),
-    };
-    match answer(&server, &deployment, None, read, &asked, started).await {
-        Ok((model, outputs)) => {
-            Json(super::scoring::predictions(&model, &outputs, probabilities)).into_response()
-        }
-        Err(response) => response,
-    }
-}
-
-/// `POST /invocations`: the one model served, as `mlflow models serve` serves one.
-async fn invocations_only(
-    State(server): State<Arc<Server>>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    let deployments = server.deployments();
-    match deployments.as_slice() {
-        [only] => invocations(server.clone(), only.clone(), headers, body).await,
-        [] => {
-            ApiError(StatusCode::SERVICE_UNAVAILABLE, "no model is served".into()).into_response()
-        }
-        several => bad(format!(
-            "{} models are served ({}): post to /v2/models/NAME/invocations",
-            several.len(),
-            several
-                .iter()
-                .map(|d| format!("`{}`", d.name))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ))
-        .into_response(),
-    }
-}
-
-/// `POST /v2/models/{name}/invocations`: MLflow's scoring protocol for a named model.
-async fn invocations_of(
-    State(server): State<Arc<Server>>,
-    UrlPath(name): UrlPath<String>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    match server.model_or_404(&name) {
-        Ok(deployment) => invocations(server.clone(), deployment, headers, body).await,
-        Err(err) => err.into_response(),
-    }
-}
-
-async fn infer_latest(
-    State(server): State<Arc<Server>>,
-    UrlPath(name): UrlPath<String>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    infer(server, name, None, headers, body).await
-}
-
-async fn infer_version(
-    State(server): State<Arc<Server>>,
-    UrlPath((name, version)): UrlPath<(String, String)>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    infer(server, name, Some(version), headers, body).await
 }
 
 async fn prometheus(State(server): State<Arc<Server>>) -> impl IntoResponse {
@@ -728,26 +374,41 @@ struct FeedbackRequest {
 async fn feedback_for(
     State(server): State<Arc<Server>>,
     UrlPath(name): UrlPath<String>,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     server.model_or_404(&name)?;
-    let request: FeedbackRequest = serde_json::from_slice(&body).map_err(|err| {
-        bad(format!(
-            "the feedback is not {{\"id\": ..., \"truth\": [...]}}: {err}"
-        ))
-    })?;
-    let (version, matched) = server
-        .record_feedback(&name, &request.id, &request.truth)
-        .map_err(|err| {
-            let status = match err {
-                feedback::FeedbackError::UnknownRequest(_) => StatusCode::NOT_FOUND,
-                _ => StatusCode::BAD_REQUEST,
-            };
-            ApiError(status, err.to_string())
+    // Truth decides live quality (a rollback) and what a retraining learns: only a caller
+    // holding a credential may send it, when the server has one.
+    server.require_credential(server.caller(&headers), "feedback")?;
+    origin::content_type(&headers, origin::Accepts::Json)?;
+    let heavy = body.len() > super::answer::INLINE_DECODE;
+    let recorder = server.clone();
+    let record = move || -> Result<serde_json::Value, ApiError> {
+        let request: FeedbackRequest = serde_json::from_slice(&body).map_err(|err| {
+            bad(format!(
+                "the feedback is not {{\"id\": ..., \"truth\": [...]}}: {err}"
+            ))
         })?;
-    Ok(Json(
-        json!({ "id": request.id, "version": version, "matched": matched }),
-    ))
+        let (version, matched) = recorder
+            .record_feedback(&name, &request.id, &request.truth)
+            .map_err(|err| {
+                let status = match err {
+                    feedback::FeedbackError::UnknownRequest(_) => StatusCode::NOT_FOUND,
+                    _ => StatusCode::BAD_REQUEST,
+                };
+                ApiError(status, err.to_string())
+            })?;
+        Ok(json!({ "id": request.id, "version": version, "matched": matched }))
+    };
+    let answer = if heavy {
+        tokio::task::spawn_blocking(record)
+            .await
+            .map_err(internal)?
+    } else {
+        record()
+    };
+    Ok(Json(answer?))
 }
 
 async fn quality_of(
@@ -884,6 +545,9 @@ async fn promote(
     body: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     server.check_token(&headers)?;
+    if !body.is_empty() {
+        origin::content_type(&headers, origin::Accepts::Json)?;
+    }
     let request: PromoteRequest = optional_body(&body, "{\"version\": N} or empty")?;
     let actor = admin(format!("POST /v2/models/{name}/promote"));
     admin_action(server, move |server| {
@@ -918,6 +582,7 @@ async fn set_strategy(
     body: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     server.check_token(&headers)?;
+    origin::content_type(&headers, origin::Accepts::Json)?;
     let shape = "{\"strategy\": \"shadow\" | \"canary\" | \"ab\" | \"off\", \"percent\"?: N, \"version\"?: N}";
     let request: StrategyRequest = serde_json::from_slice(&body)
         .map_err(|err| bad(format!("the body is not {shape}: {err}")))?;
@@ -983,6 +648,7 @@ pub fn router(server: Arc<Server>, max_body: usize) -> axum::Router {
         .route("/v2/events", get(events))
         .route("/metrics", get(prometheus))
         .layer(middleware::from_fn_with_state(server.clone(), guard_reads))
+        .layer(middleware::from_fn(origin::refuse_cross_site))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(server)
 }

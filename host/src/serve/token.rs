@@ -21,6 +21,20 @@ pub fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
+/// The fewest characters a configured token may have.
+pub const MIN_TOKEN_CHARS: usize = 16;
+
+/// Refuses a token too short to resist guessing (a daemon makes 32 random hex digits).
+pub fn check_strength(token: &str) -> Result<(), String> {
+    let chars = token.chars().count();
+    if chars < MIN_TOKEN_CHARS {
+        return Err(format!(
+            "the token has {chars} characters; use at least {MIN_TOKEN_CHARS} (for example 32 random hex digits: `openssl rand -hex 16`)"
+        ));
+    }
+    Ok(())
+}
+
 /// Whether the request carries `token` as its bearer token.
 pub fn carries(headers: &HeaderMap, token: &str) -> bool {
     bearer(headers).is_some_and(|given| same(given, token))
@@ -40,5 +54,12 @@ mod tests {
         assert!(!carries(&headers, "secrets"));
         headers.insert(header::AUTHORIZATION, "Basic secret".parse().unwrap());
         assert!(!carries(&headers, "secret"));
+    }
+
+    #[test]
+    fn short_tokens_are_refused() {
+        assert!(check_strength("x").is_err());
+        assert!(check_strength("fifteen-chars!!").is_err());
+        assert!(check_strength("sixteen-chars!!!").is_ok());
     }
 }

@@ -163,7 +163,7 @@ impl Artifacts {
     pub fn resolve(&self, prefix: &str) -> Result<String, ArtifactError> {
         let hex = prefix.strip_prefix(DIGEST_PREFIX).unwrap_or(prefix);
         if hex.len() < 8 || hex.len() > 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(ArtifactError::BadDigest(prefix.to_string()));
+            return Err(ArtifactError::BadDigest(shown(prefix)));
         }
         let hex = hex.to_ascii_lowercase();
         let shard = self.dir.join("sha256").join(&hex[..2]);
@@ -217,10 +217,16 @@ pub(super) fn normalise(digest: &str) -> String {
     format!("{DIGEST_PREFIX}{}", hex.to_ascii_lowercase())
 }
 
+/// A caller's digest text as a message shows it: cut short, control characters escaped.
+fn shown(text: &str) -> String {
+    let cut: String = text.chars().take(80).collect();
+    cut.escape_debug().to_string()
+}
+
 pub(super) fn full_hex(digest: &str) -> Result<String, ArtifactError> {
     let hex = digest.strip_prefix(DIGEST_PREFIX).unwrap_or(digest);
     if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(ArtifactError::BadDigest(digest.to_string()));
+        return Err(ArtifactError::BadDigest(shown(digest)));
     }
     Ok(hex.to_ascii_lowercase())
 }

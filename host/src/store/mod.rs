@@ -75,6 +75,32 @@ pub enum StoreError {
     Database { path: PathBuf, reason: String },
 }
 
+/// What a caller did wrong, when a store error is the request's fault rather than the
+/// store's: `NotFound` or `Invalid`, so HTTP answers 404 or 400 and logs nothing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallerFault {
+    NotFound(String),
+    Invalid(String),
+}
+
+impl StoreError {
+    /// The caller's mistake this error reports, if it is one (an unknown name, a malformed or
+    /// ambiguous digest, an artifact that is not there).
+    pub fn caller_fault(&self) -> Option<CallerFault> {
+        match self {
+            StoreError::NotFound(what) => Some(CallerFault::NotFound(what.clone())),
+            StoreError::Invalid(what) => Some(CallerFault::Invalid(what.clone())),
+            StoreError::Artifact(err @ ArtifactError::Missing(_)) => {
+                Some(CallerFault::NotFound(err.to_string()))
+            }
+            StoreError::Artifact(
+                err @ (ArtifactError::BadDigest(_) | ArtifactError::Ambiguous { .. }),
+            ) => Some(CallerFault::Invalid(err.to_string())),
+            _ => None,
+        }
+    }
+}
+
 /// Filters of `runs list`.
 #[derive(Clone, Debug, Default)]
 pub struct RunFilter {

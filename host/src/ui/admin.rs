@@ -4,7 +4,9 @@
 //! Signing in takes the admin token (the API's) in a form and gives an opaque session id in an
 //! HttpOnly, SameSite=Strict cookie scoped to `/ui`; sessions live in the process and end after
 //! 12 hours or at sign-out. Every mutating form carries the session's CSRF token, compared in
-//! constant time, so a page elsewhere cannot make a signed-in browser act.
+//! constant time, so a page elsewhere cannot make a signed-in browser act. Failed sign-ins are
+//! throttled per client address ([`FAILURES_ALLOWED`] a minute), so the token cannot be guessed
+//! at network speed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,9 +33,19 @@ pub struct Session {
     started: Instant,
 }
 
-/// The signed-in sessions of this process.
+/// Failed sign-ins a client address may make in [`FAILURE_WINDOW`]; then it must wait.
+pub const FAILURES_ALLOWED: u32 = 5;
+/// The window failed sign-ins are counted over.
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Client addresses whose failures are remembered at most; the oldest are forgotten first.
+const FAILURES_KEPT: usize = 10_000;
+
+/// The signed-in sessions of this process, and the failed sign-ins per client address.
 #[derive(Debug, Default)]
-pub struct Sessions(Mutex<HashMap<String, Session>>);
+pub struct Sessions {
+    live: Mutex<HashMap<String, Session>>,
+    failures: Mutex<HashMap<std::net::IpAddr, (Instant, u32)>>,
+}
 
 fn random_hex() -> String {
     let mut bytes = [0u8; 16];
@@ -60,7 +72,7 @@ impl Sessions {
             csrf: random_hex(),
             started: Instant::now(),
         };
-        let mut sessions = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sessions = self.live.lock().unwrap_or_else(|e| e.into_inner());
         sessions.retain(|_, s| s.started.elapsed() < SESSION_LIFE);
         sessions.insert(id.clone(), session.clone());
         (id, session)
@@ -69,7 +81,7 @@ impl Sessions {
     /// The session the request's cookie names, if it is live.
     pub fn of(&self, headers: &HeaderMap) -> Option<Session> {
         let id = session_id(headers)?;
-        let sessions = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let sessions = self.live.lock().unwrap_or_else(|e| e.into_inner());
         sessions
             .get(id)
             .filter(|s| s.started.elapsed() < SESSION_LIFE)
@@ -78,8 +90,40 @@ impl Sessions {
 
     fn end(&self, headers: &HeaderMap) {
         if let Some(id) = session_id(headers) {
-            self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+            self.live
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(id);
         }
+    }
+
+    /// How long `client` must wait before it may try to sign in again, if it must.
+    fn throttled(&self, client: std::net::IpAddr) -> Option<Duration> {
+        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let (since, count) = failures.get(&client)?;
+        let elapsed = since.elapsed();
+        (*count >= FAILURES_ALLOWED && elapsed < FAILURE_WINDOW).then(|| FAILURE_WINDOW - elapsed)
+    }
+
+    /// Counts a failed sign-in of `client`.
+    fn failed(&self, client: std::net::IpAddr) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if failures.len() >= FAILURES_KEPT {
+            failures.retain(|_, (since, _)| since.elapsed() < FAILURE_WINDOW);
+            if failures.len() >= FAILURES_KEPT
+                && let Some(oldest) = failures
+                    .iter()
+                    .min_by_key(|(_, (since, _))| *since)
+                    .map(|(ip, _)| *ip)
+            {
+                failures.remove(&oldest);
+            }
+        }
+        let entry = failures.entry(client).or_insert((Instant::now(), 0));
+        if entry.0.elapsed() >= FAILURE_WINDOW {
+            *entry = (Instant::now(), 0);
+        }
+        entry.1 += 1;
     }
 }
 
@@ -131,14 +175,43 @@ pub(super) async fn login_form(
     pages::login(&local(fields.get("next")), None, session.as_ref()).into_response()
 }
 
-pub(super) async fn login(State(ui): State<Arc<Ui>>, body: axum::body::Bytes) -> Response {
+pub(super) async fn login(
+    State(ui): State<Arc<Ui>>,
+    peer: Option<axum::Extension<crate::http::Peer>>,
+    body: axum::body::Bytes,
+) -> Response {
     let fields = form(&body);
     let next = local(fields.get("next"));
+    // A router driven without a socket (tests) has no peer: it counts as one client.
+    let client = peer.map_or(
+        std::net::IpAddr::from([127, 0, 0, 1]),
+        |axum::Extension(crate::http::Peer(address))| address.ip(),
+    );
+    if let Some(wait) = ui.sessions.throttled(client) {
+        let mut response = (
+            StatusCode::TOO_MANY_REQUESTS,
+            pages::login(
+                &next,
+                Some(&format!(
+                    "too many failed sign-ins from this address: try again in {} s",
+                    wait.as_secs().max(1)
+                )),
+                None,
+            ),
+        )
+            .into_response();
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(wait.as_secs().max(1)),
+        );
+        return response;
+    }
     let accepted = match (&ui.token, fields.get("token")) {
         (Some(token), Some(given)) => same(token, given.trim()),
         _ => false,
     };
     if !accepted {
+        ui.sessions.failed(client);
         let why = if ui.token.is_none() {
             "this UI has no admin token (set WFLOW_ADMIN_TOKEN or --admin-token-file)"
         } else {

@@ -105,9 +105,16 @@ impl IntoResponse for Problem {
 
 impl From<StoreError> for Problem {
     fn from(err: StoreError) -> Problem {
+        match err.caller_fault() {
+            Some(crate::store::CallerFault::NotFound(what)) => {
+                return Problem(StatusCode::NOT_FOUND, what);
+            }
+            Some(crate::store::CallerFault::Invalid(what)) => {
+                return Problem(StatusCode::BAD_REQUEST, what);
+            }
+            None => {}
+        }
         match err {
-            StoreError::NotFound(what) => Problem(StatusCode::NOT_FOUND, what),
-            StoreError::Invalid(what) => Problem(StatusCode::BAD_REQUEST, what),
             StoreError::Locked(_) => Problem(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "the store is in use by another process; try again in a moment".into(),

@@ -426,3 +426,17 @@ fn drift_checks_become_a_score_per_feature_over_time() {
     assert_eq!(series[0].points, vec![(0.0, 0.05), (2.0, 0.4)]);
     assert!(latest[0].drifted);
 }
+
+#[tokio::test]
+async fn failed_sign_ins_are_throttled_per_client() {
+    let (_dir, store) = store_with_runs(1);
+    let router = ui(store);
+    for _ in 0..super::admin::FAILURES_ALLOWED {
+        let refused = post(&router, "/ui/login", None, "token=guess&next=/ui/runs").await;
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+    }
+    // Past the allowance even the right token waits: guessing cannot go at network speed.
+    let throttled = post(&router, "/ui/login", None, "token=secret&next=/ui/runs").await;
+    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(throttled.headers().contains_key("retry-after"));
+}

@@ -51,58 +51,103 @@ pub(crate) fn topological_order(needs: &[Vec<usize>]) -> Result<Vec<usize>, Vec<
 
 /// One shortest cycle per strongly connected group among the `stuck` nodes.
 ///
-/// Workflows have tens of steps, so computing full reachability per node is cheap and much
-/// simpler to get right than Tarjan's algorithm.
+/// The groups are found with Tarjan's algorithm (iterative, so a long chain cannot overflow
+/// the stack) and each cycle with one breadth-first search inside its group: time linear in
+/// the nodes and edges, whatever the file holds.
 fn cycles(needs: &[BTreeSet<usize>], stuck: &[usize]) -> Vec<Vec<usize>> {
-    let reachable: Vec<BTreeSet<usize>> = (0..needs.len())
-        .map(|node| {
-            if stuck.contains(&node) {
-                reachable_from(needs, node)
-            } else {
-                BTreeSet::new()
+    let mut found: Vec<Vec<usize>> = strongly_connected(needs, stuck)
+        .into_iter()
+        .filter_map(|group| {
+            let start = *group.iter().next()?;
+            // A node is on a cycle exactly when its group has another node or it needs itself.
+            if group.len() == 1 && !needs[start].contains(&start) {
+                return None;
             }
+            Some(shortest_cycle(needs, start, &group))
         })
         .collect();
-    let mut grouped = BTreeSet::new();
-    let mut found = Vec::new();
-    for &node in stuck {
-        // A node is on a cycle exactly when it can reach itself.
-        if grouped.contains(&node) || !reachable[node].contains(&node) {
-            continue;
-        }
-        let group: BTreeSet<usize> = reachable[node]
-            .iter()
-            .copied()
-            .filter(|&other| reachable[other].contains(&node))
-            .collect();
-        grouped.extend(group.iter().copied());
-        found.push(shortest_cycle(needs, node, &group));
-    }
+    found.sort();
     found
 }
 
-/// The nodes reachable from `start` by following at least one edge.
-fn reachable_from(needs: &[BTreeSet<usize>], start: usize) -> BTreeSet<usize> {
-    let mut seen = BTreeSet::new();
-    let mut queue: VecDeque<usize> = needs[start].iter().copied().collect();
-    while let Some(node) = queue.pop_front() {
-        if seen.insert(node) {
-            queue.extend(needs[node].iter().copied());
+/// The strongly connected groups of the graph restricted to `nodes`, each as a sorted set.
+fn strongly_connected(needs: &[BTreeSet<usize>], nodes: &[usize]) -> Vec<BTreeSet<usize>> {
+    const UNVISITED: usize = usize::MAX;
+    let count = needs.len();
+    let mut inside = vec![false; count];
+    for &node in nodes {
+        inside[node] = true;
+    }
+    let mut index = vec![UNVISITED; count];
+    let mut low = vec![0; count];
+    let mut on_stack = vec![false; count];
+    let mut stack = Vec::new();
+    let mut groups = Vec::new();
+    let mut next_index = 0;
+    for &root in nodes {
+        if index[root] != UNVISITED {
+            continue;
+        }
+        // Each frame: a node and the position of the next of its edges to follow.
+        let mut frames: Vec<(usize, std::collections::btree_set::Iter<'_, usize>)> = Vec::new();
+        index[root] = next_index;
+        low[root] = next_index;
+        next_index += 1;
+        stack.push(root);
+        on_stack[root] = true;
+        frames.push((root, needs[root].iter()));
+        while let Some((node, edges)) = frames.last_mut() {
+            let node = *node;
+            match edges.next() {
+                Some(&next) if !inside[next] => {}
+                Some(&next) if index[next] == UNVISITED => {
+                    index[next] = next_index;
+                    low[next] = next_index;
+                    next_index += 1;
+                    stack.push(next);
+                    on_stack[next] = true;
+                    frames.push((next, needs[next].iter()));
+                }
+                Some(&next) => {
+                    if on_stack[next] {
+                        low[node] = low[node].min(index[next]);
+                    }
+                }
+                None => {
+                    frames.pop();
+                    if let Some((parent, _)) = frames.last() {
+                        low[*parent] = low[*parent].min(low[node]);
+                    }
+                    if low[node] == index[node] {
+                        let mut group = BTreeSet::new();
+                        while let Some(member) = stack.pop() {
+                            on_stack[member] = false;
+                            group.insert(member);
+                            if member == node {
+                                break;
+                            }
+                        }
+                        groups.push(group);
+                    }
+                }
+            }
         }
     }
-    seen
+    groups
 }
 
-/// A shortest path `start -> ... -> start` that stays inside `group`.
+/// A shortest path `start -> ... -> start` that stays inside `group`, in time linear in the
+/// group's size (its bookkeeping is the group's, not the whole graph's).
 fn shortest_cycle(needs: &[BTreeSet<usize>], start: usize, group: &BTreeSet<usize>) -> Vec<usize> {
-    let mut came_from = vec![None; needs.len()];
+    let mut came_from: std::collections::HashMap<usize, usize> =
+        std::collections::HashMap::with_capacity(group.len());
     let mut queue = VecDeque::from([start]);
     while let Some(node) = queue.pop_front() {
         for &next in needs[node].iter().filter(|next| group.contains(next)) {
             if next == start {
                 let mut path = vec![start, node];
                 let mut at = node;
-                while let Some(previous) = came_from[at] {
+                while let Some(&previous) = came_from.get(&at) {
                     path.push(previous);
                     at = previous;
                 }
@@ -111,8 +156,8 @@ fn shortest_cycle(needs: &[BTreeSet<usize>], start: usize, group: &BTreeSet<usiz
                 path.reverse();
                 return path;
             }
-            if next != start && came_from[next].is_none() {
-                came_from[next] = Some(node);
+            if let std::collections::hash_map::Entry::Vacant(entry) = came_from.entry(next) {
+                entry.insert(node);
                 queue.push_back(next);
             }
         }
@@ -172,6 +217,22 @@ mod tests {
         // Without the shortcut the whole ring is reported.
         let needs = vec![vec![1], vec![2], vec![3], vec![0]];
         assert_eq!(topological_order(&needs), Err(vec![vec![0, 1, 2, 3, 0]]));
+    }
+
+    #[test]
+    fn a_long_cycle_is_reported_in_linear_time() {
+        // 100,000 steps in one ring: pairwise reachability would hold 10^10 entries.
+        let count = 100_000;
+        let needs: Vec<Vec<usize>> = (0..count).map(|i| vec![(i + 1) % count]).collect();
+        let cycles = topological_order(&needs).unwrap_err();
+        assert_eq!(cycles.len(), 1);
+        assert_eq!(cycles[0].len(), count + 1);
+        assert_eq!(cycles[0][0], 0);
+        // And a long chain orders without recursion.
+        let chain: Vec<Vec<usize>> = (0..count)
+            .map(|i| if i == 0 { vec![] } else { vec![i - 1] })
+            .collect();
+        assert_eq!(topological_order(&chain).unwrap().len(), count);
     }
 
     #[test]

@@ -89,6 +89,7 @@
 //! Steps are returned so that each comes after the steps it needs, ties broken by file order.
 
 mod check;
+pub mod cron;
 mod diagnostics;
 mod graph;
 #[cfg(test)]
@@ -179,10 +180,11 @@ pub struct Trigger {
 pub enum TriggerKind {
     /// `cron = "0 2 * * *"`: the slots of a cron schedule in a time zone.
     Cron {
-        /// The expression as written (5 fields, or 6-7 with seconds first and years last).
+        /// The expression as written (5 fields as crontab reads them, 6 with seconds first, or
+        /// an alias such as `@daily`).
         expression: String,
-        /// The schedule in the 6-7 field form the scheduler reads (seconds first).
-        schedule: String,
+        /// The parsed schedule.
+        schedule: cron::Cron,
         /// An IANA time zone name (`UTC` unless given).
         timezone: String,
         /// What happens to slots missed while the daemon was down.

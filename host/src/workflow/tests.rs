@@ -206,7 +206,7 @@ fn render(workflow: &Workflow) -> Json {
                         max_catch_up,
                     } => json!({
                         "cron": expression,
-                        "schedule": schedule,
+                        "schedule": schedule.to_string(),
                         "timezone": timezone,
                         "catch_up": catch_up.name(),
                         "max_catch_up": max_catch_up,

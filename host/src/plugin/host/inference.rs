@@ -26,21 +26,25 @@ impl inference::Host for StepState {}
 
 impl inference::HostSession for StepState {
     async fn load(&mut self, model: Model) -> wasmtime::Result<Result<Resource<Session>, String>> {
-        // A loaded model lives in the host: charge it like a table the plugin built.
-        self.charge(model.onnx.len() as u64 * 2)?;
-        // tract is not hardened against crafted models: a panic inside it fails the load rather
-        // than the process.
-        let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            Session::load(&model.onnx, Some(model_info(&model.metadata)))
-        }))
-        .unwrap_or_else(|_| {
-            Err(crate::inference::Error::Prepare(
-                "tract panicked loading the model".into(),
-            ))
-        });
+        // A loaded model lives in the host: its constants may take what is left of the step's
+        // output budget, and are charged like a table the plugin built. Loading is CPU work of
+        // the host, off the async threads so the step's timeout still fires.
+        let left = self.max_output.saturating_sub(self.output_bytes);
+        let limits = crate::inference::budget::Limits::within(left);
+        let info = model_info(&model.metadata);
+        let onnx = model.onnx;
+        let loaded = super::off_thread(move |_| {
+            Session::load_within(&onnx, Some(info), limits)
+                .map(|session| (session, onnx.len() as u64))
+                .map_err(|err| err.to_string())
+        })
+        .await;
         match loaded {
-            Ok(session) => Ok(Ok(self.resources.push(session)?)),
-            Err(err) => Ok(Err(err.to_string())),
+            Ok((session, file)) => {
+                self.charge(file + session.footprint().constant_bytes)?;
+                Ok(Ok(self.resources.push(session)?))
+            }
+            Err(err) => Ok(Err(err)),
         }
     }
 
@@ -50,16 +54,16 @@ impl inference::HostSession for StepState {
         input: Resource<Table>,
     ) -> wasmtime::Result<Result<Resource<Table>, String>> {
         let session = self.resources.get(&session)?.clone();
-        let input = self.table(&input)?;
+        let input = self.table(&input)?.clone();
         let prediction =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| session.predict(input)))
-                .unwrap_or_else(|_| Err(crate::inference::Error::Run("tract panicked".into())));
+            super::off_thread(move |_| session.predict(&input).map_err(|err| err.to_string()))
+                .await;
         match prediction {
             Ok(table) => {
                 let size = table.byte_size();
                 self.push_table(table, size)
             }
-            Err(err) => Ok(Err(err.to_string())),
+            Err(err) => Ok(Err(err)),
         }
     }
 

@@ -261,11 +261,16 @@ fn attribute(attribute: &wit::Attribute) -> wflow_onnx::proto::AttributeProto {
 
 /// The ONNX file of `graph` with `metadata` in its `metadata_props`, checked by tract. The
 /// constants' values move into the file rather than being copied.
-pub fn build(graph: wit::Graph, metadata: &ModelMetadata) -> Result<Vec<u8>, String> {
+pub fn build(
+    graph: wit::Graph,
+    metadata: &ModelMetadata,
+    abandoned: &super::Abandoned,
+) -> Result<Vec<u8>, String> {
     let problems = check(&graph, metadata);
     if !problems.is_empty() {
         return Err(problems.join("; "));
     }
+    abandoned.check()?;
     let mut builder =
         ModelBuilder::new("model").producer("wflow model-builder", env!("CARGO_PKG_VERSION"));
     builder.input_f32(
@@ -313,19 +318,21 @@ pub fn build(graph: wit::Graph, metadata: &ModelMetadata) -> Result<Vec<u8>, Str
         builder.metadata(&format!("wflow.{key}"), value);
     }
     let bytes = builder.to_bytes()?;
-    probe(&bytes, model_info(metadata))?;
+    abandoned.check()?;
+    probe(&bytes, model_info(metadata), abandoned)?;
     Ok(bytes)
 }
 
 /// Loads the model with tract and predicts on the probe batch: the answer must be as wide as
 /// the metadata says (one value per row for a regression; one score per class, or one
 /// probability for two classes, which `predict_matrix` checks) and made of numbers.
-fn probe(bytes: &[u8], info: ModelInfo) -> Result<(), String> {
+fn probe(bytes: &[u8], info: ModelInfo, abandoned: &super::Abandoned) -> Result<(), String> {
     let task = info.task;
     let features = info.features.len();
     // tract is not hardened against every graph: a panic fails the build, not the process.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let session = Session::load(bytes, Some(info)).map_err(|err| err.to_string())?;
+        abandoned.check()?;
         let data: Vec<f32> = [0.0f32, 1.0, -1.0]
             .iter()
             .flat_map(|&v| std::iter::repeat_n(v, features))
@@ -361,19 +368,21 @@ impl wit::Host for StepState {
     ) -> wasmtime::Result<Result<Model, String>> {
         self.charge(cost(&graph, &metadata))?;
         // Building and loading are CPU work of the host: off the async threads, so the step's
-        // timeout still fires while tract optimises a large graph.
-        let built = tokio::task::spawn_blocking(move || {
-            build(graph, &metadata).map(|onnx| Model { onnx, metadata })
+        // timeout still fires while tract optimises a large graph, and abandoned with the step.
+        Ok(super::off_thread(move |abandoned| {
+            build(graph, &metadata, abandoned).map(|onnx| Model { onnx, metadata })
         })
-        .await
-        .unwrap_or_else(|_| Err("the model builder failed".into()));
-        Ok(built)
+        .await)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn build(graph: wit::Graph, metadata: &ModelMetadata) -> Result<Vec<u8>, String> {
+        super::build(graph, metadata, &crate::plugin::host::Abandoned::default())
+    }
 
     fn floats(name: &str, dims: &[u64], values: &[f32]) -> wit::Tensor {
         wit::Tensor {

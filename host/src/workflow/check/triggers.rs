@@ -3,7 +3,6 @@
 //! expressions and time zones are checked here (both are pure parsing); whether the files or
 //! models exist is the daemon's business.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use toml::de::{DeTable, DeValue};
@@ -41,17 +40,6 @@ const METRICS: &[&str] = &["accuracy", "f1_macro", "rmse", "mae"];
 pub(super) struct TriggerDraft {
     pub trigger: Trigger,
     pub dataset: Option<(String, Span)>,
-}
-
-/// A cron expression in the scheduler's 6-7 field form (seconds first): five classic fields get
-/// `0` seconds.
-pub fn schedule_form(expression: &str) -> String {
-    let fields = expression.split_whitespace().count();
-    if fields == 5 {
-        format!("0 {}", expression.trim())
-    } else {
-        expression.trim().to_string()
-    }
 }
 
 impl Checker {
@@ -221,23 +209,16 @@ impl Checker {
     fn cron(&mut self, table: &DeTable<'_>) -> Option<TriggerKind> {
         let value = table.get("cron")?;
         let expression = self.string(value, "cron")?;
-        let schedule = schedule_form(&expression);
-        if let Err(err) = cron::Schedule::from_str(&schedule) {
-            // The parser's message draws a caret under the expression; its last line says why.
-            let err = err.to_string();
-            let err = err
-                .lines()
-                .rfind(|l| !l.trim().is_empty())
-                .unwrap_or("")
-                .trim();
-            self.error(
-                value.span(),
-                format!(
-                    "invalid cron expression {expression:?}: {err} (5 fields `minute hour day month weekday`, or 6-7 with seconds first)"
-                ),
-            );
-            return None;
-        }
+        let schedule = match crate::workflow::cron::parse(&expression) {
+            Ok(schedule) => schedule,
+            Err(err) => {
+                self.error(
+                    value.span(),
+                    format!("invalid cron expression {expression:?}: {err}"),
+                );
+                return None;
+            }
+        };
         let timezone = match table.get("timezone") {
             Some(v) => {
                 let zone = self.string(v, "timezone")?;

@@ -3,8 +3,8 @@
 //!
 //! - a deadline for every request head, counted from when the connection is ready for one
 //!   (so it is also the idle keep-alive timeout; trickled bytes do not extend it);
-//! - a cap on open connections (one more is answered 503 and closed at once, not left waiting
-//!   in the listen backlog);
+//! - a cap on open connections, and a lower one per client address, so one client cannot take
+//!   them all (one more is answered 503 and closed at once, not left waiting in the backlog);
 //! - a deadline for every request body, from when its head arrived, whatever trickles in;
 //!   an announced body above the size limit is answered 413 before any of it is read;
 //! - a budget of request-body bytes held at once, over all connections: a request whose body
@@ -56,6 +56,8 @@ pub struct Limits {
     pub header_read_timeout: Duration,
     /// Open connections at most; one more is answered 503 and closed at once.
     pub max_connections: usize,
+    /// Open connections from one client address at most.
+    pub max_connections_per_client: usize,
     /// Time allowed for a whole request body, from when its head was read; then 408.
     pub body_read_timeout: Duration,
     /// A larger `Content-Length` is answered 413 before any of the body is read. (Bodies
@@ -77,6 +79,7 @@ impl Default for Limits {
         Self {
             header_read_timeout: Duration::from_secs(10),
             max_connections: 1024,
+            max_connections_per_client: 256,
             body_read_timeout: Duration::from_secs(60),
             max_body: 64 << 20,
             shutdown_grace: Duration::from_secs(10),
@@ -119,6 +122,7 @@ pub async fn serve(
         .max_buf_size(READ_BUFFER);
 
     let permits = Arc::new(Semaphore::new(limits.max_connections));
+    let clients = Clients::new(limits.max_connections_per_client);
     let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     let mut shutdown = pin!(shutdown);
@@ -137,6 +141,10 @@ pub async fn serve(
                 }
             },
         };
+        let Some(client) = clients.admit(peer.ip()) else {
+            refuse_busy(&stream);
+            continue;
+        };
         let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
             refuse_busy(&stream);
             continue;
@@ -147,8 +155,8 @@ pub async fn serve(
         ));
         let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
         connections.spawn(async move {
-            // The permit is returned when the connection is gone.
-            let _permit = permit;
+            // The permits are returned when the connection is gone.
+            let _permits = (permit, client);
             if let Err(err) = connection.await {
                 // Header timeouts, resets and malformed requests: the client's doing.
                 tracing::debug!(%peer, "connection ended: {err}");
@@ -170,6 +178,54 @@ pub async fn serve(
     }
     while connections.join_next().await.is_some() {}
     Ok(())
+}
+
+/// Open connections per client address.
+#[derive(Clone)]
+struct Clients {
+    open: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    limit: usize,
+}
+
+/// One client's connection, counted until dropped.
+struct ClientSlot {
+    clients: Clients,
+    ip: std::net::IpAddr,
+}
+
+impl Clients {
+    fn new(limit: usize) -> Clients {
+        Clients {
+            open: Arc::default(),
+            limit: limit.max(1),
+        }
+    }
+
+    /// A slot for one more connection of `ip`, unless it has its fill.
+    fn admit(&self, ip: std::net::IpAddr) -> Option<ClientSlot> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(ip).or_insert(0);
+        if *count >= self.limit {
+            return None;
+        }
+        *count += 1;
+        Some(ClientSlot {
+            clients: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        let mut open = self.clients.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// At the cap: a best-effort 503 without blocking, then the socket is closed.
@@ -627,6 +683,29 @@ mod tests {
         let server = Server::start(limits()).await;
         let answer = fetch(server.addr, "/peer").await;
         assert!(answer.ends_with("127.0.0.1"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn one_client_cannot_take_every_connection() {
+        let server = Server::start(Limits {
+            max_connections_per_client: 2,
+            ..limits()
+        })
+        .await;
+        // Two idle connections from 127.0.0.2 are its fill; its third is refused.
+        let address = server.addr;
+        let from = |ip: [u8; 4]| async move {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind(SocketAddr::from((ip, 0))).unwrap();
+            socket.connect(address).await.unwrap()
+        };
+        let _idle = (from([127, 0, 0, 2]).await, from([127, 0, 0, 2]).await);
+        let mut third = from([127, 0, 0, 2]).await;
+        let refused = read_until_closed(&mut third, SLACK).await.expect("refused");
+        assert!(refused.starts_with("HTTP/1.1 503"), "{refused:?}");
+        // Another client is served meanwhile.
+        let live = fetch(server.addr, "/v2/health/live").await;
+        assert!(live.starts_with("HTTP/1.1 200"), "{live:?}");
     }
 
     #[tokio::test]

@@ -191,3 +191,28 @@ with = { strategy = "mode", colums = ["x"] }
         "{errors}"
     );
 }
+
+/// `wflow run ... | head`: the reader goes away before the summary is printed. The run must
+/// finish and be recorded as succeeded, not die of SIGPIPE and be left interrupted.
+#[test]
+fn issue_22_a_run_whose_reader_goes_away_still_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = support::repo().join("workflows/iris.toml");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wflow"))
+        .args(["run", file.to_str().unwrap()])
+        .current_dir(dir.path())
+        .env("WFLOW_CACHE_DIR", dir.path().join(".wflow-cache"))
+        .env_remove("WFLOW_DATA_DIR")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // The pipe's read end closes before anything is read: every write to stdout fails.
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let store = wflow::store::Store::open(dir.path().join(".wflow")).unwrap();
+    let runs = store.list_runs(&Default::default()).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, wflow::store::RunStatus::Succeeded);
+}

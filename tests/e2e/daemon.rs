@@ -844,3 +844,47 @@ fn the_api_serves_its_openapi_document_and_every_route_in_it() {
     let runs = get(&daemon.address, "/api/v1/runs?workflow=one&limit=5").json();
     assert!(!runs["runs"].as_array().unwrap().is_empty(), "{runs}");
 }
+
+/// A cron trigger's state written when weekdays were numbered from 1 = Sunday: its slots were
+/// another schedule's, so the daemon rereads it (says so, records the new reading) and goes on
+/// without running the slots the old reading never had. The API shows the schedule and its
+/// next slot as crontab reads it.
+#[test]
+fn issue_22_a_cron_state_from_the_old_weekday_reading_is_reread_without_catching_up() {
+    let project = Project::new();
+    std::fs::write(project.path().join("wf/data/rows.csv"), "x\n1\n").unwrap();
+    project.write(
+        "weekly.toml",
+        "[workflow]\nname = \"weekly\"\n[datasets.data]\npath = \"data/rows.csv\"\n[steps.s]\nuses = \"noop.wasm\"\ninputs = { data = \"data\" }\n[triggers.mondays]\ncron = \"0 9 * * 1\"\ncatch_up = \"all\"\n",
+    );
+    // The last slot taken a month ago, in the old format (no reading version).
+    let month_ago = wflow::store::records::now() - 31 * 86_400_000;
+    project
+        .store()
+        .set_trigger_state(
+            "weekly",
+            "mondays",
+            &serde_json::json!({ "slot": month_ago }),
+        )
+        .unwrap();
+    let daemon = Daemon::start(project.path(), &[]);
+    let reread = wait_for(&daemon.address, 0, "trigger-reread", |_| true, 30);
+    assert!(
+        message(&reread).contains("`0 9 * * 1` is now read as crontab reads it"),
+        "{reread}"
+    );
+    let workflow = get(&daemon.address, "/api/v1/workflows/weekly").json();
+    let trigger = &workflow["triggers"][0];
+    assert_eq!(trigger["cron"], "0 9 * * 1", "{workflow}");
+    assert_eq!(trigger["state"]["cron"], 2, "{workflow}");
+    // The next slot is a Monday at 09:00 UTC.
+    let next = chrono::DateTime::parse_from_rfc3339(trigger["next"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (next.format("%a %H:%M").to_string()),
+        "Mon 09:00",
+        "{workflow}"
+    );
+    drop(daemon);
+    // Four or five Mondays passed in the month: none was caught up.
+    assert!(project.runs().is_empty(), "{:?}", project.runs());
+}

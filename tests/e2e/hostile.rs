@@ -362,3 +362,60 @@ fn outputs_of_one_name_or_an_unusable_name_are_an_input_error_naming_them() {
         Ok(Output::Tables { .. })
     ));
 }
+
+fn oversized(name: &str) -> Vec<u8> {
+    std::fs::read(
+        support::repo()
+            .join("host/tests/data/onnx/oversized")
+            .join(format!("{name}.onnx")),
+    )
+    .unwrap()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn issue_22_a_plugin_cannot_make_the_host_load_a_model_beyond_its_budget() {
+    let (runtime, _dir) = support::runtime();
+    // 119 bytes that would fold into 3.2 GB: refused, naming the node, inside the step.
+    let execution = behave(
+        &runtime,
+        serde_json::json!({"behaviour": "load-model", "model_hex": hex(&oversized("constant_of_shape"))}),
+    );
+    let Failure::Failed(message) = failure(&execution) else {
+        panic!("{:?}", execution.outcome)
+    };
+    assert!(
+        message.contains("too large to load") && message.contains("node `y` (ConstantOfShape)"),
+        "{message}"
+    );
+    assert_runtime_still_works(&runtime);
+}
+
+#[test]
+fn issue_22_a_trained_model_the_host_cannot_load_fails_its_training_step() {
+    let (runtime, _dir) = support::runtime();
+    let plugin = support::load(&runtime, "hostile-trainer");
+    for (bytes, expected) in [
+        (b"not a model".to_vec(), "not valid ONNX"),
+        (oversized("range"), "too large to load"),
+    ] {
+        let call = Call::Train {
+            data: table(),
+            target: "x".into(),
+            config: serde_json::json!({ "model_hex": hex(&bytes) }).to_string(),
+        };
+        let execution =
+            support::block_on(runtime.call(&plugin, call, &limits(), &Capabilities::default()));
+        let Failure::Failed(message) = failure(&execution) else {
+            panic!("{:?}", execution.outcome)
+        };
+        assert!(
+            message.starts_with("the trainer returned a model the host cannot load")
+                && message.contains(expected),
+            "{message}"
+        );
+    }
+}

@@ -59,6 +59,9 @@ impl Default for Limits {
     }
 }
 
+/// What constants may hold beyond the file's own bytes: what folding may add.
+const FOLDED_ALLOWANCE: u64 = 64 << 20;
+
 impl Limits {
     /// The default limits, with all constants together held within `bytes` (a plugin's
     /// remaining output budget, say).
@@ -68,6 +71,20 @@ impl Limits {
             max_constant_bytes: default.max_constant_bytes.min(bytes),
             max_total_constant_bytes: default.max_total_constant_bytes.min(bytes),
             ..default
+        }
+    }
+
+    /// These limits for a file of `len` bytes: its constants may hold what the file holds
+    /// (twice, for a conversion to a wider type) and a few tens of megabytes folded at load,
+    /// not more, so a file of a few hundred bytes cannot make a model of gigabytes.
+    pub fn for_file(self, len: usize) -> Limits {
+        let room = (len as u64)
+            .saturating_mul(2)
+            .saturating_add(FOLDED_ALLOWANCE);
+        Limits {
+            max_constant_bytes: self.max_constant_bytes.min(room),
+            max_total_constant_bytes: self.max_total_constant_bytes.min(room),
+            ..self
         }
     }
 }
@@ -87,25 +104,46 @@ pub struct BudgetExceeded {
 
 impl std::fmt::Display for BudgetExceeded {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let node = if self.node.is_empty() {
-            String::from("the graph")
-        } else {
-            format!("node `{}` ({})", self.node, self.op)
-        };
-        match self.bytes {
-            Some(bytes) => write!(
+        let node = format!("node `{}` ({})", self.node, self.op);
+        match (self.what, self.bytes) {
+            (GRAPH_TOO_LARGE, _) => write!(
                 f,
-                "{node} would make a {} of {bytes} bytes, above the limit of {} bytes",
-                self.what, self.limit
+                "the graph has more nodes than the limit of {}",
+                self.limit
             ),
-            None => write!(
+            (EXTERNAL_DATA, _) => write!(f, "{node} reads its data from another file"),
+            (TEXT_IN_RAW_BYTES, _) => {
+                write!(f, "{node} holds text as raw bytes, which tract cannot read")
+            }
+            (REFUSED_OPERATOR, _) => write!(
                 f,
-                "{node} would make a {} whose size cannot be bounded (limit {} bytes)",
-                self.what, self.limit
+                "{node} is an operator that allocates from its attributes or runs a sub-graph, which the memory budget cannot bound"
             ),
+            (SUB_GRAPH, _) => write!(
+                f,
+                "{node} carries a sub-graph, which the memory budget cannot bound"
+            ),
+            (UNBOUNDED_TENSOR, _) => write!(
+                f,
+                "{node} makes a tensor whose size depends on more than the batch size"
+            ),
+            (what, Some(bytes)) => write!(
+                f,
+                "{node} would make a {what} of {bytes} bytes, above the limit of {} bytes",
+                self.limit
+            ),
+            (what, None) => write!(f, "{node} would make a {what} whose size cannot be bounded"),
         }
     }
 }
+
+/// What a refusal says, for [`BudgetExceeded::what`].
+const GRAPH_TOO_LARGE: &str = "graph of more nodes than allowed";
+const EXTERNAL_DATA: &str = "tensor with external data";
+const TEXT_IN_RAW_BYTES: &str = "text tensor in raw bytes";
+const REFUSED_OPERATOR: &str = "refused operator";
+const SUB_GRAPH: &str = "sub-graph";
+const UNBOUNDED_TENSOR: &str = "tensor whose size depends on more than the batch";
 
 impl std::error::Error for BudgetExceeded {}
 
@@ -180,20 +218,20 @@ pub fn prepass(proto: &ModelProto, limits: &Limits) -> Result<(), BudgetExceeded
     if graph.node.len() > limits.max_nodes {
         return Err(BudgetExceeded {
             limit: limits.max_nodes as u64,
-            ..refuse("", "", "graph of more nodes than allowed", None)
+            ..refuse("", "", GRAPH_TOO_LARGE, None)
         });
     }
     let check_tensor = |tensor: &pb::TensorProto, owner: &str, op: &str| {
         if tensor.data_location == Some(pb::tensor_proto::DataLocation::External as i32)
             || !tensor.external_data.is_empty()
         {
-            return Err(refuse(owner, op, "tensor with external data", None));
+            return Err(refuse(owner, op, EXTERNAL_DATA, None));
         }
         // tract cannot read text from raw bytes (it panics).
         if tensor.data_type == pb::tensor_proto::DataType::String as i32
             && !tensor.raw_data.is_empty()
         {
-            return Err(refuse(owner, op, "text tensor in raw bytes", None));
+            return Err(refuse(owner, op, TEXT_IN_RAW_BYTES, None));
         }
         let elements = tensor.dims.iter().try_fold(1u128, |count, &dim| {
             u128::try_from(dim)
@@ -211,11 +249,11 @@ pub fn prepass(proto: &ModelProto, limits: &Limits) -> Result<(), BudgetExceeded
     for node in &graph.node {
         let label = node_label(node);
         if REFUSED_OPERATORS.contains(&node.op_type.as_str()) {
-            return Err(refuse(&label, &node.op_type, "refused operator", None));
+            return Err(refuse(&label, &node.op_type, REFUSED_OPERATOR, None));
         }
         for attribute in &node.attribute {
             if attribute.g.is_some() || !attribute.graphs.is_empty() {
-                return Err(refuse(&label, &node.op_type, "sub-graph", None));
+                return Err(refuse(&label, &node.op_type, SUB_GRAPH, None));
             }
             if let Some(tensor) = &attribute.t {
                 check_tensor(tensor, &label, &node.op_type)?;
@@ -588,7 +626,7 @@ pub fn check_typed(
             ) else {
                 return Err(refusal(
                     node,
-                    "tensor whose size depends on more than the batch",
+                    UNBOUNDED_TENSOR,
                     None,
                     limits.max_bytes_per_row,
                 ));
@@ -674,4 +712,77 @@ pub fn optimize(
     typed.optimize_with_session(&mut checked(Optimizer::codegen(), limits).session())?;
     let footprint = check_typed(&typed, &limits, Some(batch), true)?;
     Ok((typed, footprint))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inference::{ModelInfo, Session, Task};
+
+    fn oversized(name: &str) -> Vec<u8> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/data/onnx/oversized")
+            .join(format!("{name}.onnx"));
+        std::fs::read(&path).unwrap_or_else(|err| panic!("{}: {err}", path.display()))
+    }
+
+    fn info() -> ModelInfo {
+        ModelInfo {
+            features: vec!["x".into()],
+            target: "y".into(),
+            task: Task::Regression,
+            class_labels: Vec::new(),
+        }
+    }
+
+    /// Each of these files, a few hundred bytes, made tract allocate gigabytes while loading
+    /// (or abort the process): now each is refused, naming the node, before anything large is
+    /// allocated. Were the budget not enforced, this test would run out of memory.
+    #[test]
+    fn issue_22_small_files_that_would_fold_into_gigabytes_are_refused_naming_the_node() {
+        for (name, node) in [
+            ("constant_of_shape", "y"),
+            ("range", "y"),
+            ("expand", "y"),
+            ("broadcast_add", "y"),
+            ("constant_like_rules", "y"),
+            ("constant_like_attribute", "y"),
+            ("matmul_nbits_attributes", "y"),
+            ("gather_fan_out", "y"),
+            ("concat_repeated_60", "y"),
+            ("concat_repeated_1000", "y"),
+        ] {
+            let bytes = oversized(name);
+            assert!(bytes.len() < 4096, "{name}");
+            let err = Session::load(&bytes, Some(info())).unwrap_err().to_string();
+            assert!(
+                err.starts_with("the model is too large to load:"),
+                "{name}: {err}"
+            );
+            assert!(err.contains(&format!("node `{node}`")), "{name}: {err}");
+            let served =
+                crate::serve::model::ServedModel::load("m", "1", name.into(), &bytes).unwrap_err();
+            assert!(
+                served.to_string().contains("too large to load"),
+                "{name}: {served}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_limits_follow_the_file_and_a_plugins_budget() {
+        let limits = Limits::default().for_file(1000);
+        assert_eq!(limits.max_constant_bytes, 2000 + FOLDED_ALLOWANCE);
+        let large = Limits::default().for_file(1 << 30);
+        assert_eq!(large, Limits::default());
+        assert_eq!(Limits::within(1 << 20).max_total_constant_bytes, 1 << 20);
+        assert_eq!(
+            Footprint {
+                constant_bytes: 0,
+                bytes_per_row: 1 << 20
+            }
+            .rows_per_run(64 << 20),
+            64
+        );
+    }
 }

@@ -145,6 +145,7 @@ impl Session {
         info: Option<ModelInfo>,
         limits: budget::Limits,
     ) -> Result<Session, Error> {
+        let limits = limits.for_file(onnx.len());
         let (onnx_framework, proto) = parse(onnx, &limits)?;
         let info = match info {
             Some(info) if !info.features.is_empty() => info,

@@ -201,7 +201,7 @@ impl ServedModel {
         source: String,
         onnx: &[u8],
     ) -> Result<ServedModel, ModelError> {
-        let limits = crate::inference::budget::Limits::default();
+        let limits = crate::inference::budget::Limits::default().for_file(onnx.len());
         let (framework, proto) =
             crate::inference::parse(onnx, &limits).map_err(|err| match err {
                 crate::inference::Error::Decode(message) => {

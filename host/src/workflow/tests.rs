@@ -463,3 +463,31 @@ fn the_example_in_the_module_documentation_is_valid() {
         ]
     );
 }
+
+/// A file of fifty thousand steps, each needing the one before: names are resolved by hash and
+/// the order found in linear time (resolving each reference by a scan took minutes), and the
+/// same steps in one ring are reported as one cycle.
+#[test]
+fn issue_22_a_long_chain_is_ordered_and_a_long_ring_reported_in_linear_time() {
+    let steps = 50_000;
+    let mut chain = String::from("[workflow]\nname = \"chain\"\n[datasets.d]\npath = \"d.csv\"\n");
+    let mut ring = chain.clone();
+    for i in 0..steps {
+        let step = format!("[steps.s{i}]\nuses = \"schema-check\"\ninputs = {{ data = \"d\" }}\n");
+        chain.push_str(&step);
+        ring.push_str(&step);
+        if i > 0 {
+            chain.push_str(&format!("needs = [\"s{}\"]\n", i - 1));
+        }
+        ring.push_str(&format!("needs = [\"s{}\"]\n", (i + 1) % steps));
+    }
+    let workflow = parse_ok(&chain);
+    assert_eq!(workflow.steps.len(), steps);
+    assert_eq!(workflow.steps[steps - 1].id, format!("s{}", steps - 1));
+    let err = parse_err(&ring);
+    assert_eq!(
+        err.matches("cycle").count(),
+        1,
+        "one cycle is reported once"
+    );
+}

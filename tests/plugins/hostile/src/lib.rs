@@ -1,7 +1,8 @@
 //! A validator that misbehaves on purpose, so the host's tests can prove that a plugin cannot
 //! hurt the engine: its configuration `{ "behaviour": "..." }` selects what `validate` does
 //! (trap, panic, loop forever, exhaust memory or stack, flood output or logs, try to read host
-//! files, the environment or the network, return huge results, or behave).
+//! files, the environment or the network, return huge results, have the host load a model
+//! crafted to exhaust its memory, or behave).
 //!
 //! It deliberately asks for no capabilities: every escape attempt must be refused by the
 //! sandbox, and the plugin reports whatever it managed to see so a test can assert it saw
@@ -53,6 +54,8 @@ enum Behaviour {
     Sleep,
     /// Counts its calls in a static and reports "call N": a fresh instance always says "call 1".
     CountCalls,
+    /// Has the host load the ONNX model given in `model_hex` and reports what it said.
+    LoadModel,
 }
 
 /// The configuration: which behaviour, plus its parameters.
@@ -67,6 +70,8 @@ struct Config {
     address: Option<String>,
     /// For `huge-output`: the size of the table and of the message, in MiB (default 64).
     size_mib: Option<u32>,
+    /// For `load-model`: the ONNX file, in hex.
+    model_hex: Option<String>,
 }
 
 /// The plugin.
@@ -147,6 +152,23 @@ impl Validator for Hostile {
                 let calls = CALLS.fetch_add(1, Ordering::Relaxed) + 1;
                 Ok(Report::new().with(Finding::passed("count-calls", format!("call {calls}"))))
             }
+            Behaviour::LoadModel => {
+                let onnx = unhex(config.model_hex.as_deref().unwrap_or_default())?;
+                let model = Model {
+                    onnx,
+                    metadata: ModelMetadata {
+                        features: vec!["x".into()],
+                        target: "y".into(),
+                        task: Task::Regression,
+                        class_labels: Vec::new(),
+                        properties: Vec::new(),
+                    },
+                };
+                match wflow_sdk::inference::Session::load(&model) {
+                    Ok(_) => Ok(Report::new().with(Finding::passed("load-model", "loaded"))),
+                    Err(error) => Err(StepError::Failed(error)),
+                }
+            }
         }
     }
 }
@@ -160,6 +182,18 @@ impl Validator for Hostile {
 fn recurse_with_locals(depth: u64) -> u64 {
     let buffer = black_box([depth as u8; 1024]);
     recurse_with_locals(black_box(depth + 1)) + u64::from(buffer[(depth % 1024) as usize])
+}
+
+/// Bytes from hex text.
+fn unhex(text: &str) -> Result<Vec<u8>, StepError> {
+    let bad = || StepError::InvalidConfig("`model_hex` is not hex".into());
+    if text.len() % 2 != 0 {
+        return Err(bad());
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2).ok_or_else(bad)?, 16).map_err(|_| bad()))
+        .collect()
 }
 
 /// Calls made to this instance; state that must not survive from one step execution to the next.

@@ -888,3 +888,33 @@ fn issue_22_a_cron_state_from_the_old_weekday_reading_is_reread_without_catching
     // Four or five Mondays passed in the month: none was caught up.
     assert!(project.runs().is_empty(), "{:?}", project.runs());
 }
+
+/// `--protect-reads` covers the API's reads too: runs, logs, lineage and events say a lot
+/// about a company's data. Health and the OpenAPI document stay open.
+#[test]
+fn issue_22_protected_reads_cover_the_api() {
+    let project = Project::new();
+    let daemon = Daemon::start(project.path(), &["--protect-reads"]);
+    for path in [
+        "/api/v1",
+        "/api/v1/runs",
+        "/api/v1/workflows",
+        "/api/v1/models",
+        "/api/v1/events",
+        "/v2/events",
+        "/metrics",
+    ] {
+        assert_eq!(get(&daemon.address, path).status, 401, "{path}");
+    }
+    let bearer = format!("Bearer {TOKEN}");
+    let answer = http(
+        &daemon.address,
+        "GET",
+        "/api/v1/runs",
+        &[("authorization", bearer.as_str())],
+        b"",
+    );
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(get(&daemon.address, "/v2/health/live").status, 200);
+    assert_eq!(get(&daemon.address, "/api/v1/openapi.json").status, 200);
+}

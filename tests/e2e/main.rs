@@ -1,6 +1,7 @@
 //! End-to-end tests of the whole system: real plugin components built from source by the host's
 //! build script, run by the real runtime, and the real `wflow` binary run in temporary directories.
 
+mod attack;
 mod authoring;
 mod browser;
 mod cli;

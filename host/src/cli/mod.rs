@@ -313,8 +313,10 @@ fn init_tracing(verbose: u8) {
             if verbose >= 3 { default } else { "warn" }
         ))
     });
+    // Colours only for a terminal: a log read from a file or a pipe carries no escape codes.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(|| OneLine(std::io::stderr()))
         .try_init();
 }

@@ -139,12 +139,16 @@ impl Prober {
         let stopping = stop.clone();
         let thread = std::thread::spawn(move || {
             let mut times = Vec::new();
-            while !stopping.load(Ordering::Relaxed) {
+            // At least one probe, and one after the attack ended.
+            loop {
+                let stopped = stopping.load(Ordering::Relaxed);
                 times.push(probe_once(address).unwrap_or(Duration::from_secs(10)));
+                if stopped {
+                    return times;
+                }
                 // The probing rate, not a wait for anything.
                 std::thread::sleep(Duration::from_millis(20));
             }
-            times
         });
         Prober { stop, thread }
     }
@@ -476,6 +480,43 @@ fn issue_22_wflow_serve_lives_and_holds_its_memory_under_every_attack() {
                 "content-type: text/csv\r\n",
             ),
             csv.as_bytes(),
+        );
+        assert_eq!(
+            answer.status,
+            200,
+            "{}",
+            &answer.text()[..200.min(answer.body.len())]
+        );
+    });
+
+    // The same rows as 60 MiB of JSON (`dataframe_split`, as pandas writes it).
+    under_attack(&mut target, "large-json", 1000.0, |address| {
+        let mut body = String::from("{\"dataframe_split\": {\"columns\": ");
+        body.push_str(&serde_json::to_string(&features).unwrap());
+        body.push_str(", \"data\": [");
+        let mut first = true;
+        'rows: loop {
+            for row in &data {
+                let text = serde_json::to_string(row).unwrap();
+                if body.len() + text.len() + 4 > 60 << 20 {
+                    break 'rows;
+                }
+                if !first {
+                    body.push(',');
+                }
+                first = false;
+                body.push_str(&text);
+            }
+        }
+        body.push_str("]}}");
+        let answer = send(
+            address,
+            &post_head(
+                "/v2/models/bc/invocations",
+                body.len(),
+                "content-type: application/json\r\n",
+            ),
+            body.as_bytes(),
         );
         assert_eq!(
             answer.status,

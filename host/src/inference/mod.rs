@@ -145,6 +145,19 @@ impl Session {
         info: Option<ModelInfo>,
         limits: budget::Limits,
     ) -> Result<Session, Error> {
+        // tract is not hardened against every malformed file: a panic fails the load, not
+        // the caller.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Session::load_unguarded(onnx, info, limits)
+        }))
+        .unwrap_or_else(|_| Err(Error::Prepare("tract panicked loading the model".into())))
+    }
+
+    fn load_unguarded(
+        onnx: &[u8],
+        info: Option<ModelInfo>,
+        limits: budget::Limits,
+    ) -> Result<Session, Error> {
         let limits = limits.for_file(onnx.len());
         let (onnx_framework, proto) = parse(onnx, &limits)?;
         let info = match info {

@@ -44,46 +44,6 @@ async fn off_thread<T: Send + 'static>(
     }
 }
 
-/// Decodes an inference body: JSON, or a JSON header of `header_length` bytes followed by
-/// binary tensors.
-fn parse_infer(
-    header_length: Option<&str>,
-    body: &[u8],
-) -> Result<(InferRequest, Vec<NamedTensor>), String> {
-    let (json, mut rest) = match header_length {
-        Some(length) => binary::split(body, length)?,
-        None => (body, &[][..]),
-    };
-    let mut request: InferRequest = serde_json::from_slice(json)
-        .map_err(|err| format!("the request is not a valid inference request: {err}"))?;
-    let sent = std::mem::take(&mut request.inputs);
-    let mut inputs = Vec::with_capacity(sent.len());
-    for input in sent {
-        inputs.push(match input.binary_size()? {
-            Some(size) => {
-                if size > rest.len() {
-                    return Err(format!(
-                        "input `{}`: binary_data_size {size} but only {} bytes of binary data are left",
-                        input.name,
-                        rest.len()
-                    ));
-                }
-                let (bytes, after) = rest.split_at(size);
-                rest = after;
-                binary::decode_input(&input, bytes)?
-            }
-            None => protocol::decode_input(input)?,
-        });
-    }
-    if !rest.is_empty() {
-        return Err(format!(
-            "{} bytes of binary data follow the inputs that no input claims",
-            rest.len()
-        ));
-    }
-    Ok((request, inputs))
-}
-
 /// The answer to an inference request: JSON, or a JSON header and binary outputs when any
 /// output was asked for as binary data.
 fn respond(request: &InferRequest, model: &ServedModel, outputs: Vec<NamedTensor>) -> Response {
@@ -479,7 +439,10 @@ async fn infer(
         .filter(|key| key.len() <= protocol::MAX_ID_BYTES)
         .map(str::to_string);
     let heavy = body.len() > INLINE_DECODE;
-    let parsed = off_thread(heavy, move || parse_infer(header_length.as_deref(), &body)).await;
+    let parsed = off_thread(heavy, move || {
+        protocol::decode_request(header_length.as_deref(), &body)
+    })
+    .await;
     let (request, inputs) = match parsed {
         Ok(Ok(parsed)) => parsed,
         Ok(Err(message)) => {

@@ -194,8 +194,21 @@ fn load_error(err: anyhow::Error) -> ModelError {
 }
 
 impl ServedModel {
-    /// Loads ONNX bytes as version `version` of `name`.
+    /// Loads ONNX bytes as version `version` of `name` (a panic in tract, which is not
+    /// hardened against every malformed file, is a load error).
     pub fn load(
+        name: &str,
+        version: &str,
+        source: String,
+        onnx: &[u8],
+    ) -> Result<ServedModel, ModelError> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            ServedModel::load_unguarded(name, version, source, onnx)
+        }))
+        .unwrap_or_else(|_| Err(ModelError::Load("tract panicked loading the model".into())))
+    }
+
+    fn load_unguarded(
         name: &str,
         version: &str,
         source: String,

@@ -481,6 +481,46 @@ pub fn decode_input(input: RequestInput) -> Result<NamedTensor, String> {
     })
 }
 
+/// Decodes an inference body: JSON, or a JSON header of `header_length` bytes followed by
+/// binary tensors.
+pub fn decode_request(
+    header_length: Option<&str>,
+    body: &[u8],
+) -> Result<(InferRequest, Vec<NamedTensor>), String> {
+    let (json, mut rest) = match header_length {
+        Some(length) => super::binary::split(body, length)?,
+        None => (body, &[][..]),
+    };
+    let mut request: InferRequest = serde_json::from_slice(json)
+        .map_err(|err| format!("the request is not a valid inference request: {err}"))?;
+    let sent = std::mem::take(&mut request.inputs);
+    let mut inputs = Vec::with_capacity(sent.len());
+    for input in sent {
+        inputs.push(match input.binary_size()? {
+            Some(size) => {
+                if size > rest.len() {
+                    return Err(format!(
+                        "input `{}`: binary_data_size {size} but only {} bytes of binary data are left",
+                        input.name,
+                        rest.len()
+                    ));
+                }
+                let (bytes, after) = rest.split_at(size);
+                rest = after;
+                super::binary::decode_input(&input, bytes)?
+            }
+            None => decode_input(input)?,
+        });
+    }
+    if !rest.is_empty() {
+        return Err(format!(
+            "{} bytes of binary data follow the inputs that no input claims",
+            rest.len()
+        ));
+    }
+    Ok((request, inputs))
+}
+
 /// Encodes an output tensor's data in JSON for a response.
 pub fn encode_output(tensor: NamedTensor) -> ResponseOutput {
     let (datatype, data) = match tensor.data {

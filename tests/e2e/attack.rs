@@ -41,7 +41,7 @@ impl Drop for Target {
 impl Target {
     /// Starts `wflow ARGS` in `dir` and waits until it listens.
     fn start(dir: &Path, args: &[&str]) -> Target {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wflow"))
+        let child = Command::new(env!("CARGO_BIN_EXE_wflow"))
             .args(args)
             .args(["--listen", "127.0.0.1:0"])
             .current_dir(dir)
@@ -54,17 +54,25 @@ impl Target {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut reader = BufReader::new(child.stderr.take().unwrap());
-        let log = Arc::new(Mutex::new(String::new()));
+        // From here on, dropping the target stops the process, whatever happens.
+        let mut target = Target {
+            child,
+            address: String::new(),
+            log: Arc::new(Mutex::new(String::new())),
+        };
+        let mut reader = BufReader::new(target.child.stderr.take().unwrap());
         loop {
             let mut line = String::new();
             if reader.read_line(&mut line).unwrap() == 0 {
-                panic!("wflow stopped before listening:\n{}", log.lock().unwrap());
+                panic!(
+                    "wflow stopped before listening:\n{}",
+                    target.log.lock().unwrap()
+                );
             }
-            log.lock().unwrap().push_str(&line);
+            target.log.lock().unwrap().push_str(&line);
             if let Some(address) = line.trim().split("on http://").nth(1) {
-                let address = address.trim_end_matches("/ui").to_string();
-                let kept = log.clone();
+                target.address = address.trim_end_matches("/ui").to_string();
+                let kept = target.log.clone();
                 // Everything it logs from here on is kept for the assertions.
                 std::thread::spawn(move || {
                     for line in reader.lines().map_while(Result::ok) {
@@ -73,11 +81,7 @@ impl Target {
                         kept.push('\n');
                     }
                 });
-                return Target {
-                    child,
-                    address,
-                    log,
-                };
+                return target;
             }
         }
     }

@@ -284,11 +284,11 @@ fn inference_fact_bytes(fact: &InferenceFact) -> Option<u128> {
 /// The bytes of an operator's outputs as its rules derive them from its inputs alone (on a
 /// copy, with blank output facts, so a declared output shape cannot make them look smaller).
 fn derived_output_bytes(
-    op: &Box<dyn InferenceOp>,
+    op: &dyn InferenceOp,
     inputs: &[&InferenceFact],
     outputs: usize,
 ) -> Option<u128> {
-    let mut probe = op.clone();
+    let mut probe = tract_onnx::tract_core::dyn_clone::clone_box(op);
     let blank: TVec<InferenceFact> = (0..outputs).map(|_| InferenceFact::default()).collect();
     let (_, derived, _) = probe
         .infer_facts(
@@ -427,7 +427,7 @@ impl InferenceOp for Guarded {
         let input_bytes: u128 = values.iter().map(|t| tensor_bytes(t)).sum();
         let derived = {
             let facts: TVec<&InferenceFact> = inputs.iter().collect();
-            derived_output_bytes(&self.inner, &facts, outputs.len())
+            derived_output_bytes(&*self.inner, &facts, outputs.len())
         };
         match derived {
             // Not known yet: no folding now; a node still all-constant when it is translated
@@ -528,7 +528,7 @@ impl InferenceOp for Guarded {
                 .iter()
                 .map(|input| source.outlet_fact(*input))
                 .collect::<TractResult<TVec<&InferenceFact>>>()?;
-            match derived_output_bytes(&self.inner, &inputs, node.outputs.len()) {
+            match derived_output_bytes(&*self.inner, &inputs, node.outputs.len()) {
                 Some(bytes) if bytes <= u128::from(self.limits.max_constant_bytes) => {}
                 bytes => return Err(self.exceeded("folded constant", bytes)),
             }
@@ -603,19 +603,19 @@ pub fn check_typed(
         folds[id] = folded;
         for output in &node.outputs {
             let fact = &output.fact;
-            if folded || fact.konst.is_some() {
-                if let Some(bytes) = fact_bytes_at(fact, &fixed) {
-                    if bytes > u128::from(limits.max_constant_bytes) {
-                        return Err(refusal(
-                            node,
-                            "constant",
-                            Some(bytes),
-                            limits.max_constant_bytes,
-                        ));
-                    }
-                    constant_bytes += bytes;
-                    continue;
+            if (folded || fact.konst.is_some())
+                && let Some(bytes) = fact_bytes_at(fact, &fixed)
+            {
+                if bytes > u128::from(limits.max_constant_bytes) {
+                    return Err(refusal(
+                        node,
+                        "constant",
+                        Some(bytes),
+                        limits.max_constant_bytes,
+                    ));
                 }
+                constant_bytes += bytes;
+                continue;
             }
             if !runtime {
                 continue;

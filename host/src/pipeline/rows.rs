@@ -810,7 +810,7 @@ impl<'de> Visitor<'de> for ColumnsOrRecords<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Table, A::Error> {
-        records(self.reading, seq).map_err(|err| {
+        records(self.reading, seq).inspect_err(|_| {
             // A list of bare values has no column names: say what to send instead.
             let mut kept = self.reading.problem.0.borrow_mut();
             if kept
@@ -819,7 +819,6 @@ impl<'de> Visitor<'de> for ColumnsOrRecords<'_> {
             {
                 *kept = Some(self.bare());
             }
-            err
         })
     }
 

@@ -108,7 +108,7 @@ impl Asked {
 fn route(
     deployment: &Deployment,
     asked: &Asked,
-) -> Result<(Arm, Arc<ServedModel>, bool), Response> {
+) -> Result<(Arm, Arc<ServedModel>, bool), ApiError> {
     match &asked.version {
         Some(version) => match deployment.arm_of(version) {
             Some((arm, model)) => Ok((arm, model.clone(), false)),
@@ -120,8 +120,7 @@ fn route(
                     shown(version),
                     served_versions(deployment)
                 ),
-            )
-            .into_response()),
+            )),
         },
         None => Ok(match deployment.route(asked.routing_key.as_deref()) {
             Route::To(arm) => (arm, deployment.model(arm).clone(), false),
@@ -280,7 +279,7 @@ async fn answer<T: Send + 'static>(
     let name = deployment.name.clone();
     let (arm, model, mirrored) = match route(deployment, &asked) {
         Ok(routed) => routed,
-        Err(response) => return response,
+        Err(err) => return err.into_response(),
     };
     let counts = asked.counts_for_rollout();
     // Feedback and shadow comparisons need every output, whatever the caller asked for.

@@ -125,12 +125,12 @@ fn read_record<R: std::io::Read>(
         .map_err(|err| record_error(path, &err))
 }
 
+/// A CSV reader past its header row, the header's names, and the watch on its quotes.
+type Opened<R> = (::csv::Reader<QuoteWatch<R>>, Vec<String>, QuoteState);
+
 /// A CSV reader past its header row, the header's names (present, distinct, not empty), and
 /// the watch on its quotes.
-fn open<R: std::io::Read>(
-    path: &Path,
-    reader: R,
-) -> Result<(::csv::Reader<QuoteWatch<R>>, Vec<String>, QuoteState), Error> {
+fn open<R: std::io::Read>(path: &Path, reader: R) -> Result<Opened<R>, Error> {
     let watch = QuoteWatch::new(reader);
     let state = watch.state();
     let mut csv = ::csv::ReaderBuilder::new()
@@ -389,7 +389,7 @@ impl Inferred {
         let mut start = 0;
         for &end in &self.ends {
             typed
-                .push(self.text[start..end].as_bytes())
+                .push(&self.text.as_bytes()[start..end])
                 .expect("every present cell fits the inferred type");
             start = end;
         }

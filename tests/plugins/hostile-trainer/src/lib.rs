@@ -41,7 +41,7 @@ impl Trainer for HostileTrainer {
 /// Bytes from hex text.
 fn unhex(text: &str) -> Result<Vec<u8>, StepError> {
     let bad = || StepError::InvalidConfig("`model_hex` is not hex".into());
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return Err(bad());
     }
     (0..text.len())

@@ -11,7 +11,12 @@
 //!   does not fit waits for others to finish, and is answered 503 when the wait passes its body
 //!   deadline, so many large requests at once cannot exhaust memory;
 //! - a graceful shutdown that gives in-flight requests a grace period, then closes what is left
-//!   (a never-ending event stream included).
+//!   (a never-ending event stream included);
+//! - no request that changes something from another site: a browser adds `Origin` to every
+//!   cross-origin request that changes something and `Sec-Fetch-Site` to every request, and a
+//!   page on any site can make the operator's browser send one to a server on their machine or
+//!   network, so one whose origin is neither this server's nor an allowed one is refused before
+//!   any handler runs.
 //!
 //! HTTP/1.1 only: nothing here speaks HTTP/2. Each request carries its peer's address
 //! ([`Peer`]) for per-client decisions such as sign-in throttling.
@@ -72,6 +77,9 @@ pub struct Limits {
     /// Request-body bytes held at once over every connection (a body of unknown length
     /// counts as `max_body`).
     pub max_body_bytes_held: u64,
+    /// Origins besides the server's own (`https://app.example.com`) whose pages may change
+    /// things, for a web application that calls the server from its own site.
+    pub allowed_origins: Vec<String>,
 }
 
 impl Default for Limits {
@@ -86,6 +94,7 @@ impl Default for Limits {
             max_headers: 64,
             max_header_bytes: 16 << 10,
             max_body_bytes_held: 512 << 20,
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -102,16 +111,21 @@ pub async fn serve(
         .max_body_bytes_held
         .max(limits.max_body)
         .div_ceil(1024);
-    let router = router.layer(middleware::from_fn_with_state(
-        BodyPolicy {
-            max_body: limits.max_body,
-            deadline: limits.body_read_timeout,
-            held: Arc::new(Semaphore::new(
-                usize::try_from(held).unwrap_or(Semaphore::MAX_PERMITS),
-            )),
-        },
-        guard_body,
-    ));
+    let router = router
+        .layer(middleware::from_fn_with_state(
+            Arc::new(limits.allowed_origins.clone()),
+            refuse_cross_site,
+        ))
+        .layer(middleware::from_fn_with_state(
+            BodyPolicy {
+                max_body: limits.max_body,
+                deadline: limits.body_read_timeout,
+                held: Arc::new(Semaphore::new(
+                    usize::try_from(held).unwrap_or(Semaphore::MAX_PERMITS),
+                )),
+            },
+            guard_body,
+        ));
 
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -226,6 +240,63 @@ impl Drop for ClientSlot {
             }
         }
     }
+}
+
+/// Whether a request comes from another site than this server's (or an allowed one), by what
+/// its browser says. `Sec-Fetch-Site` is the browser's own word (a page cannot set it), so
+/// when it is there it decides; `Origin` alone is compared with `Host` for browsers without
+/// it. A same-origin form under a `no-referrer` policy is sent with `Origin: null`, which
+/// is why `Origin` does not overrule `Sec-Fetch-Site: same-origin`.
+fn cross_site(headers: &axum::http::HeaderMap, allowed: &[String]) -> Option<String> {
+    let origin = headers
+        .get(header::ORIGIN)
+        .map(|v| v.to_str().unwrap_or("(not text)"));
+    let is_allowed = origin.is_some_and(|origin| allowed.iter().any(|a| a == origin));
+    if let Some(site) = headers.get("sec-fetch-site") {
+        let site = site.to_str().unwrap_or("(not text)");
+        return (!matches!(site, "same-origin" | "none") && !is_allowed).then(|| {
+            format!(
+                "Sec-Fetch-Site: {}",
+                site.chars().take(40).collect::<String>().escape_debug()
+            )
+        });
+    }
+    let origin = origin?;
+    let authority = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"));
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    match (authority, host) {
+        (Some(authority), Some(host)) if authority.eq_ignore_ascii_case(host) => None,
+        _ if is_allowed => None,
+        _ => Some(format!(
+            "Origin {}",
+            origin.chars().take(80).collect::<String>().escape_debug()
+        )),
+    }
+}
+
+/// Refuses every request that could change something (any method but GET, HEAD and OPTIONS)
+/// when a browser says another site sent it.
+async fn refuse_cross_site(
+    State(allowed): State<Arc<Vec<String>>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let reads = matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD | axum::http::Method::OPTIONS
+    );
+    if !reads && let Some(why) = cross_site(request.headers(), &allowed) {
+        return (
+            StatusCode::FORBIDDEN,
+            axum::Json(serde_json::json!({
+                "error": format!("cross-site requests are refused ({why})")
+            })),
+        )
+            .into_response();
+    }
+    next.run(request).await
 }
 
 /// At the cap: a best-effort 503 without blocking, then the socket is closed.
@@ -706,6 +777,70 @@ mod tests {
         // Another client is served meanwhile.
         let live = fetch(server.addr, "/v2/health/live").await;
         assert!(live.starts_with("HTTP/1.1 200"), "{live:?}");
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> axum::http::HeaderMap {
+        let mut map = axum::http::HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(
+                axum::http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                value.parse().unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn only_this_servers_origin_and_allowed_ones_pass() {
+        let host = ("host", "127.0.0.1:8080");
+        assert_eq!(cross_site(&headers(&[host]), &[]), None);
+        assert_eq!(
+            cross_site(&headers(&[host, ("origin", "http://127.0.0.1:8080")]), &[]),
+            None
+        );
+        for origin in ["http://evil.example", "null", "http://127.0.0.1:9999"] {
+            assert!(
+                cross_site(&headers(&[host, ("origin", origin)]), &[]).is_some(),
+                "{origin}"
+            );
+        }
+        assert!(cross_site(&headers(&[host, ("sec-fetch-site", "cross-site")]), &[]).is_some());
+        assert!(cross_site(&headers(&[host, ("sec-fetch-site", "same-site")]), &[]).is_some());
+        assert_eq!(
+            cross_site(&headers(&[host, ("sec-fetch-site", "same-origin")]), &[]),
+            None
+        );
+        // A same-origin form under a no-referrer policy: the browser's word decides.
+        let form = headers(&[host, ("origin", "null"), ("sec-fetch-site", "same-origin")]);
+        assert_eq!(cross_site(&form, &[]), None);
+        let app = vec!["https://app.example".to_string()];
+        let from_app = headers(&[
+            host,
+            ("origin", "https://app.example"),
+            ("sec-fetch-site", "cross-site"),
+        ]);
+        assert_eq!(cross_site(&from_app, &app), None);
+        assert!(cross_site(&from_app, &[]).is_some());
+    }
+
+    #[tokio::test]
+    async fn a_page_elsewhere_cannot_post_but_the_servers_own_can() {
+        let server = Server::start(limits()).await;
+        let post = |origin: &str| {
+            format!(
+                "POST /echo HTTP/1.1\r\nhost: {}\r\norigin: {origin}\r\nconnection: close\r\ncontent-length: 2\r\n\r\nhi",
+                server.addr
+            )
+        };
+        for (origin, status) in [
+            ("http://evil.example".to_string(), "HTTP/1.1 403"),
+            (format!("http://{}", server.addr), "HTTP/1.1 200"),
+        ] {
+            let mut stream = server.connect().await;
+            stream.write_all(post(&origin).as_bytes()).await.unwrap();
+            let answer = read_until_closed(&mut stream, SLACK).await.unwrap();
+            assert!(answer.starts_with(status), "{origin}: {answer}");
+        }
     }
 
     #[tokio::test]

@@ -105,6 +105,10 @@ struct HttpArgs {
     /// Time a client has to send a request's body, from its head.
     #[arg(long, default_value = "60s", value_name = "DURATION")]
     body_timeout: String,
+    /// An origin besides the server's own whose pages may post to it (a web application calling
+    /// the models from its own site), e.g. https://app.example.com; repeatable.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allowed_origins: Vec<String>,
 }
 
 impl HttpArgs {
@@ -113,6 +117,11 @@ impl HttpArgs {
             max_connections: self.max_connections.max(1),
             header_read_timeout: parse_duration("--header-timeout", &self.header_timeout)?,
             body_read_timeout: parse_duration("--body-timeout", &self.body_timeout)?,
+            allowed_origins: self
+                .allowed_origins
+                .iter()
+                .map(|origin| origin.trim_end_matches('/').to_string())
+                .collect(),
             ..crate::http::Limits::default()
         })
     }

@@ -21,7 +21,7 @@ use super::deployment::{Arm, Deployment, Route};
 use super::model::{Inputs, ModelError, NamedTensor, ServedModel};
 use super::protocol::{self, InferRequest, InferResponse};
 use super::routes::{ApiError, bad, internal};
-use super::{Caller, Server, binary, origin, served_versions};
+use super::{Caller, Server, binary, content, served_versions};
 
 /// Bodies up to this size are decoded on the thread that received them: decoding one takes
 /// well under a millisecond, less than handing it to a blocking thread and back.
@@ -422,7 +422,7 @@ async fn infer(
     {
         return err.into_response();
     }
-    if let Err(err) = origin::content_type(&headers, origin::Accepts::Infer) {
+    if let Err(err) = content::content_type(&headers, content::Accepts::Infer) {
         return err.into_response();
     }
     let header_length = match headers.get(binary::HEADER_LENGTH).map(|v| v.to_str()) {
@@ -497,8 +497,8 @@ async fn invocations(
     body: axum::body::Bytes,
 ) -> Response {
     let started = Instant::now();
-    let csv = match origin::content_type(&headers, origin::Accepts::Scoring) {
-        Ok(kind) => kind == origin::Kind::Csv,
+    let csv = match content::content_type(&headers, content::Accepts::Scoring) {
+        Ok(kind) => kind == content::Kind::Csv,
         Err(err) => return err.into_response(),
     };
     let body_len = body.len();

@@ -21,7 +21,7 @@ use super::deployment::{Arm, Deployment, Strategy};
 use super::feedback;
 use super::metrics::{Family, render_quality};
 use super::model::ServedModel;
-use super::{ActionError, Caller, Server, origin, served_versions};
+use super::{ActionError, Caller, Server, content, served_versions};
 use crate::store::Actor;
 
 /// An error answer: `{"error": message}` with a status.
@@ -381,7 +381,7 @@ async fn feedback_for(
     // Truth decides live quality (a rollback) and what a retraining learns: only a caller
     // holding a credential may send it, when the server has one.
     server.require_credential(server.caller(&headers), "feedback")?;
-    origin::content_type(&headers, origin::Accepts::Json)?;
+    content::content_type(&headers, content::Accepts::Json)?;
     let heavy = body.len() > super::answer::INLINE_DECODE;
     let recorder = server.clone();
     let record = move || -> Result<serde_json::Value, ApiError> {
@@ -546,7 +546,7 @@ async fn promote(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     server.check_token(&headers)?;
     if !body.is_empty() {
-        origin::content_type(&headers, origin::Accepts::Json)?;
+        content::content_type(&headers, content::Accepts::Json)?;
     }
     let request: PromoteRequest = optional_body(&body, "{\"version\": N} or empty")?;
     let actor = admin(format!("POST /v2/models/{name}/promote"));
@@ -582,7 +582,7 @@ async fn set_strategy(
     body: axum::body::Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     server.check_token(&headers)?;
-    origin::content_type(&headers, origin::Accepts::Json)?;
+    content::content_type(&headers, content::Accepts::Json)?;
     let shape = "{\"strategy\": \"shadow\" | \"canary\" | \"ab\" | \"off\", \"percent\"?: N, \"version\"?: N}";
     let request: StrategyRequest = serde_json::from_slice(&body)
         .map_err(|err| bad(format!("the body is not {shape}: {err}")))?;
@@ -648,7 +648,6 @@ pub fn router(server: Arc<Server>, max_body: usize) -> axum::Router {
         .route("/v2/events", get(events))
         .route("/metrics", get(prometheus))
         .layer(middleware::from_fn_with_state(server.clone(), guard_reads))
-        .layer(middleware::from_fn(origin::refuse_cross_site))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(server)
 }

@@ -1,18 +1,12 @@
-//! What a request must look like before its body is read: sent by this site, not another
-//! (a page on any site can make a browser send a request to a server on the operator's own
-//! machine or network), and of a content type the endpoint reads.
+//! The content types an endpoint reads, checked before its body is.
 //!
-//! A browser adds `Origin` to every cross-origin request that changes something, and
-//! `Sec-Fetch-Site` to every request; a request whose origin is not this server's (or `null`)
-//! is refused whatever its route, before the handler runs. The content types a page may send
-//! without asking first (`text/plain`, forms, multipart) are refused by every JSON endpoint, so
-//! even a browser without those headers cannot send one. A body without a `Content-Type` is
-//! read as JSON on the inference routes only, because Triton's own clients send none.
+//! The types a web page may send without asking first (`text/plain`, forms, multipart) are
+//! refused by every JSON endpoint, so a page elsewhere cannot post to the server even through a
+//! browser that sends no `Origin` (the HTTP layer refuses cross-site requests that do). A body
+//! without a `Content-Type` is read as JSON on the inference routes only, because Triton's own
+//! clients send none.
 
-use axum::extract::Request;
-use axum::http::{HeaderMap, Method, StatusCode, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode, header};
 
 use super::routes::ApiError;
 
@@ -85,47 +79,6 @@ pub fn content_type(headers: &HeaderMap, accepts: Accepts) -> Result<Kind, ApiEr
     })
 }
 
-/// Whether a request comes from another site than this server's, by what its browser says.
-fn cross_site(headers: &HeaderMap) -> Option<String> {
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
-        && !matches!(site, "same-origin" | "none")
-    {
-        return Some(format!("Sec-Fetch-Site: {site}"));
-    }
-    let origin = headers.get(header::ORIGIN)?;
-    let Ok(origin) = origin.to_str() else {
-        return Some("an Origin that is not text".into());
-    };
-    let authority = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"));
-    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
-    match (authority, host) {
-        (Some(authority), Some(host)) if authority.eq_ignore_ascii_case(host) => None,
-        _ => Some(format!(
-            "Origin {}",
-            origin.chars().take(80).collect::<String>().escape_debug()
-        )),
-    }
-}
-
-/// Refuses every request that could change something (any method but GET, HEAD and OPTIONS)
-/// when a browser says another site sent it.
-pub async fn refuse_cross_site(request: Request, next: Next) -> Response {
-    let reads = matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    );
-    if !reads && let Some(why) = cross_site(request.headers()) {
-        return ApiError(
-            StatusCode::FORBIDDEN,
-            format!("cross-site requests are refused ({why})"),
-        )
-        .into_response();
-    }
-    next.run(request).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -173,28 +126,6 @@ mod tests {
                 .unwrap_err()
                 .1
                 .contains("uncompressed")
-        );
-    }
-
-    #[test]
-    fn only_this_servers_origin_passes() {
-        let host = ("host", "127.0.0.1:8080");
-        assert_eq!(cross_site(&headers(&[host])), None);
-        assert_eq!(
-            cross_site(&headers(&[host, ("origin", "http://127.0.0.1:8080")])),
-            None
-        );
-        for origin in ["http://evil.example", "null", "http://127.0.0.1:9999"] {
-            assert!(
-                cross_site(&headers(&[host, ("origin", origin)])).is_some(),
-                "{origin}"
-            );
-        }
-        assert!(cross_site(&headers(&[host, ("sec-fetch-site", "cross-site")])).is_some());
-        assert!(cross_site(&headers(&[host, ("sec-fetch-site", "same-site")])).is_some());
-        assert_eq!(
-            cross_site(&headers(&[host, ("sec-fetch-site", "same-origin")])),
-            None
         );
     }
 }

@@ -3,13 +3,17 @@
 //!
 //! - a deadline for every request head, counted from when the connection is ready for one
 //!   (so it is also the idle keep-alive timeout; trickled bytes do not extend it);
-//! - a cap on open connections, and a lower one per client address, so one client cannot take
-//!   them all (one more is answered 503 and closed at once, not left waiting in the backlog);
+//! - a cap on open connections, and a lower one per client (an IPv4 address or an IPv6 /64);
+//!   at a cap an idle connection is closed to make room for a newcomer, and only when every
+//!   connection is in the middle of a request is the newcomer answered 503 and closed at once
+//!   ([`connections`]), so connections left open and silent keep nobody out;
 //! - a deadline for every request body, from when its head arrived, whatever trickles in;
 //!   an announced body above the size limit is answered 413 before any of it is read;
-//! - a budget of request-body bytes held at once, over all connections: a request whose body
-//!   does not fit waits for others to finish, and is answered 503 when the wait passes its body
-//!   deadline, so many large requests at once cannot exhaust memory;
+//! - a budget of request-body bytes held at once, over all connections, charged as the bytes
+//!   arrive and returned when the answer is made ([`body`]): bytes that do not fit wait up to
+//!   two seconds for others to finish, then the request is answered 503, so many large
+//!   requests at once cannot exhaust memory, and announcing a large body and sending it slowly
+//!   holds nothing;
 //! - a graceful shutdown that gives in-flight requests a grace period, then closes what is left
 //!   (a never-ending event stream included);
 //! - no request that changes something from another site: a browser adds `Origin` to every
@@ -22,27 +26,26 @@
 //! ([`Peer`]) for per-client decisions such as sign-in throttling.
 
 use std::io;
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use hyper::body::{Body as HttpBody, Bytes, Frame, SizeHint};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
-use tokio::time::Sleep;
+
+use connections::{ClientKey, Connections, Slot};
+
+mod body;
+mod connections;
 
 /// hyper's read buffer cap per connection (default ~400 KiB; minimum 8 KiB).
 const READ_BUFFER: usize = 64 << 10;
@@ -74,8 +77,7 @@ pub struct Limits {
     pub max_headers: usize,
     /// Bytes of request line + headers at most (hyper answers 431 beyond).
     pub max_header_bytes: usize,
-    /// Request-body bytes held at once over every connection (a body of unknown length
-    /// counts as `max_body`).
+    /// Request-body bytes held at once over every connection, counted as they arrive.
     pub max_body_bytes_held: u64,
     /// Origins besides the server's own (`https://app.example.com`) whose pages may change
     /// things, for a web application that calls the server from its own site.
@@ -117,15 +119,16 @@ pub async fn serve(
             refuse_cross_site,
         ))
         .layer(middleware::from_fn_with_state(
-            BodyPolicy {
+            body::BodyPolicy {
                 max_body: limits.max_body,
                 deadline: limits.body_read_timeout,
                 held: Arc::new(Semaphore::new(
                     usize::try_from(held).unwrap_or(Semaphore::MAX_PERMITS),
                 )),
             },
-            guard_body,
-        ));
+            body::guard_body,
+        ))
+        .layer(middleware::from_fn(connections::mark_busy));
 
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -135,10 +138,21 @@ pub async fn serve(
         .max_header_size(limits.max_header_bytes)
         .max_buf_size(READ_BUFFER);
 
-    let permits = Arc::new(Semaphore::new(limits.max_connections));
-    let clients = Clients::new(limits.max_connections_per_client);
-    let graceful = GracefulShutdown::new();
-    let mut connections = JoinSet::new();
+    // Each connection is a file; so is whatever a request opens (the store, models, plugins).
+    let wanted = u64::try_from(limits.max_connections)
+        .unwrap_or(u64::MAX)
+        .saturating_add(512);
+    let allowed = raise_open_file_limit(wanted);
+    if allowed < wanted {
+        tracing::warn!(
+            "this process may open {allowed} files, fewer than the {} connections allowed \
+             need; raise `ulimit -n` or lower --max-connections",
+            limits.max_connections
+        );
+    }
+    let connections = Connections::new(limits.max_connections, limits.max_connections_per_client);
+    let (stopping, stop_requested) = watch::channel(false);
+    let mut tasks = JoinSet::new();
     let mut shutdown = pin!(shutdown);
 
     loop {
@@ -146,8 +160,11 @@ pub async fn serve(
             biased;
             () = shutdown.as_mut() => break,
             // Reap finished connection tasks so the set does not grow.
-            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-            accepted = listener.accept() => match accepted {
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => continue,
+            accepted = async {
+                connections.until_uncrowded().await;
+                listener.accept().await
+            } => match accepted {
                 Ok(accepted) => accepted,
                 Err(err) => {
                     accept_failed(err).await;
@@ -155,90 +172,141 @@ pub async fn serve(
                 }
             },
         };
-        let Some(client) = clients.admit(peer.ip()) else {
-            refuse_busy(&stream);
-            continue;
+        let client = ClientKey::of(peer.ip());
+        let connection = Connection {
+            stream,
+            peer,
+            http: http.clone(),
+            router: router.clone(),
+            stop_requested: stop_requested.clone(),
         };
-        let Ok(permit) = Arc::clone(&permits).try_acquire_owned() else {
-            refuse_busy(&stream);
-            continue;
-        };
-        let service = TowerToHyperService::new(tower::Layer::layer(
-            &axum::Extension(Peer(peer)),
-            router.clone(),
-        ));
-        let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
-        connections.spawn(async move {
-            // The permits are returned when the connection is gone.
-            let _permits = (permit, client);
-            if let Err(err) = connection.await {
-                // Header timeouts, resets and malformed requests: the client's doing.
-                tracing::debug!(%peer, "connection ended: {err}");
+        match connections.admit_now(client) {
+            Some(slot) => {
+                tasks.spawn(connection.run(slot));
             }
-        });
+            None => {
+                // At a cap: an idle connection is closed to make room, if there is one.
+                let connections = connections.clone();
+                tasks.spawn(async move {
+                    match connections.admit(client, ROOM_FOR_A_CONNECTION).await {
+                        Ok(slot) => connection.run(slot).await,
+                        Err(why) => {
+                            tracing::debug!(peer = %connection.peer, "connection refused: {why:?}");
+                            refuse_busy(&connection.stream);
+                        }
+                    }
+                });
+            }
+        }
     }
 
     drop(listener);
-    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    let _ = stopping.send(true);
+    let finished = tokio::time::timeout(limits.shutdown_grace, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if finished.is_err() {
         tracing::warn!(
             "{} connection(s) still busy after {:?}; closing them",
-            connections.len(),
+            tasks.len(),
             limits.shutdown_grace
         );
-        connections.abort_all();
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
     }
-    while connections.join_next().await.is_some() {}
     Ok(())
 }
 
-/// Open connections per client address.
-#[derive(Clone)]
-struct Clients {
-    open: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
-    limit: usize,
-}
+/// How long a newcomer at a cap waits for an idle connection to close for it.
+const ROOM_FOR_A_CONNECTION: Duration = Duration::from_secs(1);
 
-/// One client's connection, counted until dropped.
-struct ClientSlot {
-    clients: Clients,
-    ip: std::net::IpAddr,
-}
-
-impl Clients {
-    fn new(limit: usize) -> Clients {
-        Clients {
-            open: Arc::default(),
-            limit: limit.max(1),
-        }
+/// Raises this process's limit on open files towards `wanted`, as far as its hard limit
+/// allows (many systems start processes at 1,024, below what a server's connections need);
+/// the limit now in force.
+pub fn raise_open_file_limit(wanted: u64) -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `limit` is a valid rlimit for the call to fill.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return 0;
     }
-
-    /// A slot for one more connection of `ip`, unless it has its fill.
-    fn admit(&self, ip: std::net::IpAddr) -> Option<ClientSlot> {
-        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
-        let count = open.entry(ip).or_insert(0);
-        if *count >= self.limit {
-            return None;
-        }
-        *count += 1;
-        Some(ClientSlot {
-            clients: self.clone(),
-            ip,
-        })
+    if limit.rlim_cur >= wanted {
+        return limit.rlim_cur;
+    }
+    let raised = libc::rlimit {
+        rlim_cur: wanted.min(limit.rlim_max),
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: `raised` is a valid rlimit, within the hard limit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+        raised.rlim_cur
+    } else {
+        limit.rlim_cur
     }
 }
 
-impl Drop for ClientSlot {
-    fn drop(&mut self) {
-        let mut open = self.clients.open.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = open.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(&self.ip);
+/// How long a connection asked to close has to close by itself before it is dropped, if no
+/// request of it is in progress.
+const LINGER: Duration = Duration::from_millis(20);
+
+/// An accepted connection, before it has a slot.
+struct Connection {
+    stream: TcpStream,
+    peer: std::net::SocketAddr,
+    http: http1::Builder,
+    router: Router,
+    stop_requested: watch::Receiver<bool>,
+}
+
+impl Connection {
+    /// Serves the connection until the client closes it, a timeout does, or it is asked to
+    /// close (the server stopping, or room needed at a cap), which closes it once idle.
+    async fn run(self, slot: Slot) {
+        let Connection {
+            stream,
+            peer,
+            http,
+            router,
+            mut stop_requested,
+        } = self;
+        let service = TowerToHyperService::new(tower::Layer::layer(
+            &axum::Extension(slot.busy.clone()),
+            tower::Layer::layer(&axum::Extension(Peer(peer)), router),
+        ));
+        let mut connection = pin!(http.serve_connection(TokioIo::new(stream), service));
+        let asked_to_close = async {
+            tokio::select! {
+                () = slot.drain.notified() => {}
+                _ = stop_requested.wait_for(|stop| *stop) => {}
             }
+        };
+        let ended = tokio::select! {
+            ended = connection.as_mut() => Some(ended),
+            () = asked_to_close => None,
+        };
+        let ended = match ended {
+            Some(ended) => ended,
+            None => {
+                // hyper closes an idle connection at once and lets a request in progress
+                // finish; one partway through a request head (a client trickling it) is
+                // dropped, unless a request has reached the router meanwhile.
+                connection.as_mut().graceful_shutdown();
+                match tokio::time::timeout(LINGER, connection.as_mut()).await {
+                    Ok(ended) => ended,
+                    Err(_) if slot.busy.is_idle() => return,
+                    Err(_) => connection.await,
+                }
+            }
+        };
+        if let Err(err) = ended {
+            // Header timeouts, resets and malformed requests: the client's doing.
+            tracing::debug!(%peer, "connection ended: {err}");
         }
+        // The slot is returned when the connection is gone.
+        drop(slot);
     }
 }
 
@@ -321,129 +389,6 @@ async fn accept_failed(err: io::Error) {
     tokio::time::sleep(Duration::from_millis(100)).await;
 }
 
-#[derive(Clone, Debug)]
-struct BodyPolicy {
-    max_body: u64,
-    deadline: Duration,
-    /// Request-body bytes that may be held at once, in KiB.
-    held: Arc<Semaphore>,
-}
-
-/// 413 for an announced oversize body before reading it; 408 when the body is not all there
-/// by the deadline. Both close the connection.
-async fn guard_body(State(policy): State<BodyPolicy>, request: Request, next: Next) -> Response {
-    let announced = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if announced.is_some_and(|length| length > policy.max_body) {
-        return closing(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "the request body is larger than allowed",
-        );
-    }
-    if request.body().is_end_stream() {
-        return next.run(request).await;
-    }
-    let deadline = Box::pin(tokio::time::sleep(policy.deadline));
-    // The body's bytes are held until the answer is made; a body of unknown length may grow to
-    // the limit. Waiting for room counts against the body's deadline.
-    let kib = announced
-        .unwrap_or(policy.max_body)
-        .min(policy.max_body)
-        .div_ceil(1024)
-        .max(1);
-    let permits = u32::try_from(kib).unwrap_or(u32::MAX);
-    let room = tokio::time::timeout(
-        policy.deadline,
-        Arc::clone(&policy.held).acquire_many_owned(permits),
-    )
-    .await;
-    let _room = match room {
-        Ok(Ok(room)) => room,
-        _ => {
-            return closing(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the server is busy reading other requests; try again",
-            );
-        }
-    };
-    let expired = Arc::new(AtomicBool::new(false));
-    let request = request.map(|inner| {
-        Body::new(DeadlineBody {
-            inner,
-            deadline,
-            expired: Arc::clone(&expired),
-        })
-    });
-    let response = next.run(request).await;
-    if expired.load(Ordering::Acquire) {
-        // Whatever the handler made of the failed read (axum's `Bytes` says 400), it was a
-        // timeout.
-        return closing(
-            StatusCode::REQUEST_TIMEOUT,
-            "the request body did not arrive in time",
-        );
-    }
-    response
-}
-
-fn closing(status: StatusCode, message: &'static str) -> Response {
-    let mut response = (status, message).into_response();
-    // hyper closes the connection after a response carrying `connection: close`.
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
-}
-
-/// A request body that fails once its deadline has passed, however steadily bytes trickle in.
-struct DeadlineBody {
-    inner: Body,
-    deadline: Pin<Box<Sleep>>,
-    expired: Arc<AtomicBool>,
-}
-
-#[derive(Debug)]
-struct BodyTimedOut;
-
-impl std::fmt::Display for BodyTimedOut {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("the request body did not arrive in time")
-    }
-}
-
-impl std::error::Error for BodyTimedOut {}
-
-impl HttpBody for DeadlineBody {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        let this = &mut *self;
-        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
-            return Poll::Ready(frame);
-        }
-        if this.deadline.as_mut().poll(cx).is_ready() {
-            this.expired.store(true, Ordering::Release);
-            return Poll::Ready(Some(Err(axum::Error::new(BodyTimedOut))));
-        }
-        Poll::Pending
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     //! Each limit proved with a real TCP client against a real listener.
@@ -452,6 +397,7 @@ mod tests {
     use std::convert::Infallible;
     use std::net::SocketAddr;
 
+    use axum::body::Bytes;
     use axum::response::sse::{Event, KeepAlive, Sse};
     use axum::routing::{get, post};
     use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
@@ -484,6 +430,7 @@ mod tests {
     }
 
     fn app(gate: Gate) -> Router {
+        let hold = gate.clone();
         Router::new()
             .route("/v2/health/live", get(|| async { "live" }))
             .route(
@@ -497,6 +444,14 @@ mod tests {
             .route(
                 "/echo",
                 post(|body: Bytes| async move { format!("{} bytes", body.len()) }),
+            )
+            .route(
+                "/hold",
+                post(move |body: Bytes| async move {
+                    hold.entered.notify_one();
+                    hold.release.notified().await;
+                    format!("held {} bytes", body.len())
+                }),
             )
             .route(
                 "/stream",
@@ -676,35 +631,54 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn connections_beyond_the_cap_are_refused_until_idle_ones_time_out() {
+    async fn at_the_cap_an_idle_connection_makes_room_and_busy_ones_do_not() {
         let server = Server::start(Limits {
-            header_read_timeout: Duration::from_secs(1),
+            header_read_timeout: Duration::from_secs(30),
+            max_connections: 2,
             ..limits()
         })
         .await;
-        let mut idle = Vec::new();
-        for _ in 0..4 {
-            idle.push(server.connect().await);
-        }
-        let mut extra = server.connect().await;
-        let refused = read_until_closed(&mut extra, SLACK)
+        // Two connections fill the cap, one trickling a request head, one left silent...
+        let mut first = server.connect().await;
+        first
+            .write_all(b"GET /v2/health/live HTTP/1.1\r\nho")
             .await
-            .expect("refused at once");
-        assert!(refused.starts_with("HTTP/1.1 503"), "{refused:?}");
-        for stream in &mut idle {
-            let got = read_until_closed(stream, Duration::from_secs(1) + SLACK).await;
-            assert!(got.is_some(), "an idle connection timed out");
-        }
-        // Their permits are back: the health check answers again.
-        let mut live = String::new();
-        for _ in 0..20 {
-            live = fetch(server.addr, "/v2/health/live").await;
-            if live.starts_with("HTTP/1.1 200") {
-                break;
-            }
-            sleep(Duration::from_millis(25)).await;
-        }
-        assert!(live.starts_with("HTTP/1.1 200"), "{live:?}");
+            .unwrap();
+        let mut second = server.connect().await;
+        // ...and a newcomer is served: the oldest idle one is closed for it, long before the
+        // idle timeout.
+        let mut live = server.connect().await;
+        live.write_all(b"GET /v2/health/live HTTP/1.1\r\nhost: test\r\n\r\n")
+            .await
+            .unwrap();
+        let answered = read_until(&mut live, "live").await;
+        assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+        let closed = read_until_closed(&mut first, SLACK).await;
+        assert_eq!(
+            closed.as_deref(),
+            Some(""),
+            "the oldest idle connection is closed"
+        );
+        // Now both connections are busy (one in a request, one answering): nothing can make
+        // room, and a newcomer is refused.
+        second
+            .write_all(b"GET /slow HTTP/1.1\r\nhost: test\r\n\r\n")
+            .await
+            .unwrap();
+        server.gate.entered.notified().await;
+        live.write_all(b"GET /stream HTTP/1.1\r\nhost: test\r\n\r\n")
+            .await
+            .unwrap();
+        read_until(&mut live, "data:").await;
+        let mut refused = server.connect().await;
+        let got = read_until_closed(&mut refused, SLACK)
+            .await
+            .expect("refused");
+        assert!(got.starts_with("HTTP/1.1 503"), "{got:?}");
+        // The busy ones were left alone.
+        server.gate.release.notify_one();
+        let done = read_until(&mut second, "done").await;
+        assert!(done.starts_with("HTTP/1.1 200"), "{done}");
     }
 
     #[tokio::test]
@@ -715,12 +689,12 @@ mod tests {
             ..limits()
         })
         .await;
-        // One request holds the whole budget while its handler waits.
+        // One request holds the whole budget while its handler keeps what it read.
         let mut holder = server.connect().await;
         let body = "x".repeat(2048);
         holder
             .write_all(
-                format!("GET /slow HTTP/1.1\r\nhost: test\r\ncontent-length: 2048\r\n\r\n{body}")
+                format!("POST /hold HTTP/1.1\r\nhost: test\r\ncontent-length: 2048\r\n\r\n{body}")
                     .as_bytes(),
             )
             .await
@@ -737,7 +711,7 @@ mod tests {
         assert!(got.starts_with("HTTP/1.1 503"), "{got}");
         // Released, the budget serves the next one.
         server.gate.release.notify_one();
-        let done = read_until(&mut holder, "done").await;
+        let done = read_until(&mut holder, "held 2048 bytes").await;
         assert!(done.starts_with("HTTP/1.1 200"), "{done}");
         let mut next = server.connect().await;
         next.write_all(
@@ -750,6 +724,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_announced_body_holds_nothing_until_it_is_sent() {
+        let server = Server::start(Limits {
+            max_body_bytes_held: 2048,
+            max_body: 2048,
+            ..limits()
+        })
+        .await;
+        // Two clients announce the whole budget each and send a few bytes...
+        let mut stallers = Vec::new();
+        for _ in 0..2 {
+            let mut staller = server.connect().await;
+            staller
+                .write_all(b"POST /echo HTTP/1.1\r\nhost: test\r\ncontent-length: 2048\r\n\r\nxx")
+                .await
+                .unwrap();
+            stallers.push(staller);
+        }
+        // ...and a whole body that is as large as the rest of the budget is still read.
+        let mut next = server.connect().await;
+        let body = "y".repeat(2040);
+        next.write_all(
+            format!("POST /echo HTTP/1.1\r\nhost: test\r\ncontent-length: 2040\r\n\r\n{body}")
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+        let answered = read_until(&mut next, "2040 bytes").await;
+        assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+        // The stallers themselves end at their body deadline.
+        for mut staller in stallers {
+            let got = read_until_closed(&mut staller, T + SLACK)
+                .await
+                .expect("closed");
+            assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+        }
+    }
+
+    #[tokio::test]
     async fn requests_carry_their_peers_address() {
         let server = Server::start(limits()).await;
         let answer = fetch(server.addr, "/peer").await;
@@ -757,26 +769,42 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn one_client_cannot_take_every_connection() {
+    async fn a_client_at_its_cap_makes_room_among_its_own_connections() {
         let server = Server::start(Limits {
+            header_read_timeout: Duration::from_secs(30),
             max_connections_per_client: 2,
             ..limits()
         })
         .await;
-        // Two idle connections from 127.0.0.2 are its fill; its third is refused.
         let address = server.addr;
         let from = |ip: [u8; 4]| async move {
             let socket = tokio::net::TcpSocket::new_v4().unwrap();
             socket.bind(SocketAddr::from((ip, 0))).unwrap();
             socket.connect(address).await.unwrap()
         };
-        let _idle = (from([127, 0, 0, 2]).await, from([127, 0, 0, 2]).await);
-        let mut third = from([127, 0, 0, 2]).await;
-        let refused = read_until_closed(&mut third, SLACK).await.expect("refused");
-        assert!(refused.starts_with("HTTP/1.1 503"), "{refused:?}");
-        // Another client is served meanwhile.
+        // Another client's idle connection, older than any of 127.0.0.2's...
+        let mut other = from([127, 0, 0, 3]).await;
         let live = fetch(server.addr, "/v2/health/live").await;
         assert!(live.starts_with("HTTP/1.1 200"), "{live:?}");
+        // ...then 127.0.0.2's two idle connections, its fill: its third closes its own oldest.
+        let mut oldest = from([127, 0, 0, 2]).await;
+        let _younger = from([127, 0, 0, 2]).await;
+        let mut third = from([127, 0, 0, 2]).await;
+        third
+            .write_all(b"GET /v2/health/live HTTP/1.1\r\nhost: test\r\n\r\n")
+            .await
+            .unwrap();
+        let answered = read_until(&mut third, "live").await;
+        assert!(answered.starts_with("HTTP/1.1 200"), "{answered}");
+        assert_eq!(
+            read_until_closed(&mut oldest, SLACK).await.as_deref(),
+            Some("")
+        );
+        assert_eq!(
+            read_until_closed(&mut other, T).await,
+            None,
+            "another client's connection stays open"
+        );
     }
 
     fn headers(pairs: &[(&str, &str)]) -> axum::http::HeaderMap {

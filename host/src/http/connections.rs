@@ -1,0 +1,373 @@
+//! Which connections a server keeps open: at most so many in all and so many per client (an
+//! IPv4 address, or an IPv6 /64, which one host or one customer network usually has all of).
+//!
+//! At a cap, as nginx does when it runs short of connections, a connection doing nothing
+//! (waiting for a request head or partway through reading one, which is also the keep-alive
+//! idle state) is closed to make room for the newcomer: the oldest one of the client holding the most connections, or of the
+//! newcomer's own client when that client is at its cap. Only when every connection that
+//! could make room is in the middle of a request is the newcomer answered 503. So connections
+//! left open and silent, from any number of addresses, cannot keep anyone out; a client must
+//! keep requests in flight to hold connections, and those are bounded by the body deadline,
+//! the body budget and the handlers' own limits.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::pin::pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::Response;
+use hyper::body::{Body as HttpBody, Bytes, Frame, SizeHint};
+use tokio::sync::Notify;
+
+/// Whose connection it is, for the per-client cap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(super) struct ClientKey(IpAddr);
+
+impl ClientKey {
+    pub(super) fn of(ip: IpAddr) -> ClientKey {
+        match ip.to_canonical() {
+            IpAddr::V6(v6) => {
+                let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+                ClientKey(IpAddr::V6(prefix.into()))
+            }
+            v4 => ClientKey(v4),
+        }
+    }
+}
+
+/// The open connections of one server.
+#[derive(Clone)]
+pub(super) struct Connections {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    /// Woken whenever a connection closes.
+    freed: Notify,
+    /// Woken whenever a waiting newcomer is admitted or gives up.
+    reservation_returned: Notify,
+    max_total: usize,
+    max_per_client: usize,
+}
+
+#[derive(Default)]
+struct State {
+    next_id: u64,
+    /// By id, which is also the order they were opened in.
+    open: BTreeMap<u64, Entry>,
+    per_client: HashMap<ClientKey, usize>,
+    /// Room reserved for newcomers waiting for a connection closed for them, in all and by
+    /// client, so that nobody else takes it.
+    reserved: usize,
+    reserved_by: HashMap<ClientKey, usize>,
+}
+
+struct Entry {
+    client: ClientKey,
+    busy: Busy,
+    drain: Arc<Notify>,
+    draining: bool,
+}
+
+/// Requests in progress on one connection (a response counts until its body is sent).
+#[derive(Clone, Default)]
+pub(super) struct Busy(Arc<AtomicUsize>);
+
+impl Busy {
+    pub(super) fn is_idle(&self) -> bool {
+        self.0.load(Ordering::Acquire) == 0
+    }
+}
+
+/// One open connection, counted until dropped. `drain` fires when it should close once idle.
+pub(super) struct Slot {
+    shared: Arc<Shared>,
+    id: u64,
+    pub(super) busy: Busy,
+    pub(super) drain: Arc<Notify>,
+}
+
+/// Why a newcomer was turned away.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Refused {
+    /// Every connection that could make room is in the middle of a request.
+    AllBusy,
+    /// Too many newcomers already wait for room.
+    TooManyWaiting,
+    /// The connection closed for it did not go in time.
+    NoRoomInTime,
+}
+
+/// Newcomers waiting for room at once at most; more are refused at once.
+const MAX_WAITING: usize = 256;
+
+impl Connections {
+    pub(super) fn new(max_total: usize, max_per_client: usize) -> Connections {
+        Connections {
+            shared: Arc::new(Shared {
+                state: Mutex::default(),
+                freed: Notify::new(),
+                reservation_returned: Notify::new(),
+                max_total: max_total.max(1),
+                max_per_client: max_per_client.max(1),
+            }),
+        }
+    }
+
+    /// Whether `client` may open one more connection, counting the room reserved for those
+    /// waiting (`waiting` says whether `client` is one of them, holding one reservation).
+    fn has_room(&self, state: &State, client: ClientKey, waiting: bool) -> bool {
+        let mine = usize::from(waiting);
+        let own = state.per_client.get(&client).copied().unwrap_or(0)
+            + state.reserved_by.get(&client).copied().unwrap_or(0)
+            - mine;
+        state.open.len() + state.reserved - mine < self.shared.max_total
+            && own < self.shared.max_per_client
+    }
+
+    /// A slot if there is room now, without closing anything: the accept loop's fast path.
+    /// Room closed for a waiting newcomer is not taken.
+    pub(super) fn admit_now(&self, client: ClientKey) -> Option<Slot> {
+        let mut state = self.lock();
+        self.has_room(&state, client, false)
+            .then(|| self.insert(&mut state, client))
+    }
+
+    /// A slot for a new connection from `client`: at once if there is room, or once an idle
+    /// connection closed for it is gone (within `wait`); else why not.
+    pub(super) async fn admit(&self, client: ClientKey, wait: Duration) -> Result<Slot, Refused> {
+        if let Some(slot) = self.try_admit(client)? {
+            return Ok(slot);
+        }
+        let admitted = tokio::time::timeout(wait, async {
+            loop {
+                let mut freed = pin!(self.shared.freed.notified());
+                freed.as_mut().enable();
+                {
+                    let mut state = self.lock();
+                    if self.has_room(&state, client, true) {
+                        unreserve(&mut state, client);
+                        let slot = self.insert(&mut state, client);
+                        drop(state);
+                        self.shared.reservation_returned.notify_waiters();
+                        return slot;
+                    }
+                }
+                freed.await;
+            }
+        })
+        .await;
+        admitted.map_err(|_| {
+            unreserve(&mut self.lock(), client);
+            self.shared.reservation_returned.notify_waiters();
+            Refused::NoRoomInTime
+        })
+    }
+
+    /// Resolves once fewer newcomers wait for room than may; the accept loop waits for this
+    /// before taking more connections, so that a flood of them waits in the listen backlog (and
+    /// the prober's turn comes) rather than being refused.
+    pub(super) async fn until_uncrowded(&self) {
+        loop {
+            let mut returned = pin!(self.shared.reservation_returned.notified());
+            returned.as_mut().enable();
+            if self.lock().reserved < MAX_WAITING {
+                return;
+            }
+            returned.await;
+        }
+    }
+
+    /// A slot if there is room; else an idle connection is asked to close and its room is
+    /// reserved for `client` (`None`: wait for it).
+    fn try_admit(&self, client: ClientKey) -> Result<Option<Slot>, Refused> {
+        let mut state = self.lock();
+        if self.has_room(&state, client, false) {
+            return Ok(Some(self.insert(&mut state, client)));
+        }
+        if state.reserved >= MAX_WAITING {
+            return Err(Refused::TooManyWaiting);
+        }
+        // Make room: within the newcomer's own client when it is at its cap, else from the
+        // client holding the most connections that has an idle one.
+        let own = state.per_client.get(&client).copied().unwrap_or(0)
+            + state.reserved_by.get(&client).copied().unwrap_or(0);
+        let own_full = own >= self.shared.max_per_client;
+        let idle = |entry: &Entry| !entry.draining && entry.busy.is_idle();
+        let victim = state
+            .open
+            .iter()
+            .filter(|(_, entry)| idle(entry) && (!own_full || entry.client == client))
+            .max_by_key(|(id, entry)| {
+                let holds = state.per_client.get(&entry.client).copied().unwrap_or(0);
+                // The most connections first, then the oldest.
+                (holds, std::cmp::Reverse(**id))
+            })
+            .map(|(id, _)| *id);
+        let entry = victim
+            .and_then(|id| state.open.get_mut(&id))
+            .ok_or(Refused::AllBusy)?;
+        entry.draining = true;
+        entry.drain.notify_one();
+        state.reserved += 1;
+        *state.reserved_by.entry(client).or_default() += 1;
+        Ok(None)
+    }
+
+    fn insert(&self, state: &mut State, client: ClientKey) -> Slot {
+        let id = state.next_id;
+        state.next_id += 1;
+        let busy = Busy::default();
+        let drain = Arc::new(Notify::new());
+        state.open.insert(
+            id,
+            Entry {
+                client,
+                busy: busy.clone(),
+                drain: Arc::clone(&drain),
+                draining: false,
+            },
+        );
+        *state.per_client.entry(client).or_default() += 1;
+        Slot {
+            shared: Arc::clone(&self.shared),
+            id,
+            busy,
+            drain,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Returns a waiting newcomer's reservation (the caller wakes `reservation_returned`).
+fn unreserve(state: &mut State, client: ClientKey) {
+    state.reserved -= 1;
+    if let Some(count) = state.reserved_by.get_mut(&client) {
+        *count -= 1;
+        if *count == 0 {
+            state.reserved_by.remove(&client);
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = state.open.remove(&self.id)
+            && let Some(count) = state.per_client.get_mut(&entry.client)
+        {
+            *count -= 1;
+            if *count == 0 {
+                state.per_client.remove(&entry.client);
+            }
+        }
+        drop(state);
+        self.shared.freed.notify_waiters();
+    }
+}
+
+/// Counts a request as in progress on its connection from when it reaches the router until its
+/// response body is sent or dropped, so an idle connection can be told from a busy one.
+pub(super) async fn mark_busy(request: Request, next: Next) -> Response {
+    let Some(busy) = request.extensions().get::<Busy>().cloned() else {
+        return next.run(request).await;
+    };
+    busy.0.fetch_add(1, Ordering::AcqRel);
+    let guard = BusyGuard(busy);
+    let response = next.run(request).await;
+    response.map(|inner| {
+        Body::new(WhileSending {
+            inner,
+            _guard: guard,
+        })
+    })
+}
+
+struct BusyGuard(Busy);
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.0.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// A response body that keeps its connection counted busy until it is dropped.
+struct WhileSending {
+    inner: Body,
+    _guard: BusyGuard,
+}
+
+impl HttpBody for WhileSending {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_are_grouped_by_their_64_prefix_and_mapped_ipv4_is_ipv4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(ClientKey::of(a), ClientKey::of(b));
+        assert_ne!(ClientKey::of(a), ClientKey::of(c));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        let v4: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(ClientKey::of(mapped), ClientKey::of(v4));
+    }
+
+    #[test]
+    fn at_the_cap_the_busiest_clients_oldest_idle_connection_makes_room() {
+        let connections = Connections::new(3, 3);
+        let key = |n: u8| ClientKey::of(IpAddr::from([10, 0, 0, n]));
+        let first = connections.admit_now(key(1)).unwrap();
+        let second = connections.admit_now(key(2)).unwrap();
+        let third = connections.admit_now(key(2)).unwrap();
+        third.busy.0.fetch_add(1, Ordering::AcqRel);
+        // Client 2 holds the most, and its idle one is asked to close, not client 1's.
+        assert!(matches!(connections.try_admit(key(3)), Ok(None)));
+        let drained = |slot: &Slot| {
+            let notified = slot.drain.notified();
+            let mut notified = pin!(notified);
+            notified.as_mut().enable()
+        };
+        assert!(drained(&second));
+        assert!(!drained(&first));
+        // Once that one is asked, client 1's is next; then nothing idle is left.
+        assert!(matches!(connections.try_admit(key(3)), Ok(None)));
+        assert!(drained(&first));
+        assert!(matches!(
+            connections.try_admit(key(3)),
+            Err(Refused::AllBusy)
+        ));
+        // The room closed for the waiting newcomers is theirs: nobody else takes it.
+        drop((first, second));
+        assert!(connections.admit_now(key(4)).is_none());
+    }
+}

@@ -586,7 +586,8 @@ fn issue_22_wflow_serve_lives_and_holds_its_memory_under_every_attack() {
 
     // The canary is steered by nobody: malformed requests are the caller's errors, keyed or
     // version-addressed traffic without a credential does not count, and however many good
-    // requests come, it is not promoted before its minimum duration.
+    // requests come, it neither ramps faster than a step per `step_duration` nor is promoted
+    // before its minimum duration.
     under_attack(&mut target, "canary-steering", 600.0, |address| {
         let before = deployment(address);
         let malformed =
@@ -643,8 +644,10 @@ fn issue_22_wflow_serve_lives_and_holds_its_memory_under_every_attack() {
             before["challenger"]["stats"]["requests"],
             "keyed traffic without a credential counted: {after_keys}"
         );
-        // Router-chosen traffic counts, but a burst cannot promote before ten minutes.
-        for _ in 0..1500 {
+        // Router-chosen traffic counts, but a burst moves the canary no further: each step
+        // lasts two minutes at least, however many requests come (3,000 requests put 600 on
+        // the challenger, three steps' worth of `step_requests`).
+        for _ in 0..3000 {
             let answer = send(
                 address,
                 &post_head(
@@ -659,6 +662,19 @@ fn issue_22_wflow_serve_lives_and_holds_its_memory_under_every_attack() {
         let after_burst = deployment(address);
         assert_eq!(after_burst["champion"]["version"], "1", "{after_burst}");
         assert_eq!(after_burst["challenger"]["version"], "2", "{after_burst}");
+        let counted = after_burst["challenger"]["stats"]["requests"]
+            .as_u64()
+            .unwrap()
+            - before["challenger"]["stats"]["requests"].as_u64().unwrap();
+        assert!(counted >= 500, "the burst counted: {after_burst}");
+        assert_eq!(
+            after_burst["challenger"]["step"],
+            before["challenger"]["step"]
+        );
+        assert_eq!(
+            after_burst["challenger"]["percent"], before["challenger"]["percent"],
+            "{after_burst}"
+        );
     });
 
     // A web page cannot post here: another origin, or a body a form could send.

@@ -226,7 +226,7 @@ fn a_gated_canary_ramps_through_its_steps_and_is_promoted() {
     project.champion_and_challenger("{}", r#""canary", canary_percent = 20"#);
     // No minimum duration here, so the ramp is decided by its requests alone.
     let served = project.serve(
-        "[rollout]\ncanary_steps = [20, 50]\nstep_requests = 40\nmin_duration = \"0s\"\n[rollback]\nmin_requests = 40\n",
+        "[rollout]\ncanary_steps = [20, 50]\nstep_requests = 40\nstep_duration = \"0s\"\nmin_duration = \"0s\"\n[rollback]\nmin_requests = 40\n",
     );
     let status = deployment(&served.address);
     assert_eq!(status["challenger"]["strategy"], "canary", "{status}");

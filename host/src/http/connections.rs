@@ -3,9 +3,11 @@
 //!
 //! At a cap, as nginx does when it runs short of connections, a connection doing nothing
 //! (waiting for a request head or partway through reading one, which is also the keep-alive
-//! idle state) is closed to make room for the newcomer: the oldest one of the client holding the most connections, or of the
-//! newcomer's own client when that client is at its cap. Only when every connection that
-//! could make room is in the middle of a request is the newcomer answered 503. So connections
+//! idle state) is closed to make room for the newcomer: the oldest one of the client holding
+//! the most connections, or of the newcomer's own client when that client is at its cap; its
+//! room is handed to the newcomer when it is gone, and nobody else can take it meanwhile.
+//! Only when every connection that could make room is in the middle of a request is the
+//! newcomer answered 503. So connections
 //! left open and silent, from any number of addresses, cannot keep anyone out; a client must
 //! keep requests in flight to hold connections, and those are bounded by the body deadline,
 //! the body budget and the handlers' own limits.
@@ -22,7 +24,7 @@ use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
 use hyper::body::{Body as HttpBody, Bytes, Frame, SizeHint};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 
 /// Whose connection it is, for the per-client cap.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -48,8 +50,6 @@ pub(super) struct Connections {
 
 struct Shared {
     state: Mutex<State>,
-    /// Woken whenever a connection closes.
-    freed: Notify,
     /// Woken whenever a waiting newcomer is admitted or gives up.
     reservation_returned: Notify,
     max_total: usize,
@@ -72,7 +72,8 @@ struct Entry {
     client: ClientKey,
     busy: Busy,
     drain: Arc<Notify>,
-    draining: bool,
+    /// Asked to close for a newcomer, who is told when it is gone.
+    handoff: Option<oneshot::Sender<()>>,
 }
 
 /// Requests in progress on one connection (a response counts until its body is sent).
@@ -112,7 +113,6 @@ impl Connections {
         Connections {
             shared: Arc::new(Shared {
                 state: Mutex::default(),
-                freed: Notify::new(),
                 reservation_returned: Notify::new(),
                 max_total: max_total.max(1),
                 max_per_client: max_per_client.max(1),
@@ -121,52 +121,55 @@ impl Connections {
     }
 
     /// Whether `client` may open one more connection, counting the room reserved for those
-    /// waiting (`waiting` says whether `client` is one of them, holding one reservation).
-    fn has_room(&self, state: &State, client: ClientKey, waiting: bool) -> bool {
-        let mine = usize::from(waiting);
+    /// waiting.
+    fn has_room(&self, state: &State, client: ClientKey) -> bool {
         let own = state.per_client.get(&client).copied().unwrap_or(0)
-            + state.reserved_by.get(&client).copied().unwrap_or(0)
-            - mine;
-        state.open.len() + state.reserved - mine < self.shared.max_total
+            + state.reserved_by.get(&client).copied().unwrap_or(0);
+        state.open.len() + state.reserved < self.shared.max_total
             && own < self.shared.max_per_client
     }
 
-    /// A slot if there is room now, without closing anything: the accept loop's fast path.
-    /// Room closed for a waiting newcomer is not taken.
-    pub(super) fn admit_now(&self, client: ClientKey) -> Option<Slot> {
+    /// Admits a new connection from `client`: a slot if there is room; else an idle
+    /// connection is asked to close and its room is reserved for `client`; else why not.
+    /// Called by the accept loop itself, so that what is reserved is known before the next
+    /// connection is accepted.
+    pub(super) fn admit(&self, client: ClientKey) -> Admission {
         let mut state = self.lock();
-        self.has_room(&state, client, false)
-            .then(|| self.insert(&mut state, client))
-    }
-
-    /// A slot for a new connection from `client`: at once if there is room, or once an idle
-    /// connection closed for it is gone (within `wait`); else why not.
-    pub(super) async fn admit(&self, client: ClientKey, wait: Duration) -> Result<Slot, Refused> {
-        if let Some(slot) = self.try_admit(client)? {
-            return Ok(slot);
+        if self.has_room(&state, client) {
+            return Admission::Now(self.insert(&mut state, client));
         }
-        let admitted = tokio::time::timeout(wait, async {
-            loop {
-                let mut freed = pin!(self.shared.freed.notified());
-                freed.as_mut().enable();
-                {
-                    let mut state = self.lock();
-                    if self.has_room(&state, client, true) {
-                        unreserve(&mut state, client);
-                        let slot = self.insert(&mut state, client);
-                        drop(state);
-                        self.shared.reservation_returned.notify_waiters();
-                        return slot;
-                    }
-                }
-                freed.await;
-            }
-        })
-        .await;
-        admitted.map_err(|_| {
-            unreserve(&mut self.lock(), client);
-            self.shared.reservation_returned.notify_waiters();
-            Refused::NoRoomInTime
+        if state.reserved >= MAX_WAITING {
+            return Admission::Refused(Refused::TooManyWaiting);
+        }
+        // Make room: within the newcomer's own client when it is at its cap, else from the
+        // client holding the most connections that has an idle one.
+        let own = state.per_client.get(&client).copied().unwrap_or(0)
+            + state.reserved_by.get(&client).copied().unwrap_or(0);
+        let own_full = own >= self.shared.max_per_client;
+        let idle = |entry: &Entry| entry.handoff.is_none() && entry.busy.is_idle();
+        let victim = state
+            .open
+            .iter()
+            .filter(|(_, entry)| idle(entry) && (!own_full || entry.client == client))
+            .max_by_key(|(id, entry)| {
+                let holds = state.per_client.get(&entry.client).copied().unwrap_or(0);
+                // The most connections first, then the oldest.
+                (holds, std::cmp::Reverse(**id))
+            })
+            .map(|(id, _)| *id);
+        let Some(entry) = victim.and_then(|id| state.open.get_mut(&id)) else {
+            return Admission::Refused(Refused::AllBusy);
+        };
+        let (handoff, room) = oneshot::channel();
+        entry.handoff = Some(handoff);
+        entry.drain.notify_one();
+        state.reserved += 1;
+        *state.reserved_by.entry(client).or_default() += 1;
+        Admission::Reserved(Reservation {
+            connections: self.clone(),
+            client,
+            room,
+            settled: false,
         })
     }
 
@@ -184,42 +187,6 @@ impl Connections {
         }
     }
 
-    /// A slot if there is room; else an idle connection is asked to close and its room is
-    /// reserved for `client` (`None`: wait for it).
-    fn try_admit(&self, client: ClientKey) -> Result<Option<Slot>, Refused> {
-        let mut state = self.lock();
-        if self.has_room(&state, client, false) {
-            return Ok(Some(self.insert(&mut state, client)));
-        }
-        if state.reserved >= MAX_WAITING {
-            return Err(Refused::TooManyWaiting);
-        }
-        // Make room: within the newcomer's own client when it is at its cap, else from the
-        // client holding the most connections that has an idle one.
-        let own = state.per_client.get(&client).copied().unwrap_or(0)
-            + state.reserved_by.get(&client).copied().unwrap_or(0);
-        let own_full = own >= self.shared.max_per_client;
-        let idle = |entry: &Entry| !entry.draining && entry.busy.is_idle();
-        let victim = state
-            .open
-            .iter()
-            .filter(|(_, entry)| idle(entry) && (!own_full || entry.client == client))
-            .max_by_key(|(id, entry)| {
-                let holds = state.per_client.get(&entry.client).copied().unwrap_or(0);
-                // The most connections first, then the oldest.
-                (holds, std::cmp::Reverse(**id))
-            })
-            .map(|(id, _)| *id);
-        let entry = victim
-            .and_then(|id| state.open.get_mut(&id))
-            .ok_or(Refused::AllBusy)?;
-        entry.draining = true;
-        entry.drain.notify_one();
-        state.reserved += 1;
-        *state.reserved_by.entry(client).or_default() += 1;
-        Ok(None)
-    }
-
     fn insert(&self, state: &mut State, client: ClientKey) -> Slot {
         let id = state.next_id;
         state.next_id += 1;
@@ -231,7 +198,7 @@ impl Connections {
                 client,
                 busy: busy.clone(),
                 drain: Arc::clone(&drain),
-                draining: false,
+                handoff: None,
             },
         );
         *state.per_client.entry(client).or_default() += 1;
@@ -245,6 +212,55 @@ impl Connections {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.shared.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// What becomes of a newcomer.
+pub(super) enum Admission {
+    Now(Slot),
+    /// Room is being made for it: wait for it with [`Reservation::wait`].
+    Reserved(Reservation),
+    Refused(Refused),
+}
+
+/// Room reserved for a newcomer while an idle connection closes for it; returned if dropped.
+pub(super) struct Reservation {
+    connections: Connections,
+    client: ClientKey,
+    /// Told when the connection closing for it is gone.
+    room: oneshot::Receiver<()>,
+    settled: bool,
+}
+
+impl Reservation {
+    /// The slot, once the connection closing for it is gone (within `wait`).
+    pub(super) async fn wait(mut self, wait: Duration) -> Result<Slot, Refused> {
+        match tokio::time::timeout(wait, &mut self.room).await {
+            Ok(Ok(())) => {
+                let connections = self.connections.clone();
+                let mut state = connections.lock();
+                unreserve(&mut state, self.client);
+                self.settled = true;
+                let slot = connections.insert(&mut state, self.client);
+                drop(state);
+                connections.shared.reservation_returned.notify_waiters();
+                Ok(slot)
+            }
+            // Dropping `self` returns the reservation.
+            _ => Err(Refused::NoRoomInTime),
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.settled {
+            unreserve(&mut self.connections.lock(), self.client);
+            self.connections
+                .shared
+                .reservation_returned
+                .notify_waiters();
+        }
     }
 }
 
@@ -262,16 +278,19 @@ fn unreserve(state: &mut State, client: ClientKey) {
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(entry) = state.open.remove(&self.id)
-            && let Some(count) = state.per_client.get_mut(&entry.client)
-        {
+        let Some(entry) = state.open.remove(&self.id) else {
+            return;
+        };
+        if let Some(count) = state.per_client.get_mut(&entry.client) {
             *count -= 1;
             if *count == 0 {
                 state.per_client.remove(&entry.client);
             }
         }
-        drop(state);
-        self.shared.freed.notify_waiters();
+        // Its room is the newcomer's it closed for (if that one still waits).
+        if let Some(handoff) = entry.handoff {
+            let _ = handoff.send(());
+        }
     }
 }
 
@@ -346,12 +365,17 @@ mod tests {
     fn at_the_cap_the_busiest_clients_oldest_idle_connection_makes_room() {
         let connections = Connections::new(3, 3);
         let key = |n: u8| ClientKey::of(IpAddr::from([10, 0, 0, n]));
-        let first = connections.admit_now(key(1)).unwrap();
-        let second = connections.admit_now(key(2)).unwrap();
-        let third = connections.admit_now(key(2)).unwrap();
+        let admitted = |client| match connections.admit(client) {
+            Admission::Now(slot) => slot,
+            _ => panic!("no room"),
+        };
+        let first = admitted(key(1));
+        let second = admitted(key(2));
+        let third = admitted(key(2));
         third.busy.0.fetch_add(1, Ordering::AcqRel);
         // Client 2 holds the most, and its idle one is asked to close, not client 1's.
-        assert!(matches!(connections.try_admit(key(3)), Ok(None)));
+        let waiting = connections.admit(key(3));
+        assert!(matches!(waiting, Admission::Reserved(_)));
         let drained = |slot: &Slot| {
             let notified = slot.drain.notified();
             let mut notified = pin!(notified);
@@ -360,14 +384,21 @@ mod tests {
         assert!(drained(&second));
         assert!(!drained(&first));
         // Once that one is asked, client 1's is next; then nothing idle is left.
-        assert!(matches!(connections.try_admit(key(3)), Ok(None)));
+        let also_waiting = connections.admit(key(3));
+        assert!(matches!(also_waiting, Admission::Reserved(_)));
         assert!(drained(&first));
         assert!(matches!(
-            connections.try_admit(key(3)),
-            Err(Refused::AllBusy)
+            connections.admit(key(3)),
+            Admission::Refused(Refused::AllBusy)
         ));
-        // The room closed for the waiting newcomers is theirs: nobody else takes it.
+        // The room closed for the waiting newcomers is theirs: nobody else takes it...
         drop((first, second));
-        assert!(connections.admit_now(key(4)).is_none());
+        assert!(matches!(
+            connections.admit(key(4)),
+            Admission::Refused(Refused::AllBusy)
+        ));
+        // ...until they give it back.
+        drop((waiting, also_waiting));
+        assert!(matches!(connections.admit(key(4)), Admission::Now(_)));
     }
 }

@@ -42,7 +42,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
-use connections::{ClientKey, Connections, Slot};
+use connections::{Admission, ClientKey, Connections, Refused, Slot};
 
 mod body;
 mod connections;
@@ -180,23 +180,20 @@ pub async fn serve(
             router: router.clone(),
             stop_requested: stop_requested.clone(),
         };
-        match connections.admit_now(client) {
-            Some(slot) => {
+        match connections.admit(client) {
+            Admission::Now(slot) => {
                 tasks.spawn(connection.run(slot));
             }
-            None => {
-                // At a cap: an idle connection is closed to make room, if there is one.
-                let connections = connections.clone();
+            Admission::Reserved(reservation) => {
+                // At a cap: an idle connection is closing to make room for this one.
                 tasks.spawn(async move {
-                    match connections.admit(client, ROOM_FOR_A_CONNECTION).await {
+                    match reservation.wait(ROOM_FOR_A_CONNECTION).await {
                         Ok(slot) => connection.run(slot).await,
-                        Err(why) => {
-                            tracing::debug!(peer = %connection.peer, "connection refused: {why:?}");
-                            refuse_busy(&connection.stream);
-                        }
+                        Err(why) => connection.refuse(why),
                     }
                 });
             }
+            Admission::Refused(why) => connection.refuse(why),
         }
     }
 
@@ -262,6 +259,14 @@ struct Connection {
 }
 
 impl Connection {
+    /// A best-effort 503 without blocking, then the socket is closed.
+    fn refuse(self, why: Refused) {
+        tracing::debug!(peer = %self.peer, "connection refused: {why:?}");
+        const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n\
+            content-length: 0\r\nretry-after: 1\r\n\r\n";
+        let _ = self.stream.try_write(BUSY);
+    }
+
     /// Serves the connection until the client closes it, a timeout does, or it is asked to
     /// close (the server stopping, or room needed at a cap), which closes it once idle.
     async fn run(self, slot: Slot) {
@@ -365,13 +370,6 @@ async fn refuse_cross_site(
             .into_response();
     }
     next.run(request).await
-}
-
-/// At the cap: a best-effort 503 without blocking, then the socket is closed.
-fn refuse_busy(stream: &TcpStream) {
-    const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\n\
-        content-length: 0\r\nretry-after: 1\r\n\r\n";
-    let _ = stream.try_write(BUSY);
 }
 
 /// As axum's own loop: errors about one connection are ignored; others (out of file

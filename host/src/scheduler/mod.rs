@@ -1461,20 +1461,17 @@ impl Scheduler {
         let Some((features, mut labelled)) = self.server.labelled(model) else {
             return;
         };
-        // A retrain whose training data and holdout would both be traffic learns only from
-        // rows sent with a credential: anonymous callers can shift what the model sees (and so
-        // set off a drift check) but cannot choose what it is retrained and judged on. Appended
-        // rows are judged beside the dataset's own.
+        // A retrain learns only from rows sent with a credential: anonymous callers can shift
+        // what the model sees (and so set off a drift check) but cannot choose what it is
+        // retrained and judged on, whether the rows replace the dataset or are added to it.
         let sent = labelled.rows.len();
-        if !data.append {
-            labelled.rows.retain(|row| row.trusted);
-        }
+        labelled.rows.retain(|row| row.trusted);
         if labelled.rows.len() < data.min_rows {
             // Said once per drift report (or decayed version), not at every look.
             if lock(&self.state).waiting.insert(key.clone(), mark.clone()) != Some(mark.clone()) {
                 let held = if sent > labelled.rows.len() {
                     format!(
-                        "only {} of the {sent} labelled rows were sent with a credential, and `data = \"replace\"` retrains on those alone",
+                        "only {} of the {sent} labelled rows were sent with a credential, and a retrain learns from those alone",
                         labelled.rows.len()
                     )
                 } else {

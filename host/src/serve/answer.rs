@@ -82,6 +82,14 @@ fn respond(request: &InferRequest, model: &ServedModel, outputs: Vec<NamedTensor
     response
 }
 
+/// What a request's origin lets it drive: a challenger's rollout and window (`counts`), and
+/// its errors when it refuses a row (`trusted`).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Vouched {
+    pub counts: bool,
+    pub trusted: bool,
+}
+
 /// What a request asks besides its rows, and who asks.
 struct Asked {
     /// The version it addresses, if it names one.
@@ -185,6 +193,7 @@ async fn attempt<T: Send + 'static>(
     body_len: usize,
     wanted: Vec<String>,
     remember: bool,
+    watched: bool,
 ) -> Attempt<T> {
     let failed = |outcome: Failed, model_time| Attempt {
         model: model.clone(),
@@ -208,7 +217,7 @@ async fn attempt<T: Send + 'static>(
     let (run_model, run_inputs) = (model.clone(), inputs.clone());
     let run = move || {
         let model_started = Instant::now();
-        let outcome = run_model.answer(&run_inputs, &wanted);
+        let outcome = run_model.answer(&run_inputs, &wanted, watched);
         let model_time = model_started.elapsed();
         run_model.note_cost(rows, model_time);
         // The rows themselves too, so the truth that comes back makes labelled recent data.
@@ -259,14 +268,24 @@ async fn attempt<T: Send + 'static>(
     }
 }
 
+/// Whether a challenger's failure (`status`) counts against it. A failure of its own (5xx)
+/// does. A request it refused (4xx) that the champion took does when it is `vouched` for: the
+/// challenger reads requests of another shape than the champion (so production's requests
+/// fail on it whoever sends them), or a credential vouches for the row. An anonymous row
+/// that only the challenger's checks refuse (a value its pipeline does not take) does not
+/// count: such rows would roll back any canary at will.
+pub(super) fn challenger_at_fault(status: u16, champion_answered: bool, vouched: bool) -> bool {
+    status >= 500 || (champion_answered && vouched)
+}
+
 /// Answers an inference request: routes it to a version, reads its rows for that version,
 /// runs the model, records everything (metrics, the deployment's counts, feedback, shadow
 /// copies) and encodes the answer (`reply`).
 ///
 /// A challenger the router chose that cannot answer (its inputs differ from the champion's,
 /// it fails) is not the caller's problem: the champion answers instead, and the challenger's
-/// failure counts against it. A request no version can take is the caller's mistake: a 400
-/// that counts against nobody.
+/// failure counts against it as [`challenger_at_fault`] says. A request no version can take
+/// is the caller's mistake: a 400 that counts against nobody.
 async fn answer<T: Send + 'static>(
     server: &Arc<Server>,
     deployment: &Arc<Deployment>,
@@ -298,7 +317,19 @@ async fn answer<T: Send + 'static>(
             }
         }
     };
-    let mut attempt = attempt(&model, arm, &read, body_len, wanted.clone(), remember).await;
+    // A challenger's window decides whether its canary is held for drift, so it keeps only
+    // the traffic that may drive its rollout; the champion's keeps everything it answers.
+    let watched = |arm: Arm| arm == Arm::Champion || counts;
+    let mut attempt = attempt(
+        &model,
+        arm,
+        &read,
+        body_len,
+        wanted.clone(),
+        remember,
+        watched(arm),
+    )
+    .await;
     if let Err(failed) = &attempt.outcome
         && arm == Arm::Challenger
         && asked.version.is_none()
@@ -311,11 +342,11 @@ async fn answer<T: Send + 'static>(
             body_len,
             wanted,
             remember,
+            watched(Arm::Champion),
         )
         .await;
-        if fallback.outcome.is_ok() || status == 500 {
-            // The request suited the deployment (or the challenger failed by itself): its
-            // failure is the challenger's.
+        let vouched = asked.caller.trusted() || !model.reads_like(&deployment.champion);
+        if challenger_at_fault(status, fallback.outcome.is_ok(), vouched) {
             server.metrics.record(
                 &name,
                 &attempt.model.version,
@@ -380,6 +411,10 @@ async fn answer<T: Send + 'static>(
             inputs.clone(),
             outputs.clone(),
             asked.id.clone(),
+            Vouched {
+                counts,
+                trusted: asked.caller.trusted(),
+            },
         );
     }
     if every_output && !asked.wanted.is_empty() {
@@ -605,6 +640,19 @@ pub(super) async fn infer_version(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_challengers_refusal_counts_against_it_only_when_vouched_for() {
+        // Its own failure, whoever asked.
+        assert!(challenger_at_fault(500, false, false));
+        assert!(challenger_at_fault(500, true, false));
+        // A row it refused that the champion took: only a vouched-for one (a credential, or a
+        // challenger reading another shape).
+        assert!(challenger_at_fault(400, true, true));
+        assert!(!challenger_at_fault(400, true, false));
+        // A row nobody could take is the caller's mistake.
+        assert!(!challenger_at_fault(400, false, true));
+    }
 
     #[test]
     fn callers_text_is_cut_and_escaped_in_messages() {

@@ -789,24 +789,29 @@ mod tests {
     #[test]
     fn a_healthy_canary_ramps_through_its_steps_then_is_promoted() {
         let deployment = canary(
-            "[rollout]\ncanary_steps = [10, 25, 50]\nstep_requests = 20\nmin_duration = \"10m\"\n[rollback]\nmin_requests = 20",
+            "[rollout]\ncanary_steps = [10, 25, 50]\nstep_requests = 20\nstep_duration = \"2m\"\nmin_duration = \"10m\"\n[rollback]\nmin_requests = 20",
             Some(5),
         );
         let none = || None;
         let mut seen = Vec::new();
-        // However fast its requests come, the canary is not promoted before its minimum
-        // duration: with the clock at the start, the last step holds.
+        // However fast its requests come, a step lasts its duration and the canary is not
+        // promoted before its minimum duration: with the clock at the start, nothing moves.
         let start = Instant::now();
-        for _ in 0..200 {
-            deployment.record(Arm::Champion, true, Duration::from_micros(100));
-            deployment.record(Arm::Challenger, true, Duration::from_micros(110));
-            match deployment.review(start, &none) {
-                Verdict::Hold => {}
-                Verdict::Step { percent, .. } => {
-                    assert!(deployment.advance(percent));
-                    seen.push(percent);
+        for clock in [start, start + Duration::from_secs(121)] {
+            for _ in 0..200 {
+                deployment.record(Arm::Champion, true, Duration::from_micros(100));
+                deployment.record(Arm::Challenger, true, Duration::from_micros(110));
+                match deployment.review(clock, &none) {
+                    Verdict::Hold => {}
+                    Verdict::Step { percent, .. } => {
+                        assert!(deployment.advance(percent));
+                        seen.push(percent);
+                    }
+                    other => panic!("{other:?}"),
                 }
-                other => panic!("{other:?}"),
+            }
+            if clock == start {
+                assert_eq!(seen, Vec::<u8>::new(), "a burst at once moved the canary");
             }
         }
         assert_eq!(seen, vec![10, 25, 50]);
@@ -825,7 +830,7 @@ mod tests {
     #[test]
     fn drift_on_the_challengers_inputs_holds_its_rollout() {
         let deployment = canary(
-            "[rollout]\ncanary_steps = [10, 50]\nstep_requests = 5\nmin_duration = \"0s\"\n[rollback]\nmin_requests = 5",
+            "[rollout]\ncanary_steps = [10, 50]\nstep_requests = 5\nstep_duration = \"0s\"\nmin_duration = \"0s\"\n[rollback]\nmin_requests = 5",
             None,
         );
         let challenger = deployment.challenger.as_ref().unwrap();

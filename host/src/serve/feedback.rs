@@ -256,12 +256,18 @@ impl Feedback {
 
     /// Remembers what request `id` of `model` was answered. The first request with an id is
     /// kept until its feedback comes or it is forgotten: a later request with the same id is
-    /// not remembered, so it cannot replace the rows the truth will be matched with. A request
-    /// too large to keep within the budget is not remembered.
+    /// not remembered, so it cannot replace the rows the truth will be matched with, unless it
+    /// carries a credential and the first did not (an anonymous caller who guesses the ids an
+    /// application will use cannot take them from it). A request too large to keep within the
+    /// budget is not remembered.
     pub fn remember(&self, model: &str, id: &str, answered: Answered) {
         let mut models = self.models.lock().unwrap_or_else(|e| e.into_inner());
         let entry = models.entry(model.to_string()).or_default();
-        if entry.pending.contains_key(id) {
+        if entry
+            .pending
+            .get(id)
+            .is_some_and(|first| first.trusted || !answered.trusted)
+        {
             return;
         }
         let answer_bytes = answered
@@ -278,7 +284,7 @@ impl Feedback {
             tracing::debug!(model, bytes, "a request too large to remember for feedback");
             return;
         }
-        entry.pending.insert(
+        let squatted = entry.pending.insert(
             id.to_string(),
             Remembered {
                 answers: vec![(answered.version, answered.predictions)],
@@ -287,7 +293,11 @@ impl Feedback {
                 bytes,
             },
         );
-        entry.order.push_back(id.to_string());
+        match squatted {
+            // The id keeps its place in `order`.
+            Some(squatted) => entry.pending_bytes -= squatted.bytes,
+            None => entry.order.push_back(id.to_string()),
+        }
         entry.pending_bytes += bytes;
         entry.forget_until(self.remembered_bytes);
         // Ids whose feedback came are still in `order`: it is trimmed when it outgrows the
@@ -686,6 +696,34 @@ mod tests {
             quality.accuracy,
             Some(1.0),
             "the first request's prediction"
+        );
+    }
+
+    #[test]
+    fn a_request_with_a_credential_takes_its_id_back_from_an_anonymous_one() {
+        let feedback = Feedback::default();
+        let sent = |rows: &str, label: &str, trusted: bool| Answered {
+            rows: Some(cells(1, &[rows])),
+            trusted,
+            ..answered("1", labels(&[label]))
+        };
+        // An anonymous caller guessed the application's next id and sent it first...
+        feedback.remember("m", "order-42", sent("forged", "y", false));
+        // ...the application's own request, with its token, is what the truth is matched to.
+        feedback.remember("m", "order-42", sent("real", "x", true));
+        // A later anonymous one cannot take it again.
+        feedback.remember("m", "order-42", sent("forged again", "y", false));
+        let before = feedback.remembered_bytes("m");
+        feedback.record("m", "order-42", &[json!("x")]).unwrap();
+        let labelled = feedback.labelled("m").rows;
+        assert_eq!(labelled[0].cells, vec!["real"]);
+        assert!(labelled[0].trusted);
+        assert_eq!(feedback.quality_of("m", "1").unwrap().accuracy, Some(1.0));
+        assert!(before > 0);
+        assert_eq!(
+            feedback.remembered_bytes("m"),
+            0,
+            "the squatter's bytes were returned"
         );
     }
 

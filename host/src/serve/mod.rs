@@ -173,6 +173,9 @@ pub struct ServeEvent {
 pub enum Caller {
     /// No token, or one the server does not know.
     Anonymous,
+    /// Anyone, on a server started without tokens: it is open to everyone (and says so when it
+    /// starts), so every request is taken at its word, as a token holder's would be.
+    Open,
     /// The feedback token: truth, versions by name, traffic that counts.
     Feedback,
     /// The admin token: everything.
@@ -180,7 +183,7 @@ pub enum Caller {
 }
 
 impl Caller {
-    /// Whether the caller carries a credential.
+    /// Whether the caller carries a credential (or the server asks for none).
     pub fn trusted(self) -> bool {
         self != Caller::Anonymous
     }
@@ -1442,6 +1445,7 @@ impl Server {
         inputs: Arc<model::Inputs>,
         champion_outputs: Vec<model::NamedTensor>,
         id: Option<String>,
+        vouched: answer::Vouched,
     ) {
         let Ok(permit) = self.shadow_slots.clone().try_acquire_owned() else {
             deployment.record_dropped_copy();
@@ -1456,7 +1460,7 @@ impl Server {
             let model = challenger.clone();
             let answer = tokio::task::spawn_blocking(move || {
                 let started = Instant::now();
-                let outputs = model.answer(&inputs, &[]);
+                let outputs = model.answer(&inputs, &[], vouched.counts);
                 (outputs, started.elapsed())
             })
             .await;
@@ -1469,7 +1473,9 @@ impl Server {
                 .map_or(0, |o| o.shape.first().copied().unwrap_or(0));
             match answer {
                 Ok(Ok((outputs, predictions))) => {
-                    deployment.record(Arm::Challenger, true, took);
+                    if vouched.counts {
+                        deployment.record(Arm::Challenger, true, took);
+                    }
                     deployment.record_shadow(&compare(&champion_outputs, &outputs));
                     if let (Some(id), Some(predictions)) = (&id, predictions) {
                         server.feedback.remember_copy(
@@ -1488,11 +1494,20 @@ impl Server {
                     );
                 }
                 Ok(Err(err)) => {
-                    deployment.record(Arm::Challenger, false, took);
                     let status = match err {
                         model::ModelError::BadRequest(_) | model::ModelError::BadRow(_) => 400,
                         _ => 500,
                     };
+                    let reads_alike = challenger.reads_like(&deployment.champion);
+                    if vouched.counts
+                        && answer::challenger_at_fault(
+                            status,
+                            true,
+                            vouched.trusted || !reads_alike,
+                        )
+                    {
+                        deployment.record(Arm::Challenger, false, took);
+                    }
                     server.metrics.record(
                         &deployment.name,
                         &challenger.version,
@@ -1503,7 +1518,9 @@ impl Server {
                 }
                 Err(err) => tracing::error!(error = %err, "a shadow copy panicked"),
             }
-            server.review(&deployment);
+            if vouched.counts {
+                server.review(&deployment);
+            }
         });
     }
 }

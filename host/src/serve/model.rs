@@ -494,12 +494,22 @@ impl ServedModel {
         }
     }
 
+    /// Whether a request this version can read, `other` can read too, by its shape: the same
+    /// inputs and features. A version that reads differently from the one it may replace fails
+    /// on production's requests by its own making, not by any one caller's.
+    pub fn reads_like(&self, other: &ServedModel) -> bool {
+        self.inputs == other.inputs
+            && self.features == other.features
+            && self.takes_raw == other.takes_raw
+    }
+
     /// [`ServedModel::infer`], then the predictions (labels or values), which are also kept in
-    /// the version's monitoring window with the rows they answer.
+    /// the version's monitoring window with the rows they answer when `watched`.
     pub fn answer(
         &self,
         inputs: &Inputs,
         wanted: &[String],
+        watched: bool,
     ) -> Result<(Vec<NamedTensor>, Option<Vec<Prediction>>), ModelError> {
         let prepared = self.prepare(inputs)?;
         let outputs = match &prepared {
@@ -507,6 +517,9 @@ impl ServedModel {
             Prepared::Rows(table) => self.infer_rows(table, wanted)?,
         };
         let predictions = feedback::predictions(&outputs);
+        if !watched {
+            return Ok((outputs, predictions));
+        }
         match &prepared {
             Prepared::Tensors(tensors) => {
                 if let Some(first) = tensors.first() {

@@ -8,6 +8,7 @@
 //! strategy = "gate"              # follow the deployment gate's decision; or shadow, canary, ab, off
 //! canary_steps = [10, 25, 50]    # percent of traffic per canary step
 //! step_requests = 200            # challenger requests each step needs before the next
+//! step_duration = "2m"           # and the time it lasts at least
 //! auto_promote = true            # promote after the last healthy step ...
 //! min_duration = "10m"           # ... and no sooner than this after the canary began
 //!
@@ -55,7 +56,8 @@ pub struct Rollout {
     pub canary_steps: Vec<u8>,
     /// Challenger requests a canary step needs, healthy, before the next.
     pub step_requests: u64,
-    /// Time a canary step lasts at least, besides its requests.
+    /// Time a canary step lasts at least, besides its requests: however fast requests come,
+    /// the challenger's share of traffic grows no faster than one step per this.
     #[serde(with = "duration_text")]
     pub step_duration: Duration,
     /// Promote the challenger after the last step, when it stayed healthy.
@@ -75,7 +77,7 @@ impl Default for Rollout {
             strategy: StrategyChoice::Gate,
             canary_steps: vec![10, 25, 50],
             step_requests: 200,
-            step_duration: Duration::ZERO,
+            step_duration: Duration::from_secs(120),
             auto_promote: true,
             min_duration: Duration::from_secs(600),
             ab_percent: 50,

@@ -5,8 +5,8 @@
 //! Each target mutates real inputs (flipped and inserted bytes, deleted and repeated ranges,
 //! tokens that tend to break parsers) or makes random bytes, and checks that the decoder never
 //! panics and that what it accepts costs memory in proportion to what was sent. The number of
-//! cases per target is `WFLOW_FUZZ_CASES` (5,000 unless set): CI runs them for a bounded time
-//! with every `cargo test`; a longer run is `WFLOW_FUZZ_CASES=100000 cargo test -p wflow
+//! cases per target is `WFLOW_FUZZ_CASES` (5,000 unless set), which CI runs with every
+//! `cargo test`; a longer run is `WFLOW_FUZZ_CASES=100000 cargo test -p wflow
 //! --test fuzz --release`. A failure prints the smallest input proptest found.
 
 use std::cell::Cell;

@@ -392,6 +392,40 @@ fn issue_22_wflow_serve_lives_and_holds_its_memory_under_every_attack() {
             );
             assert_eq!(answer.status, 200, "{}", answer.text());
         }
+        // Many requests each small enough to keep, 150 MB of rows together: the oldest are
+        // forgotten to stay within the 64 MiB a model may keep, the latest are still there.
+        let mid: Vec<Vec<f64>> = data.iter().cycle().take(3000).cloned().collect();
+        for i in 0..120 {
+            let body = infer_json(&mid, Some(&format!("mid-{i}")));
+            let answer = send(
+                address,
+                &post_head(
+                    "/v2/models/bc/infer",
+                    body.len(),
+                    "content-type: application/json\r\n",
+                ),
+                body.as_bytes(),
+            );
+            assert_eq!(answer.status, 200, "{}", answer.text());
+        }
+        let truth = |id: &str| {
+            let body = serde_json::json!({ "id": id, "truth": vec!["1"; 3000] }).to_string();
+            send(
+                address,
+                &post_head(
+                    "/v2/models/bc/feedback",
+                    body.len(),
+                    &format!(
+                        "content-type: application/json\r\nauthorization: Bearer {FEEDBACK}\r\n"
+                    ),
+                ),
+                body.as_bytes(),
+            )
+        };
+        let forgotten = truth("mid-0");
+        assert_eq!(forgotten.status, 404, "{}", forgotten.text());
+        let kept = truth("mid-119");
+        assert_eq!(kept.status, 200, "{}", kept.text());
     });
 
     // Made-up versions in the URL are no series of their own.

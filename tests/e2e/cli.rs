@@ -195,7 +195,7 @@ with = { strategy = "mode", colums = ["x"] }
 /// `wflow run ... | head`: the reader goes away before the summary is printed. The run must
 /// finish and be recorded as succeeded, not die of SIGPIPE and be left interrupted.
 #[test]
-fn issue_22_a_run_whose_reader_goes_away_still_finishes() {
+fn issue_22_a_run_whose_reader_goes_away_still_finishes_and_an_output_command_ends_quietly() {
     let dir = tempfile::tempdir().unwrap();
     let file = support::repo().join("workflows/iris.toml");
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wflow"))
@@ -215,4 +215,21 @@ fn issue_22_a_run_whose_reader_goes_away_still_finishes() {
     let runs = store.list_runs(&Default::default()).unwrap();
     assert_eq!(runs.len(), 1);
     assert_eq!(runs[0].status, wflow::store::RunStatus::Succeeded);
+    // `wflow artifacts get D | head -c1`: the reader's leaving ends the command quietly, with
+    // the status of a process a SIGPIPE ended.
+    let digest = store.artifacts().put(&vec![7u8; 8 << 20]).unwrap();
+    drop(store);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_wflow"))
+        .args(["artifacts", "get", &digest])
+        .current_dir(dir.path())
+        .env("WFLOW_CACHE_DIR", dir.path().join(".wflow-cache"))
+        .env_remove("WFLOW_DATA_DIR")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(141), "{output:?}");
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
 }

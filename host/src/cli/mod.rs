@@ -301,11 +301,26 @@ pub fn main() -> ExitCode {
     init_tracing(cli.verbose);
     match dispatch(cli) {
         Ok(code) => ExitCode::from(code),
+        // The reader of our output went away (`wflow artifacts get D | head -c1`): quietly,
+        // with the status the shell expects of a process a SIGPIPE ended (SIGPIPE itself is
+        // ignored so that a run outlives its reader).
+        Err(err) if broken_pipe(&err) => ExitCode::from(EXIT_BROKEN_PIPE),
         Err(err) => {
             errln!("error: {err:#}");
             ExitCode::from(EXIT_USAGE)
         }
     }
+}
+
+/// 128 + SIGPIPE.
+const EXIT_BROKEN_PIPE: u8 = 141;
+
+fn broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn init_tracing(verbose: u8) {

@@ -617,6 +617,16 @@ pub fn check_typed(
                 constant_bytes += bytes;
                 continue;
             }
+            if folded {
+                // The optimiser would compute it now, and nothing says how large it is (its
+                // size depends on values): refused before tract allocates it.
+                return Err(refusal(
+                    node,
+                    UNBOUNDED_TENSOR,
+                    None,
+                    limits.max_constant_bytes,
+                ));
+            }
             if !runtime {
                 continue;
             }

@@ -494,7 +494,17 @@ fn split<'de, A: MapAccess<'de>>(reading: Reading<'_>, mut map: A) -> Result<Tab
     let problem = reading.problem;
     let mut built: Option<Vec<Building>> = None;
     let mut rows: Option<usize> = None;
+    let mut seen_index = false;
     while let Some(key) = map.next_key::<String>()? {
+        let repeated = match key.as_str() {
+            "columns" => built.is_some(),
+            "data" => rows.is_some(),
+            "index" => std::mem::replace(&mut seen_index, true),
+            _ => false,
+        };
+        if repeated {
+            return Err(problem.stop(format!("`dataframe_split.{key}` is given twice")));
+        }
         match key.as_str() {
             "columns" => {
                 let names: Vec<String> = map.next_value_seed(Names { problem })?;
@@ -1299,5 +1309,17 @@ mod tests {
         )
         .unwrap();
         assert!(probabilities);
+    }
+
+    #[test]
+    fn a_split_key_given_twice_is_refused() {
+        for body in [
+            r#"{"dataframe_split": {"columns": ["age"], "data": [[1]], "data": [[2]]}}"#,
+            r#"{"dataframe_split": {"columns": ["age"], "data": [[1]], "columns": ["plan"]}}"#,
+            r#"{"dataframe_split": {"index": [0], "columns": ["age"], "index": [1], "data": [[1]]}}"#,
+        ] {
+            let message = read(body).unwrap_err();
+            assert!(message.contains("is given twice"), "{body}: {message}");
+        }
     }
 }

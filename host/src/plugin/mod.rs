@@ -662,16 +662,16 @@ impl Runtime {
             }
             // A trained model is loaded before anyone trusts it: the evaluator, the registry
             // and the server all load it, so a file tract cannot read (or that would take more
-            // memory than the step may) fails the step that made it, with the reason.
+            // memory than they allow a file of its size) fails the step that made it, with the
+            // reason. The limits are theirs, so that what passes here loads there.
             if let Ok(Output::Trained { model, .. }) = &output {
-                let left = output_limit.saturating_sub(store.data().output_bytes);
                 let info = host::inference::model_info(&model.metadata);
                 let onnx = model.onnx.clone();
                 let checked = host::off_thread(move |_| {
                     crate::inference::Session::load_within(
                         &onnx,
                         Some(info),
-                        crate::inference::budget::Limits::within(left),
+                        crate::inference::budget::Limits::default(),
                     )
                     .map(|_| ())
                     .map_err(|err| err.to_string())

@@ -216,13 +216,18 @@ impl QuoteState {
 }
 
 /// Follows the quoting of the bytes passing through, as the `csv` crate reads them (comma
-/// delimiter, `"` quotes escaped by doubling), so that a file ending inside a quoted field is
+/// delimiter, `"` quotes escaped by doubling, records ended by `\n`, `\r` or both, a leading
+/// byte-order mark skipped), so that a file ending inside a quoted field is
 /// noticed: the parser itself takes the rest of the file as the field's text.
 struct QuoteWatch<R> {
     inner: R,
     state: Quoting,
     line: u64,
     opened_at: u64,
+    /// Bytes of a leading byte-order mark seen so far (3 once past it, or once none came).
+    bom_seen: usize,
+    /// The byte before, to count `\r\n` as one line end.
+    previous: u8,
     shared: QuoteState,
 }
 
@@ -233,6 +238,8 @@ impl<R> QuoteWatch<R> {
             state: Quoting::FieldStart,
             line: 1,
             opened_at: 0,
+            bom_seen: 0,
+            previous: 0,
             shared: QuoteState(Arc::new(AtomicU64::new(0))),
         }
     }
@@ -242,21 +249,34 @@ impl<R> QuoteWatch<R> {
     }
 
     fn follow(&mut self, bytes: &[u8]) {
+        const BOM: &[u8] = b"\xEF\xBB\xBF";
         for &byte in bytes {
-            if byte == b'\n' {
+            // The parser skips a byte-order mark at the start of the file.
+            if self.bom_seen < BOM.len() {
+                if byte == BOM[self.bom_seen] {
+                    self.bom_seen += 1;
+                    continue;
+                }
+                self.bom_seen = BOM.len();
+            }
+            // A line ends at `\n`, `\r`, or `\r\n` (once).
+            if byte == b'\r' || (byte == b'\n' && self.previous != b'\r') {
                 self.line += 1;
             }
+            self.previous = byte;
             self.state = match (self.state, byte) {
                 (Quoting::FieldStart, b'"') => {
                     self.opened_at = self.line;
                     Quoting::Quoted
                 }
-                (Quoting::FieldStart | Quoting::Unquoted, b',' | b'\n') => Quoting::FieldStart,
+                (Quoting::FieldStart | Quoting::Unquoted, b',' | b'\n' | b'\r') => {
+                    Quoting::FieldStart
+                }
                 (Quoting::FieldStart | Quoting::Unquoted, _) => Quoting::Unquoted,
                 (Quoting::Quoted, b'"') => Quoting::QuoteInQuoted,
                 (Quoting::Quoted, _) => Quoting::Quoted,
                 (Quoting::QuoteInQuoted, b'"') => Quoting::Quoted,
-                (Quoting::QuoteInQuoted, b',' | b'\n') => Quoting::FieldStart,
+                (Quoting::QuoteInQuoted, b',' | b'\n' | b'\r') => Quoting::FieldStart,
                 (Quoting::QuoteInQuoted, _) => Quoting::Unquoted,
             };
         }
@@ -613,6 +633,11 @@ mod tests {
             err.to_string(),
             "data.csv:3: a quoted field opens here and is never closed (the file ends inside it)"
         );
+        // After a bare carriage return or a byte-order mark, as the parser reads them.
+        let err = read_str("a,b\r1,2\r\n3,\"never closed\r4,5\r").unwrap_err();
+        assert!(err.to_string().starts_with("data.csv:3: "), "{err}");
+        let err = read_str("\u{feff}\"a,b\n1,2\n").unwrap_err();
+        assert!(err.to_string().contains("never closed"), "{err}");
         // Quotes that close, escaped quotes and quoted newlines are fine.
         let table = read_str("a,b\n\"x, \"\"y\"\"\",\"two\nlines\"\n").unwrap();
         assert_eq!(

@@ -97,18 +97,13 @@ impl Sessions {
         }
     }
 
-    /// How long `client` must wait before it may try to sign in again, if it must.
-    fn throttled(&self, client: std::net::IpAddr) -> Option<Duration> {
-        let failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let (since, count) = failures.get(&client)?;
-        let elapsed = since.elapsed();
-        (*count >= FAILURES_ALLOWED && elapsed < FAILURE_WINDOW).then(|| FAILURE_WINDOW - elapsed)
-    }
-
-    /// Counts a failed sign-in of `client`.
-    fn failed(&self, client: std::net::IpAddr) {
+    /// Counts a sign-in attempt of `client` as failed until [`Sessions::succeeded`] says
+    /// otherwise; or how long it must wait, when it has failed too often. Counting first and
+    /// checking under the same lock means parallel guesses cannot all pass the check before
+    /// any of them is counted.
+    fn attempt(&self, client: std::net::IpAddr) -> Result<(), Duration> {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        if failures.len() >= FAILURES_KEPT {
+        if failures.len() >= FAILURES_KEPT && !failures.contains_key(&client) {
             failures.retain(|_, (since, _)| since.elapsed() < FAILURE_WINDOW);
             if failures.len() >= FAILURES_KEPT
                 && let Some(oldest) = failures
@@ -120,10 +115,22 @@ impl Sessions {
             }
         }
         let entry = failures.entry(client).or_insert((Instant::now(), 0));
-        if entry.0.elapsed() >= FAILURE_WINDOW {
+        let elapsed = entry.0.elapsed();
+        if elapsed >= FAILURE_WINDOW {
             *entry = (Instant::now(), 0);
+        } else if entry.1 >= FAILURES_ALLOWED {
+            return Err(FAILURE_WINDOW - elapsed);
         }
         entry.1 += 1;
+        Ok(())
+    }
+
+    /// The attempt of `client` succeeded: it does not count as a failure.
+    fn succeeded(&self, client: std::net::IpAddr) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(entry) = failures.get_mut(&client) {
+            entry.1 = entry.1.saturating_sub(1);
+        }
     }
 }
 
@@ -187,7 +194,7 @@ pub(super) async fn login(
         std::net::IpAddr::from([127, 0, 0, 1]),
         |axum::Extension(crate::http::Peer(address))| address.ip(),
     );
-    if let Some(wait) = ui.sessions.throttled(client) {
+    if let Err(wait) = ui.sessions.attempt(client) {
         let mut response = (
             StatusCode::TOO_MANY_REQUESTS,
             pages::login(
@@ -211,7 +218,6 @@ pub(super) async fn login(
         _ => false,
     };
     if !accepted {
-        ui.sessions.failed(client);
         let why = if ui.token.is_none() {
             "this UI has no admin token (set WFLOW_ADMIN_TOKEN or --admin-token-file)"
         } else {
@@ -223,6 +229,7 @@ pub(super) async fn login(
         )
             .into_response();
     }
+    ui.sessions.succeeded(client);
     let (id, _) = ui.sessions.start();
     let cookie = format!(
         "{COOKIE}={id}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={}",

@@ -440,3 +440,27 @@ async fn failed_sign_ins_are_throttled_per_client() {
     assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
     assert!(throttled.headers().contains_key("retry-after"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_guesses_cannot_all_pass_the_throttle_before_one_is_counted() {
+    let (_dir, store) = store_with_runs(1);
+    let router = ui(store);
+    let guesses = (0..40).map(|_| {
+        let router = router.clone();
+        tokio::spawn(async move {
+            post(&router, "/ui/login", None, "token=guess&next=/ui/runs")
+                .await
+                .status()
+        })
+    });
+    let statuses = futures_util::future::join_all(guesses).await;
+    let judged = statuses
+        .iter()
+        .filter(|status| *status.as_ref().unwrap() == StatusCode::UNAUTHORIZED)
+        .count();
+    assert_eq!(
+        judged,
+        super::admin::FAILURES_ALLOWED as usize,
+        "{statuses:?}"
+    );
+}

@@ -12,13 +12,18 @@
 //! day must match both; otherwise either.
 //!
 //! Times are wall-clock times in the trigger's IANA time zone, and daylight saving time is
-//! handled as cron(8) documents it:
+//! handled much as cron(8) documents it:
 //! - a schedule with specific hours runs each named time once a day: a time skipped when
 //!   clocks go forward runs at the first instant after the jump, and a time that happens twice
 //!   when clocks go back runs the first time only;
 //! - a schedule that runs every hour (all 24 in its hour field) follows real time: on the day
 //!   clocks go back `0 * * * *` runs at both 01:00s, and `*/15 * * * *` keeps its quarter
 //!   hours through both changes (times in a skipped hour do not exist, so they do not run).
+//!
+//! cron(8) draws the line elsewhere: any job with `*` at the start of its minute or hour field
+//! follows real time there, so `0 */2 * * *` and `* 2 * * *` lose a skipped 02:00. Here they
+//! name specific hours, so the skipped time runs after the jump: a schedule that asks for a
+//! time of day gets it every day.
 //!
 //! Checked against Python's croniter (with cron's day rule) on thousands of random
 //! expressions, start instants and time zones: `tests/e2e/cron.rs`.

@@ -1,5 +1,5 @@
-//! File helpers shared by the modules that keep files of their own: atomic writes, and where
-//! wflow's per-user caches live.
+//! File helpers shared by the modules that keep files of their own: atomic writes, where
+//! wflow's per-user caches live, and whether a file is this user's alone.
 
 use std::path::{Path, PathBuf};
 
@@ -24,5 +24,29 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), String> {
         .map_err(|e| format!("{}: {e}", path.display()))?;
     file.persist(path)
         .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(())
+}
+
+/// Whether a file's metadata says it is this user's and that nobody else has any of the
+/// permission bits in `others` (`0o022`: nobody else may write it; `0o077`: nobody else may
+/// read or write it). Always true where there are no Unix owners and modes.
+pub fn check_owner_and_mode(metadata: &std::fs::Metadata, others: u32) -> Result<(), String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let me = unsafe { libc::geteuid() };
+        if metadata.uid() != me {
+            return Err(format!("owned by user {}, not this one", metadata.uid()));
+        }
+        if metadata.mode() & others != 0 {
+            return Err(format!(
+                "open to other users (mode {:o})",
+                metadata.mode() & 0o777
+            ));
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (metadata, others);
     Ok(())
 }

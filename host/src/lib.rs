@@ -42,6 +42,7 @@ pub mod cli;
 pub mod cluster;
 pub mod daemon;
 pub mod engine;
+pub mod excerpt;
 pub mod files;
 pub mod http;
 pub mod inference;

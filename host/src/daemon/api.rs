@@ -669,7 +669,10 @@ pub fn router(scheduler: Arc<Scheduler>, token: String, open_reads: bool) -> axu
         .route("/api/v1/models/{name}/why", get(why))
         .route("/api/v1/models/{name}/promote", post(promote))
         .route("/api/v1/models/{name}/rollback", post(rollback))
-        .route("/api/v1/events", get(events))
+        .route(
+            "/api/v1/events",
+            get(events).layer(axum::middleware::from_fn(crate::http::idle_while_waiting)),
+        )
         .layer(axum::middleware::from_fn_with_state(
             api.clone(),
             guard_reads,

@@ -97,26 +97,14 @@ pub fn discover(data_dir: &Path) -> Result<Option<DaemonFile>, String> {
 }
 
 /// The file is this user's, and nobody else may read or write it.
-#[cfg(unix)]
 fn check_private(path: &Path) -> Result<(), String> {
-    use std::os::unix::fs::MetadataExt;
     let metadata = std::fs::metadata(path).map_err(|err| format!("{}: {err}", path.display()))?;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
-    if metadata.uid() != me || metadata.mode() & 0o077 != 0 {
-        return Err(format!(
-            "{} is not this user's private file (owner {}, mode {:o}): a daemon writes it with mode 600",
-            path.display(),
-            metadata.uid(),
-            metadata.mode() & 0o777
-        ));
-    }
-    Ok(())
-}
-
-#[cfg(not(unix))]
-fn check_private(_path: &Path) -> Result<(), String> {
-    Ok(())
+    crate::files::check_owner_and_mode(&metadata, 0o077).map_err(|why| {
+        format!(
+            "{} is not this user's private file ({why}): a daemon writes it with mode 600",
+            path.display()
+        )
+    })
 }
 
 /// The address is this machine's: loopback, any address (reached through loopback), or one

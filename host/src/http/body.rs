@@ -59,7 +59,9 @@ pub(super) async fn guard_body(
         Body::new(GuardedBody {
             inner,
             deadline: Box::pin(tokio::time::sleep(policy.deadline)),
-            room_wait: ROOM_WAIT.min(policy.deadline),
+            // Within half the body deadline, so a body that finds no room is told so (503)
+            // rather than timed out (408).
+            room_wait: ROOM_WAIT.min(policy.deadline / 2),
             budget: Arc::clone(&policy.held),
             received: 0,
             charged_kib: 0,
@@ -190,14 +192,21 @@ impl HttpBody for GuardedBody {
                     this.outcome.hold(permit);
                     Poll::Ready(Some(Ok(frame)))
                 }
-                Poll::Ready(None) => refuse(
-                    &this.outcome.busy,
-                    "the server is busy reading other requests",
-                ),
-                Poll::Pending if this.deadline.as_mut().poll(cx).is_ready() => refuse(
-                    &this.outcome.expired,
-                    "the request body did not arrive in time",
-                ),
+                Poll::Ready(None) => {
+                    // The finished wait is not polled again.
+                    this.waiting = None;
+                    refuse(
+                        &this.outcome.busy,
+                        "the server is busy reading other requests",
+                    )
+                }
+                Poll::Pending if this.deadline.as_mut().poll(cx).is_ready() => {
+                    this.waiting = None;
+                    refuse(
+                        &this.outcome.expired,
+                        "the request body did not arrive in time",
+                    )
+                }
                 Poll::Pending => Poll::Pending,
             };
         }

@@ -1,13 +1,14 @@
 //! Which connections a server keeps open: at most so many in all and so many per client (an
-//! IPv4 address, or an IPv6 /64, which one host or one customer network usually has all of).
+//! IPv4 address, or an IPv6 /64, the least a host is usually given to pick addresses from).
 //!
 //! At a cap, as nginx does when it runs short of connections, a connection doing nothing
 //! (waiting for a request head or partway through reading one, which is also the keep-alive
-//! idle state) is closed to make room for the newcomer: the oldest one of the client holding
-//! the most connections, or of the newcomer's own client when that client is at its cap; its
-//! room is handed to the newcomer when it is gone, and nobody else can take it meanwhile.
-//! Only when every connection that could make room is in the middle of a request is the
-//! newcomer answered 503. So connections
+//! idle state, or waiting in a long poll or an event stream) is closed to make room for the
+//! newcomer: the oldest one of the client holding the most connections, or of the newcomer's
+//! own client when that client is at its cap; its room is handed to the newcomer when it is
+//! gone, and nobody else can take it meanwhile. The newcomer is answered 503 when every
+//! connection that could make room is in the middle of a request, when 256 newcomers already
+//! wait, or when the connection closing for it is not gone within a second. So connections
 //! left open and silent, from any number of addresses, cannot keep anyone out; a client must
 //! keep requests in flight to hold connections, and those are bounded by the body deadline,
 //! the body budget and the handlers' own limits.
@@ -31,6 +32,10 @@ use tokio::sync::{Notify, oneshot};
 pub(super) struct ClientKey(IpAddr);
 
 impl ClientKey {
+    pub(super) fn address(self) -> IpAddr {
+        self.0
+    }
+
     pub(super) fn of(ip: IpAddr) -> ClientKey {
         match ip.to_canonical() {
             IpAddr::V6(v6) => {
@@ -76,13 +81,25 @@ struct Entry {
     handoff: Option<oneshot::Sender<()>>,
 }
 
-/// Requests in progress on one connection (a response counts until its body is sent).
+/// Requests in progress on one connection (a response counts until its body is sent), and
+/// how many it has answered.
 #[derive(Clone, Default)]
-pub(super) struct Busy(Arc<AtomicUsize>);
+pub(super) struct Busy(Arc<BusyCounts>);
+
+#[derive(Default)]
+pub(super) struct BusyCounts {
+    in_progress: AtomicUsize,
+    answered: AtomicUsize,
+}
 
 impl Busy {
     pub(super) fn is_idle(&self) -> bool {
-        self.0.load(Ordering::Acquire) == 0
+        self.0.in_progress.load(Ordering::Acquire) == 0
+    }
+
+    /// Whether it has answered a request: its last answer may still be on its way out.
+    pub(super) fn has_answered(&self) -> bool {
+        self.0.answered.load(Ordering::Acquire) > 0
     }
 }
 
@@ -296,33 +313,45 @@ impl Drop for Slot {
 
 /// Counts a request as in progress on its connection from when it reaches the router until its
 /// response body is sent or dropped, so an idle connection can be told from a busy one.
-pub(super) async fn mark_busy(request: Request, next: Next) -> Response {
+pub(super) async fn mark_busy(mut request: Request, next: Next) -> Response {
     let Some(busy) = request.extensions().get::<Busy>().cloned() else {
         return next.run(request).await;
     };
-    busy.0.fetch_add(1, Ordering::AcqRel);
-    let guard = BusyGuard(busy);
+    busy.0.in_progress.fetch_add(1, Ordering::AcqRel);
+    let hold = BusyHold(Arc::new(Mutex::new(Some(BusyGuard(busy)))));
+    request.extensions_mut().insert(hold.clone());
     let response = next.run(request).await;
-    response.map(|inner| {
-        Body::new(WhileSending {
-            inner,
-            _guard: guard,
-        })
-    })
+    response.map(|inner| Body::new(WhileSending { inner, _hold: hold }))
+}
+
+/// A request's part in its connection's busy count, in the request's extensions.
+#[derive(Clone)]
+pub(super) struct BusyHold(Arc<Mutex<Option<BusyGuard>>>);
+
+/// For routes whose requests mostly wait (a long poll, a stream of events): their connections
+/// count as idle, so one may be closed to make room at a cap like a connection that waits
+/// for a request (its client asks again). Otherwise a client could hold every connection
+/// with requests that cost it nothing.
+pub async fn idle_while_waiting(request: Request, next: Next) -> Response {
+    if let Some(BusyHold(hold)) = request.extensions().get::<BusyHold>() {
+        hold.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+    next.run(request).await
 }
 
 struct BusyGuard(Busy);
 
 impl Drop for BusyGuard {
     fn drop(&mut self) {
-        self.0.0.fetch_sub(1, Ordering::AcqRel);
+        self.0.0.answered.fetch_add(1, Ordering::AcqRel);
+        self.0.0.in_progress.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
 /// A response body that keeps its connection counted busy until it is dropped.
 struct WhileSending {
     inner: Body,
-    _guard: BusyGuard,
+    _hold: BusyHold,
 }
 
 impl HttpBody for WhileSending {
@@ -372,7 +401,7 @@ mod tests {
         let first = admitted(key(1));
         let second = admitted(key(2));
         let third = admitted(key(2));
-        third.busy.0.fetch_add(1, Ordering::AcqRel);
+        third.busy.0.in_progress.fetch_add(1, Ordering::AcqRel);
         // Client 2 holds the most, and its idle one is asked to close, not client 1's.
         let waiting = connections.admit(key(3));
         assert!(matches!(waiting, Admission::Reserved(_)));

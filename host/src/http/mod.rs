@@ -4,9 +4,9 @@
 //! - a deadline for every request head, counted from when the connection is ready for one
 //!   (so it is also the idle keep-alive timeout; trickled bytes do not extend it);
 //! - a cap on open connections, and a lower one per client (an IPv4 address or an IPv6 /64);
-//!   at a cap an idle connection is closed to make room for a newcomer, and only when every
-//!   connection is in the middle of a request is the newcomer answered 503 and closed at once
-//!   ([`connections`]), so connections left open and silent keep nobody out;
+//!   at a cap an idle connection is closed to make room for a newcomer, which is answered 503
+//!   and closed at once when none can be ([`connections`]), so connections left open and
+//!   silent keep nobody out;
 //! - a deadline for every request body, from when its head arrived, whatever trickles in;
 //!   an announced body above the size limit is answered 413 before any of it is read;
 //! - a budget of request-body bytes held at once, over all connections, charged as the bytes
@@ -42,6 +42,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 
+pub use connections::idle_while_waiting;
 use connections::{Admission, ClientKey, Connections, Refused, Slot};
 
 mod body;
@@ -49,6 +50,12 @@ mod connections;
 
 /// hyper's read buffer cap per connection (default ~400 KiB; minimum 8 KiB).
 const READ_BUFFER: usize = 64 << 10;
+
+/// The address that stands for the client at `ip` in per-client limits: an IPv4 address, or
+/// the /64 prefix of an IPv6 one (a host usually has a whole /64 to pick addresses from).
+pub fn client_of(ip: std::net::IpAddr) -> std::net::IpAddr {
+    ClientKey::of(ip).address()
+}
 
 /// The address a request came from, in its extensions.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,9 +69,10 @@ pub struct Limits {
     /// has been written, so this is also the idle keep-alive timeout. Trickling bytes does not
     /// extend it.
     pub header_read_timeout: Duration,
-    /// Open connections at most; one more is answered 503 and closed at once.
+    /// Open connections at most; at the cap an idle one is closed for a newcomer, which is
+    /// answered 503 when none can be ([`connections`]).
     pub max_connections: usize,
-    /// Open connections from one client address at most.
+    /// Open connections from one client (an IPv4 address, an IPv6 /64) at most.
     pub max_connections_per_client: usize,
     /// Time allowed for a whole request body, from when its head was read; then 408.
     pub body_read_timeout: Duration,
@@ -246,8 +254,11 @@ pub fn raise_open_file_limit(wanted: u64) -> u64 {
 }
 
 /// How long a connection asked to close has to close by itself before it is dropped, if no
-/// request of it is in progress.
+/// request of it is in progress: one that never answered a request, and one that did (whose
+/// last answer may still be flushing to a slow reader), both within the second a newcomer
+/// waits.
 const LINGER: Duration = Duration::from_millis(20);
+const LINGER_AFTER_AN_ANSWER: Duration = Duration::from_millis(500);
 
 /// An accepted connection, before it has a slot.
 struct Connection {
@@ -297,9 +308,15 @@ impl Connection {
             None => {
                 // hyper closes an idle connection at once and lets a request in progress
                 // finish; one partway through a request head (a client trickling it) is
-                // dropped, unless a request has reached the router meanwhile.
+                // dropped, unless a request has reached the router meanwhile. One that has
+                // answered before gets longer, for its last answer to reach a slow reader.
                 connection.as_mut().graceful_shutdown();
-                match tokio::time::timeout(LINGER, connection.as_mut()).await {
+                let linger = if slot.busy.has_answered() {
+                    LINGER_AFTER_AN_ANSWER
+                } else {
+                    LINGER
+                };
+                match tokio::time::timeout(linger, connection.as_mut()).await {
                     Ok(ended) => ended,
                     Err(_) if slot.busy.is_idle() => return,
                     Err(_) => connection.await,
@@ -327,12 +344,8 @@ fn cross_site(headers: &axum::http::HeaderMap, allowed: &[String]) -> Option<Str
     let is_allowed = origin.is_some_and(|origin| allowed.iter().any(|a| a == origin));
     if let Some(site) = headers.get("sec-fetch-site") {
         let site = site.to_str().unwrap_or("(not text)");
-        return (!matches!(site, "same-origin" | "none") && !is_allowed).then(|| {
-            format!(
-                "Sec-Fetch-Site: {}",
-                site.chars().take(40).collect::<String>().escape_debug()
-            )
-        });
+        return (!matches!(site, "same-origin" | "none") && !is_allowed)
+            .then(|| format!("Sec-Fetch-Site: {}", crate::excerpt::excerpt(site, 40)));
     }
     let origin = origin?;
     let authority = origin
@@ -342,10 +355,7 @@ fn cross_site(headers: &axum::http::HeaderMap, allowed: &[String]) -> Option<Str
     match (authority, host) {
         (Some(authority), Some(host)) if authority.eq_ignore_ascii_case(host) => None,
         _ if is_allowed => None,
-        _ => Some(format!(
-            "Origin {}",
-            origin.chars().take(80).collect::<String>().escape_debug()
-        )),
+        _ => Some(format!("Origin {}", crate::excerpt::excerpt(origin, 80))),
     }
 }
 
@@ -425,10 +435,13 @@ mod tests {
     struct Gate {
         entered: Arc<tokio::sync::Notify>,
         release: Arc<tokio::sync::Notify>,
+        /// A long poll began.
+        polling: Arc<tokio::sync::Notify>,
     }
 
     fn app(gate: Gate) -> Router {
         let hold = gate.clone();
+        let poll = gate.clone();
         Router::new()
             .route("/v2/health/live", get(|| async { "live" }))
             .route(
@@ -442,6 +455,14 @@ mod tests {
             .route(
                 "/echo",
                 post(|body: Bytes| async move { format!("{} bytes", body.len()) }),
+            )
+            .route(
+                "/poll",
+                get(move || async move {
+                    poll.polling.notify_one();
+                    std::future::pending::<()>().await;
+                })
+                .layer(middleware::from_fn(idle_while_waiting)),
             )
             .route(
                 "/hold",
@@ -684,6 +705,7 @@ mod tests {
         let server = Server::start(Limits {
             max_body_bytes_held: 2048,
             max_body: 2048,
+            body_read_timeout: 4 * T,
             ..limits()
         })
         .await;
@@ -723,13 +745,14 @@ mod tests {
 
     #[tokio::test]
     async fn an_announced_body_holds_nothing_until_it_is_sent() {
+        // Room for two bodies of the largest size; bytes are charged by the KiB.
         let server = Server::start(Limits {
-            max_body_bytes_held: 2048,
+            max_body_bytes_held: 4096,
             max_body: 2048,
             ..limits()
         })
         .await;
-        // Two clients announce the whole budget each and send a few bytes...
+        // Two clients announce half the budget each and send a few bytes...
         let mut stallers = Vec::new();
         for _ in 0..2 {
             let mut staller = server.connect().await;
@@ -739,7 +762,7 @@ mod tests {
                 .unwrap();
             stallers.push(staller);
         }
-        // ...and a whole body that is as large as the rest of the budget is still read.
+        // ...and a whole body as large as theirs is still read at once.
         let mut next = server.connect().await;
         let body = "y".repeat(2040);
         next.write_all(
@@ -764,6 +787,34 @@ mod tests {
         let server = Server::start(limits()).await;
         let answer = fetch(server.addr, "/peer").await;
         assert!(answer.ends_with("127.0.0.1"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn a_long_poll_makes_room_at_the_cap_like_an_idle_connection() {
+        let server = Server::start(Limits {
+            max_connections: 2,
+            ..limits()
+        })
+        .await;
+        // One connection waits in a long poll, the other is in a request...
+        let mut polling = server.connect().await;
+        polling
+            .write_all(b"GET /poll HTTP/1.1\r\nhost: test\r\n\r\n")
+            .await
+            .unwrap();
+        server.gate.polling.notified().await;
+        let mut busy = server.connect().await;
+        busy.write_all(b"GET /slow HTTP/1.1\r\nhost: test\r\n\r\n")
+            .await
+            .unwrap();
+        server.gate.entered.notified().await;
+        // ...and a newcomer is served: the poll is closed for it (its client asks again).
+        let live = fetch(server.addr, "/v2/health/live").await;
+        assert!(live.starts_with("HTTP/1.1 200"), "{live:?}");
+        assert!(read_until_closed(&mut polling, SLACK).await.is_some());
+        server.gate.release.notify_one();
+        let done = read_until(&mut busy, "done").await;
+        assert!(done.starts_with("HTTP/1.1 200"), "{done}");
     }
 
     #[tokio::test]

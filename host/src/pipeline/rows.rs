@@ -19,6 +19,54 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use super::{RawInput, RowError};
 use crate::table::{Column, ColumnType, Table, Values};
 
+/// The `visit_*` methods of the JSON kinds a visitor does not take, each answering with the
+/// visitor's own message (`$wrong`) rather than serde's generic one.
+macro_rules! refuse_kinds {
+    ($de:lifetime, $value:ty, $wrong:ident: $($kind:ident),*) => {
+        $(refuse_kinds!(@one $de, $value, $wrong, $kind);)*
+    };
+    (@one $de:lifetime, $value:ty, $wrong:ident, map) => {
+        fn visit_map<A: MapAccess<$de>>(self, _: A) -> Result<$value, A::Error> {
+            Err(self.$wrong())
+        }
+    };
+    (@one $de:lifetime, $value:ty, $wrong:ident, seq) => {
+        fn visit_seq<A: SeqAccess<$de>>(self, _: A) -> Result<$value, A::Error> {
+            Err(self.$wrong())
+        }
+    };
+    (@one $de:lifetime, $value:ty, $wrong:ident, str) => {
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<$value, E> {
+            Err(self.$wrong())
+        }
+    };
+    (@one $de:lifetime, $value:ty, $wrong:ident, f64) => {
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<$value, E> {
+            Err(self.$wrong())
+        }
+    };
+    (@one $de:lifetime, $value:ty, $wrong:ident, i64) => {
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<$value, E> {
+            Err(self.$wrong())
+        }
+    };
+    (@one $de:lifetime, $value:ty, $wrong:ident, u64) => {
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<$value, E> {
+            Err(self.$wrong())
+        }
+    };
+    (@one $de:lifetime, $value:ty, $wrong:ident, bool) => {
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<$value, E> {
+            Err(self.$wrong())
+        }
+    };
+    (@one $de:lifetime, $value:ty, $wrong:ident, unit) => {
+        fn visit_unit<E: de::Error>(self) -> Result<$value, E> {
+            Err(self.$wrong())
+        }
+    };
+}
+
 /// The shapes a request's rows may take.
 pub const SHAPES: &str = "`dataframe_split`, `dataframe_records`, `inputs` or `instances`";
 
@@ -527,8 +575,9 @@ fn split<'de, A: MapAccess<'de>>(reading: Reading<'_>, mut map: A) -> Result<Tab
                 map.next_value::<IgnoredAny>()?;
             }
             other => {
+                let shown = crate::excerpt::excerpt(other, 40);
                 return Err(problem.stop(format!(
-                    "unknown field `dataframe_split.{other}` (known: `columns`, `data`, `index`)"
+                    "unknown field `dataframe_split.{shown}` (known: `columns`, `data`, `index`)"
                 )));
             }
         }
@@ -578,33 +627,7 @@ impl<'de> Visitor<'de> for Names<'_> {
         Ok(names)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Vec<String>, A::Error> {
-        Err(self.wrong())
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Vec<String>, E> {
-        Err(self.wrong())
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Vec<String>, E> {
-        Err(self.wrong())
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Vec<String>, E> {
-        Err(self.wrong())
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Vec<String>, E> {
-        Err(self.wrong())
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Vec<String>, E> {
-        Err(self.wrong())
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Vec<String>, E> {
-        Err(self.wrong())
-    }
+    refuse_kinds!('de, Vec<String>, wrong: map, str, f64, i64, u64, bool, unit);
 }
 
 impl Names<'_> {
@@ -650,33 +673,7 @@ impl<'de> Visitor<'de> for SplitData<'_, '_> {
         Ok(row)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<usize, A::Error> {
-        Err(self.wrong())
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<usize, E> {
-        Err(self.wrong())
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<usize, E> {
-        Err(self.wrong())
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<usize, E> {
-        Err(self.wrong())
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<usize, E> {
-        Err(self.wrong())
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<usize, E> {
-        Err(self.wrong())
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<usize, E> {
-        Err(self.wrong())
-    }
+    refuse_kinds!('de, usize, wrong: map, str, f64, i64, u64, bool, unit);
 }
 
 impl SplitData<'_, '_> {
@@ -750,33 +747,7 @@ impl<'de> Visitor<'de> for SplitRow<'_, '_> {
         Ok(())
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<(), A::Error> {
-        Err(self.wrong())
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Err(self.wrong())
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Err(self.wrong())
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Err(self.wrong())
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Err(self.wrong())
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Err(self.wrong())
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Err(self.wrong())
-    }
+    refuse_kinds!('de, (), wrong: map, str, f64, i64, u64, bool, unit);
 }
 
 impl SplitRow<'_, '_> {
@@ -890,33 +861,7 @@ impl<'de> Visitor<'de> for RecordList<'_> {
         records(self.reading, seq)
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, _: A) -> Result<Table, A::Error> {
-        Err(self.wrong())
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Table, E> {
-        Err(self.wrong())
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Table, E> {
-        Err(self.wrong())
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Table, E> {
-        Err(self.wrong())
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Table, E> {
-        Err(self.wrong())
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Table, E> {
-        Err(self.wrong())
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Table, E> {
-        Err(self.wrong())
-    }
+    refuse_kinds!('de, Table, wrong: map, str, f64, i64, u64, bool, unit);
 }
 
 impl RecordList<'_> {
@@ -951,33 +896,7 @@ impl<'de> Visitor<'de> for SplitObject<'_> {
         split(self.reading, map)
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<Table, A::Error> {
-        Err(self.wrong())
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Table, E> {
-        Err(self.wrong())
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Table, E> {
-        Err(self.wrong())
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Table, E> {
-        Err(self.wrong())
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Table, E> {
-        Err(self.wrong())
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Table, E> {
-        Err(self.wrong())
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<Table, E> {
-        Err(self.wrong())
-    }
+    refuse_kinds!('de, Table, wrong: seq, str, f64, i64, u64, bool, unit);
 }
 
 impl SplitObject<'_> {
@@ -1012,7 +931,7 @@ impl<'de> Visitor<'de> for Params<'_> {
         let mut probabilities = false;
         while let Some(key) = map.next_key::<String>()? {
             if key != "probabilities" {
-                let shown: String = key.chars().take(40).collect();
+                let shown = crate::excerpt::excerpt(&key, 40);
                 return Err(self.problem.stop(format!(
                     "unknown parameter `{shown}` (known: `probabilities`)"
                 )));
@@ -1100,7 +1019,7 @@ impl<'de> Visitor<'de> for Request<'_> {
                     key: key.clone(),
                 })?,
                 other => {
-                    let shown: String = other.chars().take(40).collect();
+                    let shown = crate::excerpt::excerpt(other, 40);
                     return Err(problem.stop(format!(
                         "unknown field `{shown}`: the rows go in one of {SHAPES} (and options in `params`)"
                     )));
@@ -1114,33 +1033,7 @@ impl<'de> Visitor<'de> for Request<'_> {
         Ok((table, probabilities))
     }
 
-    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(Table, bool), A::Error> {
-        Err(self.not_an_object())
-    }
-
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(Table, bool), E> {
-        Err(self.not_an_object())
-    }
-
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(Table, bool), E> {
-        Err(self.not_an_object())
-    }
-
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(Table, bool), E> {
-        Err(self.not_an_object())
-    }
-
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(Table, bool), E> {
-        Err(self.not_an_object())
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(Table, bool), E> {
-        Err(self.not_an_object())
-    }
-
-    fn visit_unit<E: de::Error>(self) -> Result<(Table, bool), E> {
-        Err(self.not_an_object())
-    }
+    refuse_kinds!('de, (Table, bool), not_an_object: seq, str, f64, i64, u64, bool, unit);
 }
 
 impl Request<'_> {

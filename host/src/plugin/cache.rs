@@ -39,30 +39,28 @@ fn private_dir(dir: &Path) -> std::io::Result<()> {
     builder.create(dir)
 }
 
-/// Whether an entry may be run: this user's, and writable by nobody else.
-fn trusted(entry: &Path) -> Result<(), String> {
+/// An entry's bytes, if it may be run: a plain file of this user that nobody else may write.
+/// The checks are made on the opened file itself, so the file read is the file checked.
+fn read_trusted(entry: &Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
     #[cfg(unix)]
     {
-        use std::os::unix::fs::MetadataExt;
-        let metadata = std::fs::symlink_metadata(entry).map_err(|e| e.to_string())?;
-        // SAFETY: geteuid has no preconditions and cannot fail.
-        let me = unsafe { libc::geteuid() };
-        if !metadata.is_file() {
-            return Err("not a plain file".into());
-        }
-        if metadata.uid() != me {
-            return Err(format!("owned by user {}, not this one", metadata.uid()));
-        }
-        if metadata.mode() & 0o022 != 0 {
-            return Err(format!(
-                "writable by others (mode {:o})",
-                metadata.mode() & 0o777
-            ));
-        }
+        use std::os::unix::fs::OpenOptionsExt;
+        // A symbolic link is not followed (it could point anywhere), and opening a FIFO does
+        // not wait for a writer (it is then refused as not a plain file).
+        options.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
     }
-    #[cfg(not(unix))]
-    let _ = entry;
-    Ok(())
+    let mut file = options.open(entry).map_err(|e| e.to_string())?;
+    let metadata = file.metadata().map_err(|e| e.to_string())?;
+    if !metadata.is_file() {
+        return Err("not a plain file".into());
+    }
+    crate::files::check_owner_and_mode(&metadata, 0o022)?;
+    let mut bytes = Vec::with_capacity(usize::try_from(metadata.len()).unwrap_or(0));
+    file.read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    Ok(bytes)
 }
 
 /// How a component was obtained.
@@ -118,7 +116,7 @@ impl CompiledCache {
         // The entry is read into memory rather than mapped: a mapped file that someone
         // truncates or rewrites in place would crash the process with SIGBUS.
         let header = CompiledCache::header(digest);
-        let read = trusted(&entry).and_then(|()| std::fs::read(&entry).map_err(|e| e.to_string()));
+        let read = read_trusted(&entry);
         match &read {
             Err(why) if std::fs::metadata(&entry).is_ok() => {
                 tracing::warn!(entry = %entry.display(), why, "compiled-cache entry not used")

@@ -40,35 +40,6 @@ impl CronSchedule {
             .and_then(|slot| u64::try_from(slot.timestamp_millis()).ok())
     }
 
-    /// The latest slot at or before `at_ms`, within a year: what a trigger whose schedule was
-    /// reread counts as taken. Looked for in windows that grow from two seconds to a year, so
-    /// a dense schedule is not walked slot by slot over the year.
-    pub fn latest_at_or_before(&self, at_ms: u64) -> Option<u64> {
-        const SECOND: u64 = 1000;
-        for window in [
-            2 * SECOND,
-            120 * SECOND,
-            2 * 3600 * SECOND,
-            2 * 86_400 * SECOND,
-            64 * 86_400 * SECOND,
-            367 * 86_400 * SECOND,
-        ] {
-            let mut latest = None;
-            let mut from = at_ms.saturating_sub(window);
-            while let Some(slot) = self.next_after(from) {
-                if slot > at_ms {
-                    break;
-                }
-                latest = Some(slot);
-                from = slot;
-            }
-            if latest.is_some() {
-                return latest;
-            }
-        }
-        None
-    }
-
     /// The slots in `(after_ms, until_ms]`, oldest first, at most `limit` (the latest ones).
     pub fn slots_between(&self, after_ms: u64, until_ms: u64, limit: usize) -> Vec<u64> {
         let mut slots = std::collections::VecDeque::new();
@@ -144,23 +115,6 @@ mod tests {
                 "Nowhere/City"
             )
             .is_err()
-        );
-    }
-
-    #[test]
-    fn the_latest_slot_is_found_for_dense_and_sparse_schedules() {
-        let now = ms("2026-12-08T10:17:30Z");
-        assert_eq!(
-            schedule("* * * * * *", "UTC").latest_at_or_before(now),
-            Some(now)
-        );
-        assert_eq!(
-            schedule("0 9 * * 1", "UTC").latest_at_or_before(now),
-            Some(ms("2026-12-07T09:00:00Z"))
-        );
-        assert_eq!(
-            schedule("@yearly", "UTC").latest_at_or_before(now),
-            Some(ms("2026-01-01T00:00:00Z"))
         );
     }
 

@@ -1171,9 +1171,10 @@ impl Scheduler {
                                 // is caught up; the schedule goes on from now as crontab reads
                                 // it.
                                 Some(last) if reread && schedule.weekdays_restricted() => {
-                                    let latest = parsed.latest_at_or_before(now_ms).unwrap_or(last);
+                                    // Everything up to now counts as taken.
+                                    let latest = now_ms.max(last);
                                     let mut state = state.clone();
-                                    state["slot"] = serde_json::json!(latest.max(last));
+                                    state["slot"] = serde_json::json!(latest);
                                     state["cron"] = serde_json::json!(cron::STATE_VERSION);
                                     let _ =
                                         self.store.set_trigger_state(&name, &trigger.name, &state);
@@ -1186,7 +1187,7 @@ impl Scheduler {
                                             trigger.name, schedule
                                         ),
                                     );
-                                    latest.max(last)
+                                    latest
                                 }
                                 Some(last) => {
                                     let (missed, latest) = cron::catch_up(

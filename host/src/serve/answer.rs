@@ -31,14 +31,12 @@ pub const INLINE_DECODE: usize = 64 << 10;
 const INLINE_ROWS: usize = 1024;
 
 /// Runs `work` here when it is light, on a blocking thread when it is not.
-async fn off_thread<T: Send + 'static>(
+pub(super) async fn off_thread<T: Send + 'static>(
     heavy: bool,
     work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, Response> {
+) -> Result<T, ApiError> {
     if heavy {
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|err| internal(err).into_response())
+        tokio::task::spawn_blocking(work).await.map_err(internal)
     } else {
         Ok(work())
     }
@@ -139,13 +137,7 @@ fn route(
 
 /// A caller's text in a message: at most 64 characters, control characters escaped.
 fn shown(text: &str) -> String {
-    let cut: String = text.chars().take(64).collect();
-    let escaped = cut.escape_debug().to_string();
-    if text.chars().count() > 64 {
-        format!("{escaped}...")
-    } else {
-        escaped
-    }
+    crate::excerpt::excerpt(text, 64)
 }
 
 /// How a request reads its rows for a version: decoded once (tensors) or read for each
@@ -355,6 +347,10 @@ async fn answer<T: Send + 'static>(
                 started.elapsed(),
             );
             record(Arm::Challenger, false, attempt.model_time);
+        } else if counts && fallback.outcome.is_ok() {
+            // Not its error, but not a healthy answer either: its canary is held while such
+            // refusals are many.
+            deployment.record_refusal();
         }
         attempt = fallback;
     }
@@ -393,8 +389,9 @@ async fn answer<T: Send + 'static>(
         // Reviewed below, once the answer is recorded everywhere.
         deployment.record(arm, true, attempt.model_time);
     }
+    let mut remembered = None;
     if let (Some(id), Some(predictions)) = (&asked.id, predictions) {
-        server.feedback.remember(
+        remembered = server.feedback.remember(
             &name,
             id,
             super::feedback::Answered {
@@ -410,7 +407,7 @@ async fn answer<T: Send + 'static>(
             deployment.clone(),
             inputs.clone(),
             outputs.clone(),
-            asked.id.clone(),
+            asked.id.clone().zip(remembered),
             Vouched {
                 counts,
                 trusted: asked.caller.trusted(),
@@ -432,7 +429,8 @@ async fn answer<T: Send + 'static>(
         server.review(deployment);
     }
     match off_thread(rows > INLINE_ROWS, move || reply(&model, outputs, extra)).await {
-        Ok(response) | Err(response) => response,
+        Ok(response) => response,
+        Err(failed) => failed.into_response(),
     }
 }
 
@@ -495,7 +493,7 @@ async fn infer(
             }
             return bad(message).into_response();
         }
-        Err(response) => return response,
+        Err(failed) => return failed.into_response(),
     };
     let asked = Asked {
         version,
@@ -652,12 +650,5 @@ mod tests {
         assert!(!challenger_at_fault(400, true, false));
         // A row nobody could take is the caller's mistake.
         assert!(!challenger_at_fault(400, false, true));
-    }
-
-    #[test]
-    fn callers_text_is_cut_and_escaped_in_messages() {
-        assert_eq!(shown("v2"), "v2");
-        assert_eq!(shown("a\nb\u{1b}[31m"), "a\\nb\\u{1b}[31m");
-        assert!(shown(&"x".repeat(100)).ends_with("..."));
     }
 }

@@ -71,7 +71,7 @@ pub fn content_type(headers: &HeaderMap, accepts: Accepts) -> Result<Kind, ApiEr
             match declared {
                 Some(declared) => format!(
                     "Content-Type `{}` is not read here: send {wanted}",
-                    declared.chars().take(80).collect::<String>().escape_debug()
+                    crate::excerpt::excerpt(declared, 80)
                 ),
                 None => format!("the request has no Content-Type: send {wanted}"),
             },

@@ -130,6 +130,9 @@ impl Latencies {
 pub struct ArmStats {
     requests: AtomicU64,
     errors: AtomicU64,
+    /// Requests sent without a credential that the other side answered and this one refused
+    /// (a row its checks do not take): not its errors, but not healthy answers either.
+    refused: AtomicU64,
     /// Time spent in the model, per request.
     latency: Latencies,
 }
@@ -139,6 +142,7 @@ pub struct ArmStats {
 pub struct ArmSnapshot {
     pub requests: u64,
     pub errors: u64,
+    pub refused: u64,
     pub error_rate: f64,
     #[serde(serialize_with = "micros")]
     pub p50: Duration,
@@ -166,6 +170,7 @@ impl ArmStats {
         ArmSnapshot {
             requests,
             errors,
+            refused: self.refused.load(Ordering::Relaxed),
             error_rate: if requests == 0 {
                 0.0
             } else {
@@ -415,6 +420,14 @@ impl Deployment {
         }
     }
 
+    /// Counts a request without a credential that the champion answered and the challenger
+    /// refused.
+    pub fn record_refusal(&self) {
+        if let Some(challenger) = &self.challenger {
+            challenger.stats.refused.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Counts a mirrored request's comparison.
     pub fn record_shadow(&self, compared: &Compared) {
         if let Some(challenger) = &self.challenger {
@@ -488,6 +501,21 @@ impl Deployment {
         if let Some(reason) = drifted(&challenger.model) {
             return Verdict::Held { reason };
         }
+        // Rows it refuses that the champion takes, from callers without a credential: they
+        // cannot roll it back (anyone could send them), but it does not go further while
+        // they are more than the error margin allows.
+        let judged = ours.requests + ours.refused;
+        if ours.refused > 0 && ours.refused as f64 / judged as f64 > policy.rollback.error_margin {
+            return Verdict::Held {
+                reason: format!(
+                    "v{} refused {} of {judged} requests the champion answered ({:.1}%, above the {:.1}% margin)",
+                    challenger.model.version,
+                    ours.refused,
+                    ours.refused as f64 * 100.0 / judged as f64,
+                    policy.rollback.error_margin * 100.0
+                ),
+            };
+        }
         let percent = challenger.steps[step];
         match challenger.steps.get(step + 1) {
             Some(&next) => Verdict::Step {
@@ -547,8 +575,9 @@ impl Deployment {
             .is_some_and(|c| !c.hold_reported.swap(true, Ordering::AcqRel))
     }
 
-    /// Moves the canary to its next step (when it still is at `from`'s step).
-    pub fn advance(&self, percent: u8) -> bool {
+    /// Moves the canary to its next step (when it still is at `from`'s step), which begins
+    /// `now`.
+    pub fn advance(&self, percent: u8, now: Instant) -> bool {
         let Some(challenger) = &self.challenger else {
             return false;
         };
@@ -567,10 +596,8 @@ impl Deployment {
         *challenger
             .step_began
             .lock()
-            .unwrap_or_else(|e| e.into_inner()) = (
-            Instant::now(),
-            challenger.stats.requests.load(Ordering::Relaxed),
-        );
+            .unwrap_or_else(|e| e.into_inner()) =
+            (now, challenger.stats.requests.load(Ordering::Relaxed));
         true
     }
 
@@ -797,22 +824,23 @@ mod tests {
         // However fast its requests come, a step lasts its duration and the canary is not
         // promoted before its minimum duration: with the clock at the start, nothing moves.
         let start = Instant::now();
-        for clock in [start, start + Duration::from_secs(121)] {
+        let mut clock = start;
+        for round in 0..4 {
             for _ in 0..200 {
                 deployment.record(Arm::Champion, true, Duration::from_micros(100));
                 deployment.record(Arm::Challenger, true, Duration::from_micros(110));
                 match deployment.review(clock, &none) {
                     Verdict::Hold => {}
                     Verdict::Step { percent, .. } => {
-                        assert!(deployment.advance(percent));
+                        assert!(deployment.advance(percent, clock));
                         seen.push(percent);
                     }
                     other => panic!("{other:?}"),
                 }
             }
-            if clock == start {
-                assert_eq!(seen, Vec::<u8>::new(), "a burst at once moved the canary");
-            }
+            // One step per two minutes, however many requests came in them.
+            assert_eq!(seen.len(), round, "{seen:?} after round {round}");
+            clock += Duration::from_secs(121);
         }
         assert_eq!(seen, vec![10, 25, 50]);
         // Ten minutes later it is.
@@ -825,6 +853,24 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(deployment.route(None), Route::To(Arm::Champion));
+    }
+
+    #[test]
+    fn rows_only_the_challenger_refuses_hold_its_canary_without_rolling_it_back() {
+        let deployment = canary(
+            "[rollout]\ncanary_steps = [10, 50]\nstep_requests = 5\nstep_duration = \"0s\"\nmin_duration = \"0s\"\n[rollback]\nmin_requests = 5",
+            None,
+        );
+        let none = || None;
+        for _ in 0..20 {
+            deployment.record(Arm::Champion, true, Duration::from_micros(100));
+            deployment.record(Arm::Challenger, true, Duration::from_micros(100));
+            deployment.record_refusal();
+        }
+        match deployment.review(Instant::now(), &none) {
+            Verdict::Held { reason } => assert!(reason.contains("refused 20 of 40"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

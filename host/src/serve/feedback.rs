@@ -138,6 +138,9 @@ struct Remembered {
     /// Whether the caller carried a credential.
     trusted: bool,
     bytes: usize,
+    /// Which request with this id it is, so that what is added later (a shadow's answer) or
+    /// forgotten in turn is about this one, not another that took the id since.
+    serial: u64,
 }
 
 /// One row of labelled traffic.
@@ -172,8 +175,9 @@ struct ModelFeedback {
     /// feedback came stays in `order` until its turn to be forgotten: removing it there would
     /// cost a scan).
     pending: HashMap<String, Remembered>,
-    order: VecDeque<String>,
+    order: VecDeque<(String, u64)>,
     pending_bytes: usize,
+    next_serial: u64,
     /// Per version: the latest (prediction, truth) pairs, and how many were ever matched.
     windows: BTreeMap<String, (VecDeque<(Prediction, Prediction)>, u64)>,
     /// The latest rows with their truth, and how many were ever labelled.
@@ -186,10 +190,12 @@ impl ModelFeedback {
     /// Forgets the oldest requests until what is kept fits `budget`.
     fn forget_until(&mut self, budget: usize) {
         while self.pending_bytes > budget {
-            let Some(old) = self.order.pop_front() else {
+            let Some((old, serial)) = self.order.pop_front() else {
                 break;
             };
-            if let Some(gone) = self.pending.remove(&old) {
+            if self.pending.get(&old).is_some_and(|r| r.serial == serial)
+                && let Some(gone) = self.pending.remove(&old)
+            {
                 self.pending_bytes -= gone.bytes;
             }
         }
@@ -259,8 +265,8 @@ impl Feedback {
     /// not remembered, so it cannot replace the rows the truth will be matched with, unless it
     /// carries a credential and the first did not (an anonymous caller who guesses the ids an
     /// application will use cannot take them from it). A request too large to keep within the
-    /// budget is not remembered.
-    pub fn remember(&self, model: &str, id: &str, answered: Answered) {
+    /// budget is not remembered. What was remembered is named by the serial returned.
+    pub fn remember(&self, model: &str, id: &str, answered: Answered) -> Option<u64> {
         let mut models = self.models.lock().unwrap_or_else(|e| e.into_inner());
         let entry = models.entry(model.to_string()).or_default();
         if entry
@@ -268,7 +274,7 @@ impl Feedback {
             .get(id)
             .is_some_and(|first| first.trusted || !answered.trusted)
         {
-            return;
+            return None;
         }
         let answer_bytes = answered
             .predictions
@@ -282,8 +288,10 @@ impl Feedback {
             + answered.rows.as_ref().map_or(0, Cells::bytes);
         if bytes > self.remembered_bytes / 4 {
             tracing::debug!(model, bytes, "a request too large to remember for feedback");
-            return;
+            return None;
         }
+        let serial = entry.next_serial;
+        entry.next_serial += 1;
         let squatted = entry.pending.insert(
             id.to_string(),
             Remembered {
@@ -291,29 +299,34 @@ impl Feedback {
                 rows: answered.rows,
                 trusted: answered.trusted,
                 bytes,
+                serial,
             },
         );
-        match squatted {
-            // The id keeps its place in `order`.
-            Some(squatted) => entry.pending_bytes -= squatted.bytes,
-            None => entry.order.push_back(id.to_string()),
+        if let Some(squatted) = squatted {
+            entry.pending_bytes -= squatted.bytes;
         }
+        entry.order.push_back((id.to_string(), serial));
         entry.pending_bytes += bytes;
         entry.forget_until(self.remembered_bytes);
         // Ids whose feedback came are still in `order`: it is trimmed when it outgrows the
         // requests still waiting, so it stays proportional to them.
         if entry.order.len() > 2 * entry.pending.len() + 1024 {
             let pending = &entry.pending;
-            entry.order.retain(|id| pending.contains_key(id));
+            entry
+                .order
+                .retain(|(id, serial)| pending.get(id).is_some_and(|r| r.serial == *serial));
         }
+        Some(serial)
     }
 
     /// Remembers the answer another version (a shadow) gave to a copy of request `id`, beside
-    /// the caller's answer, while the request waits for its feedback.
+    /// the caller's answer, while the request waits for its feedback: only while the id still
+    /// names that request (`serial`), not one that took the id since.
     pub fn remember_copy(
         &self,
         model: &str,
         id: &str,
+        serial: u64,
         version: &str,
         predictions: Vec<Prediction>,
     ) {
@@ -321,7 +334,7 @@ impl Feedback {
         let Some(entry) = models.get_mut(model) else {
             return;
         };
-        let Some(remembered) = entry.pending.get_mut(id) else {
+        let Some(remembered) = entry.pending.get_mut(id).filter(|r| r.serial == serial) else {
             return;
         };
         if remembered.answers.iter().any(|(v, _)| v == version) {
@@ -636,17 +649,19 @@ mod tests {
     #[test]
     fn feedback_on_remembered_inputs_makes_labelled_rows() {
         let feedback = Feedback::default();
-        feedback.remember(
-            "m",
-            "a",
-            Answered {
-                rows: Some(cells(2, &["1", "2", "3", ""])),
-                trusted: true,
-                ..answered("1", labels(&["x", "y"]))
-            },
-        );
+        let serial = feedback
+            .remember(
+                "m",
+                "a",
+                Answered {
+                    rows: Some(cells(2, &["1", "2", "3", ""])),
+                    trusted: true,
+                    ..answered("1", labels(&["x", "y"]))
+                },
+            )
+            .unwrap();
         // A shadow's answer to the same request adds no second copy of the rows.
-        feedback.remember_copy("m", "a", "2", labels(&["x", "x"]));
+        feedback.remember_copy("m", "a", serial, "2", labels(&["x", "x"]));
         feedback
             .record("m", "a", &[json!("x"), json!("y")])
             .unwrap();
@@ -725,6 +740,50 @@ mod tests {
             0,
             "the squatter's bytes were returned"
         );
+    }
+
+    #[test]
+    fn a_shadows_answer_joins_only_the_request_it_answered() {
+        let feedback = Feedback::default();
+        let sent = |label: &str, trusted: bool| Answered {
+            rows: Some(cells(1, &["r"])),
+            trusted,
+            ..answered("1", labels(&[label]))
+        };
+        // An anonymous request's shadow copy is still running when a request with a token
+        // takes the id: the copy's late answer is not the new request's.
+        let anonymous = feedback.remember("m", "7", sent("x", false)).unwrap();
+        let trusted = feedback.remember("m", "7", sent("x", true)).unwrap();
+        assert_ne!(anonymous, trusted);
+        feedback.remember_copy("m", "7", anonymous, "2", labels(&["y"]));
+        feedback.record("m", "7", &[json!("x")]).unwrap();
+        assert!(
+            feedback.quality_of("m", "2").is_none(),
+            "the stale copy was not kept"
+        );
+    }
+
+    #[test]
+    fn an_id_used_again_after_its_feedback_is_forgotten_in_its_new_turn() {
+        let sent = || Answered {
+            rows: Some(cells(1, &["r"])),
+            ..answered("1", labels(&["x"]))
+        };
+        let probe = Feedback::default();
+        probe.remember("m", "p", sent());
+        let one = probe.remembered_bytes("m");
+        // Room for four requests (a request may take a quarter of the budget).
+        let feedback = Feedback::with_budget(4 * one + one / 2);
+        feedback.remember("m", "a", sent());
+        feedback.record("m", "a", &[json!("x")]).unwrap();
+        for id in ["x", "a", "y", "z", "w"] {
+            feedback.remember("m", id, sent());
+        }
+        // The oldest waiting request goes, not the new `a` behind the old one's place.
+        assert!(!feedback.is_pending("m", "x"));
+        for id in ["a", "y", "z", "w"] {
+            assert!(feedback.is_pending("m", id), "{id}");
+        }
     }
 
     #[test]

@@ -788,7 +788,7 @@ impl Server {
                 }
             }
             Verdict::Step { percent, reason } => {
-                if deployment.advance(percent) {
+                if deployment.advance(percent, Instant::now()) {
                     self.emit(
                         &name,
                         "canary-step",
@@ -1438,13 +1438,15 @@ impl Server {
     }
 
     /// Runs the challenger on a copy of a request the champion answered, off the request path,
-    /// and compares the answers. Skipped (and counted) when the challenger is still busy.
+    /// and compares the answers; its predictions join the request remembered for feedback
+    /// (`remembered`: its id and serial). Skipped (and counted) when the challenger is still
+    /// busy.
     fn mirror(
         self: &Arc<Self>,
         deployment: Arc<Deployment>,
         inputs: Arc<model::Inputs>,
         champion_outputs: Vec<model::NamedTensor>,
-        id: Option<String>,
+        remembered: Option<(String, u64)>,
         vouched: answer::Vouched,
     ) {
         let Ok(permit) = self.shadow_slots.clone().try_acquire_owned() else {
@@ -1477,10 +1479,11 @@ impl Server {
                         deployment.record(Arm::Challenger, true, took);
                     }
                     deployment.record_shadow(&compare(&champion_outputs, &outputs));
-                    if let (Some(id), Some(predictions)) = (&id, predictions) {
+                    if let (Some((id, serial)), Some(predictions)) = (&remembered, predictions) {
                         server.feedback.remember_copy(
                             &deployment.name,
                             id,
+                            *serial,
                             &challenger.version,
                             predictions,
                         );

@@ -403,14 +403,7 @@ async fn feedback_for(
             })?;
         Ok(json!({ "id": request.id, "version": version, "matched": matched }))
     };
-    let answer = if heavy {
-        tokio::task::spawn_blocking(record)
-            .await
-            .map_err(internal)?
-    } else {
-        record()
-    };
-    Ok(Json(answer?))
+    Ok(Json(super::answer::off_thread(heavy, record).await??))
 }
 
 async fn quality_of(
@@ -647,7 +640,10 @@ pub fn router(server: Arc<Server>, max_body: usize) -> axum::Router {
             "/v2/models/{name}/drift",
             get(drift_of).post(check_drift_now),
         )
-        .route("/v2/events", get(events))
+        .route(
+            "/v2/events",
+            get(events).layer(middleware::from_fn(crate::http::idle_while_waiting)),
+        )
         .route("/metrics", get(prometheus))
         .layer(middleware::from_fn_with_state(server.clone(), guard_reads))
         .layer(DefaultBodyLimit::max(max_body))

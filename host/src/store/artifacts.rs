@@ -219,8 +219,7 @@ pub(super) fn normalise(digest: &str) -> String {
 
 /// A caller's digest text as a message shows it: cut short, control characters escaped.
 fn shown(text: &str) -> String {
-    let cut: String = text.chars().take(80).collect();
-    cut.escape_debug().to_string()
+    crate::excerpt::excerpt(text, 80)
 }
 
 pub(super) fn full_hex(digest: &str) -> Result<String, ArtifactError> {

@@ -313,7 +313,7 @@ impl Typed {
         let cell = text(&self.name, cell)?;
         let null = is_null(cell);
         let bad = || {
-            let shown: String = cell.chars().take(40).collect();
+            let shown = crate::excerpt::excerpt(cell, 40);
             format!(
                 "column `{}`: expected {}, found `{shown}`",
                 self.name, self.kind

@@ -192,7 +192,7 @@ pub(super) async fn login(
     // A router driven without a socket (tests) has no peer: it counts as one client.
     let client = peer.map_or(
         std::net::IpAddr::from([127, 0, 0, 1]),
-        |axum::Extension(crate::http::Peer(address))| address.ip(),
+        |axum::Extension(crate::http::Peer(address))| crate::http::client_of(address.ip()),
     );
     if let Err(wait) = ui.sessions.attempt(client) {
         let mut response = (

@@ -64,7 +64,10 @@ pub fn router(ui: Ui) -> axum::Router {
         .route("/ui/workflows", get(workflows))
         .route("/ui/serving", get(serving))
         .route("/ui/events", get(events))
-        .route("/ui/events/stream", get(event_stream))
+        .route(
+            "/ui/events/stream",
+            get(event_stream).layer(axum::middleware::from_fn(crate::http::idle_while_waiting)),
+        )
         .route("/ui/artifacts/{digest}", get(artifact))
         .route("/ui/assets/app.css", get(stylesheet))
         .route("/ui/assets/app.js", get(script))
